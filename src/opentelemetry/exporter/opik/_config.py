@@ -1,0 +1,286 @@
+"""Settings: resolved once, from arguments, environment, ``~/.opik.config``, defaults.
+
+Opik's own names (``OPIK_URL_OVERRIDE``, ``OPIK_API_KEY``, ``OPIK_WORKSPACE``,
+``OPIK_PROJECT_NAME``, the ``[opik]`` INI section) are honoured so an Opik user
+needs nothing new; exporter tuning uses ``OTEL_EXPORTER_OPIK_*``. Every setting
+remembers where its value came from (for ``opik-otel check``), and a malformed
+value fails at construction with a message naming the setting and the fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import dataclasses
+import os
+import re
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from ._json import loads
+
+LOCAL_URL = "http://localhost:5173/api"
+CLOUD_URL = "https://www.comet.com/opik/api"
+DEFAULT_WORKSPACE = "default"
+DEFAULT_PROJECT = "Default Project"
+_PREFIX = "OTEL_EXPORTER_OPIK_"
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names it and says how to fix it."""
+
+
+def _parse_str(v: str) -> str:
+    v = v.strip()
+    if not v:
+        raise ValueError("must not be empty")
+    return v
+
+
+def _parse_bool(v: str) -> bool:
+    s = v.strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _parse_seconds(v: str) -> float:
+    try:
+        f = float(v)
+    except ValueError:
+        raise ValueError("must be a number of seconds, e.g. 10") from None
+    if not f > 0 or f != f or f == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return f
+
+
+def _positive_int(lo: int = 1, hi: Optional[int] = None) -> Callable[[str], int]:
+    def parse(v: str) -> int:
+        try:
+            i = int(v.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if i < lo or (hi is not None and i > hi):
+            raise ValueError(f"must be between {lo} and {hi}" if hi else f"must be at least {lo}")
+        return i
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(v: str) -> str:
+        s = v.strip().lower()
+        if s not in options:
+            raise ValueError("must be one of " + ", ".join(options))
+        return s
+
+    return parse
+
+
+def _parse_list(v: str) -> Tuple[str, ...]:
+    return tuple(p.strip() for p in v.split(",") if p.strip())
+
+
+def _parse_patterns(v: str) -> Tuple[str, ...]:
+    pats = _parse_list(v)
+    for p in pats:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"{p!r} is not a valid regular expression ({exc})") from None
+    return pats
+
+
+def _parse_url(v: str) -> str:
+    v = v.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", v):
+        raise ValueError("must be an http(s) URL such as http://localhost:5173/api")
+    return v
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    field: str
+    env: str
+    parse: Callable[[str], Any]
+    default: Any
+    ini: Optional[str] = None
+    doc: str = ""
+
+
+# One row per setting: the README's settings table is generated from the same facts.
+SPECS: Tuple[_Spec, ...] = (
+    _Spec("url", "OPIK_URL_OVERRIDE", _parse_url, None, "url_override", "Opik API base URL; default http://localhost:5173/api, or Opik Cloud when an API key is set"),
+    _Spec("api_key", "OPIK_API_KEY", _parse_str, None, "api_key", "Opik Cloud API key, sent as `Authorization`"),
+    _Spec("workspace", "OPIK_WORKSPACE", _parse_str, DEFAULT_WORKSPACE, "workspace", "Opik workspace, sent as `Comet-Workspace`"),
+    _Spec("project_name", "OPIK_PROJECT_NAME", _parse_str, DEFAULT_PROJECT, "project_name", "default project (a span or resource `opik.project_name` overrides it)"),
+    _Spec("environment", "OPIK_ENVIRONMENT", _parse_str, None, None, "environment when spans carry no `deployment.environment[.name]`"),
+    _Spec("check_tls_certificate", "OPIK_CHECK_TLS_CERTIFICATE", _parse_bool, True, None, "verify TLS certificates (false only for testing; warns)"),
+    _Spec("certificate", _PREFIX + "CERTIFICATE", _parse_str, None, None, "PEM file of a private CA to trust"),
+    _Spec("timeout", _PREFIX + "TIMEOUT", _parse_seconds, 10.0, None, "seconds for one HTTP request"),
+    _Spec("retry_deadline", _PREFIX + "RETRY_DEADLINE", _parse_seconds, 120.0, None, "seconds a batch is retried before it is spooled or dropped"),
+    _Spec("batch_max_items", _PREFIX + "BATCH_MAX_ITEMS", _positive_int(1, 1000), 1000, None, "items per request (Opik allows 1000)"),
+    _Spec("batch_max_bytes", _PREFIX + "BATCH_MAX_BYTES", _positive_int(1024), 8 * 1024 * 1024, None, "uncompressed bytes per request"),
+    _Spec("compression", _PREFIX + "COMPRESSION", _choice("gzip", "none"), "gzip", None, "request body compression"),
+    _Spec("compression_level", _PREFIX + "COMPRESSION_LEVEL", _positive_int(1, 9), 1, None, "gzip level (1 measured best: CPU vs size)"),
+    _Spec("max_queue_items", _PREFIX + "MAX_QUEUE_ITEMS", _positive_int(1), 100_000, None, "items held for delivery before new ones are dropped"),
+    _Spec("max_queue_bytes", _PREFIX + "MAX_QUEUE_BYTES", _positive_int(1024), 64 * 1024 * 1024, None, "encoded bytes held for delivery before new ones are dropped"),
+    _Spec("dry_run", _PREFIX + "DRY_RUN", _parse_bool, False, None, "print the Opik traces as a tree instead of sending"),
+    _Spec("spool_dir", _PREFIX + "SPOOL_DIR", _parse_str, None, None, "directory where undeliverable batches are kept and re-sent later"),
+    _Spec("spool_max_bytes", _PREFIX + "SPOOL_MAX_BYTES", _positive_int(1024), 512 * 1024 * 1024, None, "disk the spool may use"),
+    _Spec("capture_content", _PREFIX + "CAPTURE_CONTENT", _parse_bool, True, None, "false drops input/output/message contents (sizes kept)"),
+    _Spec("scrub", _PREFIX + "SCRUB", _parse_bool, True, None, "replace credentials (keys, tokens, passwords) by markers"),
+    _Spec("scrub_patterns", _PREFIX + "SCRUB_PATTERNS", _parse_patterns, (), None, "extra comma-separated regexes of keys to scrub"),
+    _Spec("scrub_allow", _PREFIX + "SCRUB_ALLOW", _parse_list, (), None, "comma-separated keys never scrubbed"),
+    _Spec("span_filter", _PREFIX + "SPAN_FILTER", _choice("all", "genai"), "all", None, "`genai` keeps only traces with an LLM/agent/tool span"),
+    _Spec("scopes_allow", _PREFIX + "SCOPES_ALLOW", _parse_list, (), None, "only spans of these instrumentation scopes (prefixes)"),
+    _Spec("scopes_deny", _PREFIX + "SCOPES_DENY", _parse_list, (), None, "drop spans of these instrumentation scopes (prefixes)"),
+    _Spec("field_max_bytes", _PREFIX + "FIELD_MAX_BYTES", _positive_int(256), 4 * 1024 * 1024, None, "cap per input/output/metadata value; longer strings are shortened inside the JSON"),
+    _Spec("blob_max_bytes", _PREFIX + "BLOB_MAX_BYTES", _positive_int(64), 32 * 1024, None, "base64 images/blobs larger than this become a placeholder"),
+    _Spec("project_from_service_name", _PREFIX + "PROJECT_FROM_SERVICE_NAME", _parse_bool, False, None, "use the resource `service.name` as project when no `opik.project_name`"),
+)
+_BY_FIELD = {s.field: s for s in SPECS}
+
+
+@dataclasses.dataclass(frozen=True)
+class OpikSettings:
+    """Resolved settings. ``sources`` says where each value came from."""
+
+    url: str
+    api_key: Optional[str]
+    workspace: str
+    project_name: str
+    environment: Optional[str]
+    check_tls_certificate: bool
+    certificate: Optional[str]
+    timeout: float
+    retry_deadline: float
+    batch_max_items: int
+    batch_max_bytes: int
+    compression: str
+    compression_level: int
+    max_queue_items: int
+    max_queue_bytes: int
+    dry_run: bool
+    spool_dir: Optional[str]
+    spool_max_bytes: int
+    capture_content: bool
+    scrub: bool
+    scrub_patterns: Tuple[str, ...]
+    scrub_allow: Tuple[str, ...]
+    span_filter: str
+    scopes_allow: Tuple[str, ...]
+    scopes_deny: Tuple[str, ...]
+    field_max_bytes: int
+    blob_max_bytes: int
+    project_from_service_name: bool
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:  # never print the key
+        fields = ", ".join(
+            f"{f.name}={self.masked(f.name)!r}" for f in dataclasses.fields(self) if f.name != "sources"
+        )
+        return f"OpikSettings({fields})"
+
+    def masked(self, field: str) -> Any:
+        v = getattr(self, field)
+        if field == "api_key" and v:
+            return mask_secret(v)
+        return v
+
+    def headers(self) -> Dict[str, str]:
+        h = {"Comet-Workspace": self.workspace}
+        if self.api_key:
+            h["Authorization"] = self.api_key
+        return h
+
+
+def mask_secret(value: str) -> str:
+    """``abcd…(25 chars)``: enough to tell two keys apart, never the key."""
+    return f"{value[:3]}…({len(value)} chars)" if len(value) > 8 else f"…({len(value)} chars)"
+
+
+def _url_from_api_key(api_key: str) -> Optional[str]:
+    """Opik Cloud keys may carry their base URL: ``<key>*<base64 {"baseUrl": ...}>``."""
+    if "*" not in api_key:
+        return None
+    try:
+        raw = api_key.split("*", 1)[1]
+        data = loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        base = data.get("baseUrl") if isinstance(data, dict) else None
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(base, str) or not base.startswith("http"):
+        return None
+    return base.rstrip("/") + "/opik/api"
+
+
+def config_file_path(env: Mapping[str, str]) -> str:
+    return os.path.expanduser(env.get("OPIK_CONFIG_PATH") or "~/.opik.config")
+
+
+def _read_config_file(path: str) -> Dict[str, str]:
+    if not os.path.isfile(path):
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(
+            f"{path} (the Opik config file) could not be read: {exc}. "
+            "Fix its [opik] section or point OPIK_CONFIG_PATH elsewhere."
+        ) from None
+    return dict(parser["opik"]) if parser.has_section("opik") else {}
+
+
+def resolve_settings(
+    overrides: Optional[Mapping[str, Any]] = None, env: Optional[Mapping[str, str]] = None
+) -> OpikSettings:
+    """Resolve every setting: argument > environment > config file > default."""
+    env = os.environ if env is None else env
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - set(_BY_FIELD)
+    if unknown:
+        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    path = config_file_path(env)
+    ini = _read_config_file(path)
+    values: Dict[str, Any] = {}
+    sources: Dict[str, str] = {}
+    for spec in SPECS:
+        if spec.field in overrides:
+            raw: Any = overrides[spec.field]
+            where = "argument"
+            label = f"argument {spec.field}="
+        elif env.get(spec.env, "").strip():
+            raw = env[spec.env]
+            where = f"env {spec.env}"
+            label = spec.env
+        elif spec.ini and ini.get(spec.ini, "").strip():
+            raw = ini[spec.ini]
+            where = f"{path} [opik] {spec.ini}"
+            label = f"{spec.ini} in {path}"
+        else:
+            values[spec.field] = spec.default
+            sources[spec.field] = "default"
+            continue
+        if isinstance(raw, str):
+            try:
+                values[spec.field] = spec.parse(raw)
+            except ValueError as exc:
+                shown = "<hidden>" if spec.field == "api_key" else repr(raw)
+                raise ConfigError(f"{label} {shown} {exc}; fix {spec.env}") from None
+        else:
+            values[spec.field] = raw
+        sources[spec.field] = where
+    if values["url"] is None:
+        from_key = _url_from_api_key(values["api_key"]) if values["api_key"] else None
+        if from_key:
+            values["url"], sources["url"] = from_key, "derived from the API key"
+        elif values["api_key"]:
+            values["url"], sources["url"] = CLOUD_URL, "default (Opik Cloud, because an API key is set)"
+        else:
+            values["url"], sources["url"] = LOCAL_URL, "default (local Opik)"
+    else:
+        values["url"] = _parse_url(str(values["url"]))
+    return OpikSettings(**values, sources=sources)

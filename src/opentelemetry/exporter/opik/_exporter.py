@@ -1,0 +1,116 @@
+"""``OpikSpanExporter``: a thin OTel ``SpanExporter`` over the shared pipeline and writer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Union
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from ._config import OpikSettings, resolve_settings
+from ._console import ConsoleWriter
+from ._pipeline import MaskHook, Pipeline
+from ._record import SpanRecord, from_readable_span
+from ._stats import Stats
+from ._writer import Writer
+
+_logger = logging.getLogger("opentelemetry.exporter.opik")
+
+
+class OpikSpanExporter(SpanExporter):
+    """Export OpenTelemetry spans to Opik as first-class traces and spans.
+
+    Every argument is optional: each falls back to the environment
+    (``OPIK_URL_OVERRIDE``, ``OPIK_API_KEY``, ``OPIK_WORKSPACE``,
+    ``OPIK_PROJECT_NAME``, ``OTEL_EXPORTER_OPIK_*``), then ``~/.opik.config``,
+    then defaults, so ``OTEL_TRACES_EXPORTER=opik`` works with no code.
+
+    ``export`` maps the spans and queues them for a background sender, so the
+    ``BatchSpanProcessor`` thread never waits on Opik; it returns FAILURE only
+    for spans that could not be queued. ``force_flush`` waits for delivery.
+    Any other keyword is a setting name (see ``OpikSettings``), e.g.
+    ``timeout=5`` or ``span_filter="genai"``.
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        workspace: Optional[str] = None,
+        project_name: Optional[str] = None,
+        *,
+        environment: Optional[str] = None,
+        dry_run: Optional[bool] = None,
+        mask: Optional[MaskHook] = None,
+        settings: Optional[OpikSettings] = None,
+        console: Optional[TextIO] = None,
+        **options: Any,
+    ) -> None:
+        if settings is None:
+            overrides: Dict[str, Any] = dict(
+                url=url,
+                api_key=api_key,
+                workspace=workspace,
+                project_name=project_name,
+                environment=environment,
+                dry_run=dry_run,
+            )
+            overrides.update(options)
+            settings = resolve_settings(overrides)
+        self.settings = settings
+        self._stats = Stats()
+        self._pipeline = Pipeline(settings, mask=mask, stats=self._stats)
+        self._writer: Union[Writer, ConsoleWriter]
+        if settings.dry_run:
+            self._writer = ConsoleWriter(console, self._stats)
+        else:
+            spool = None
+            if settings.spool_dir:
+                from ._spool import Spool
+
+                spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+            self._writer = Writer(settings, stats=self._stats, spool=spool, shrink=_shrinker())
+            if spool is not None:
+                spool.attach(self._writer)
+        self._shutdown = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            records: List[SpanRecord] = []
+            for span in spans:
+                try:
+                    records.append(from_readable_span(span))
+                except Exception as exc:  # noqa: BLE001 - a bad span never sinks the batch
+                    self._stats.add("spans_rejected")
+                    _logger.warning("could not read span %r: %s", getattr(span, "name", "?"), exc)
+            processed = self._pipeline.process(records)
+            accepted = self._writer.submit(processed.items)
+            ok = accepted == len(processed.items) and len(records) == len(spans)
+            return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+        except Exception:  # noqa: BLE001 - export() never raises
+            _logger.exception("Opik exporter failed to export %d spans", len(spans))
+            return SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._writer.flush(timeout_millis / 1000)
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:  # type: ignore[override]
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._writer.shutdown(timeout_millis / 1000)
+
+    def stats(self) -> Dict[str, object]:
+        """Counters: exported, retried, dropped (by reason), spooled, request time."""
+        return self._stats.snapshot()
+
+
+def _shrinker() -> Any:
+    try:
+        from ._privacy import shrink_item
+    except ImportError:  # pragma: no cover - during development only
+        return None
+    return shrink_item

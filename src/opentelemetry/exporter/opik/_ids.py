@@ -1,0 +1,64 @@
+"""Deterministic UUIDv7 ids for Opik from OpenTelemetry ids.
+
+Opik needs UUIDv7 ids whose timestamp is the trace's real start. We use the
+same layout as Opik's own OTel mapper (48-bit ms timestamp, then the first
+ten bytes of SHA-256 of the OTel id, with version and variant bits), with the
+*trace's* start time on every id of the trace, so the same span exported twice,
+by any exporter or sidecar that knows the trace start, maps to the same ids.
+
+The trace start comes, in order, from the ``opik`` entry of the W3C
+``tracestate`` (written at the root by :class:`OpikSampler`) or from
+the mapper's trace cache, a bounded LRU with expiry like Opik's Redis map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Optional
+
+TRACESTATE_KEY = "opik"
+_UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_MAX_MS = (1 << 48) - 1
+
+
+def uuid7_from_otel_id(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> str:
+    """UUIDv7 string: ``timestamp_ms`` then SHA-256 of the big-endian OTel id."""
+    digest = hashlib.sha256(otel_id.to_bytes(id_bytes_len, "big")).digest()
+    ts = min(max(timestamp_ms, 0), _MAX_MS)
+    b = bytearray(ts.to_bytes(6, "big") + digest[:10])
+    b[6] = (b[6] & 0x0F) | 0x70
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def trace_uuid(trace_id: int, trace_start_ms: int) -> str:
+    return uuid7_from_otel_id(trace_id, 16, trace_start_ms)
+
+
+def span_uuid(span_id: int, trace_start_ms: int) -> str:
+    return uuid7_from_otel_id(span_id, 8, trace_start_ms)
+
+
+def is_uuid7(value: object) -> bool:
+    return isinstance(value, str) and _UUID7_RE.match(value.lower()) is not None
+
+
+def uuid7_timestamp_ms(value: str) -> int:
+    return int(value.replace("-", "")[:12], 16)
+
+
+def encode_tracestate_start(start_ms: int) -> str:
+    """Tracestate value for a trace start: lowercase base-16 ms (W3C-safe)."""
+    return format(start_ms, "x")
+
+
+def decode_tracestate_start(value: Optional[str]) -> Optional[int]:
+    if not value or len(value) > 12:
+        return None
+    try:
+        ms = int(value, 16)
+    except ValueError:
+        return None
+    return ms if 0 < ms <= _MAX_MS else None

@@ -1,0 +1,122 @@
+"""JSON encoding and lenient parsing in one place.
+
+orjson is used when installed (the ``fast`` extra); the stdlib is the fallback.
+Both paths give the same bytes for the same input, except key spacing, and both
+accept every value OTel allows (huge ints, NaN, lone surrogates, bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Tuple
+
+try:  # pragma: no cover - exercised by the tests in both modes
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
+_MAX_DEPTH = 64
+_INT_LIMIT = 2**63
+
+__all__ = ["dumps", "loads", "parse_json_like", "sanitize", "using_orjson"]
+
+
+def using_orjson() -> bool:
+    return _orjson is not None
+
+
+def sanitize(value: Any, _depth: int = 0) -> Any:
+    """Return ``value`` reduced to plain JSON types: never raises.
+
+    Huge ints become strings, NaN/inf become None, bytes are decoded, lone
+    surrogates are replaced, unknown objects become ``str(obj)``, and nesting
+    deeper than 64 levels is cut with a marker.
+    """
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, int):
+        return value if -_INT_LIMIT <= value < _INT_LIMIT else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if _depth >= _MAX_DEPTH:
+        return "[nested too deep]"
+    if isinstance(value, dict):
+        return {str(k): sanitize(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize(v, _depth + 1) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if hasattr(value, "items"):
+        return {str(k): sanitize(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)) or hasattr(value, "__iter__"):
+        try:
+            return [sanitize(v, _depth + 1) for v in value]
+        except Exception:  # noqa: BLE001 - a hostile iterable must not break export
+            return repr(value)
+    return str(value)
+
+
+if _orjson is not None:
+    _OPTS = _orjson.OPT_NON_STR_KEYS
+
+    def dumps(value: Any) -> bytes:
+        """Encode to compact UTF-8 JSON bytes; never raises on OTel values."""
+        try:
+            return _orjson.dumps(value, option=_OPTS)
+        except (TypeError, _orjson.JSONEncodeError):
+            return _orjson.dumps(sanitize(value), option=_OPTS)
+
+    _loads = _orjson.loads
+    _LOAD_ERRORS: Tuple[type, ...] = (ValueError, TypeError)
+else:  # pragma: no cover - covered by the stdlib-mode test run
+    _enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+    def dumps(value: Any) -> bytes:
+        """Encode to compact UTF-8 JSON bytes; never raises on OTel values."""
+        try:
+            return _enc.encode(value).encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+            return _enc.encode(sanitize(value)).encode("utf-8")
+
+    _loads = json.loads
+    _LOAD_ERRORS = (ValueError, TypeError, RecursionError)
+
+
+def loads(data: "str | bytes") -> Any:
+    """Decode JSON; raises ``ValueError`` on invalid input."""
+    try:
+        return _loads(data)
+    except _LOAD_ERRORS as exc:
+        raise ValueError(str(exc)) from None
+    except RecursionError:  # pragma: no cover - stdlib on absurd nesting
+        raise ValueError("JSON nested too deep") from None
+
+
+def parse_json_like(value: str) -> Tuple[Any, bool]:
+    """Parse ``value`` when it looks like JSON (starts with ``{``, ``[`` or ``"``).
+
+    Returns ``(parsed, True)`` on success, with one level of double encoding
+    unwrapped, else ``(value, False)``: invalid JSON is kept raw, never lost.
+    """
+    s = value.lstrip()
+    if not s or s[0] not in '{["':
+        return value, False
+    try:
+        parsed = loads(s)
+    except ValueError:
+        return value, False
+    if isinstance(parsed, str):
+        t = parsed.lstrip()
+        if t and t[0] in "{[":
+            try:
+                return loads(t), True
+            except ValueError:
+                pass
+    return parsed, True

@@ -1,0 +1,243 @@
+"""OTel span records -> Opik trace/span/feedback-score dicts.
+
+Convention readers (one small module per instrumentation family) fill a
+:class:`MappedSpan`; this module assigns ids, builds the trace row for each
+local root, puts every unmapped attribute into metadata, and never lets one
+bad span sink the batch: a span that fails to map is counted and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .._config import OpikSettings
+from .._ids import span_uuid, trace_uuid
+from .._json import parse_json_like
+from .._record import STATUS_UNSET, SpanRecord
+from . import core
+from ._model import MappedSpan
+from ._time import iso_ns
+from ._traces import TraceCache, TraceInfo
+
+_logger = logging.getLogger("opentelemetry.exporter.opik")
+
+Reader = Callable[[MappedSpan], None]
+
+
+def _default_readers() -> Tuple[Reader, ...]:
+    from . import conventions
+
+    return tuple(conventions.READERS) + (core.read,)
+
+
+class Mapped:
+    """One Opik item: ``kind`` is ``trace``, ``span`` or ``span_score``."""
+
+    __slots__ = ("kind", "data", "label", "mapped")
+
+    def __init__(self, kind: str, data: Dict[str, Any], label: str, mapped: MappedSpan) -> None:
+        self.kind = kind
+        self.data = data
+        self.label = label
+        self.mapped = mapped
+
+
+class MapResult:
+    __slots__ = ("items", "rejected")
+
+    def __init__(self) -> None:
+        self.items: List[Mapped] = []
+        #: ``(label, reason)`` of spans that could not be mapped
+        self.rejected: List[Tuple[str, str]] = []
+
+
+class Mapper:
+    """Maps batches of :class:`SpanRecord`; thread-safe, shared by exporter and sidecar."""
+
+    def __init__(
+        self,
+        settings: OpikSettings,
+        readers: Optional[Sequence[Reader]] = None,
+        cache: Optional[TraceCache] = None,
+    ) -> None:
+        self.settings = settings
+        self.readers = tuple(readers) if readers is not None else _default_readers()
+        self.cache = cache if cache is not None else TraceCache()
+
+    def read(self, record: SpanRecord) -> MappedSpan:
+        out = MappedSpan(record)
+        for reader in self.readers:
+            reader(out)
+        return out
+
+    def map(self, records: Iterable[SpanRecord], default_project: Optional[str] = None) -> MapResult:
+        result = MapResult()
+        records = list(records)
+        # Earliest start per trace in this batch: the id timestamp when the trace is new.
+        batch_start: Dict[int, int] = {}
+        for r in records:
+            ms = r.trace_start_hint_ms or r.start_ns // 1_000_000
+            prev = batch_start.get(r.trace_id)
+            if prev is None or ms < prev:
+                batch_start[r.trace_id] = ms
+        # Children first, so a root in the same batch sees their thread and first token.
+        ordered = [r for r in records if not r.is_local_root] + [r for r in records if r.is_local_root]
+        traces: List[Mapped] = []
+        spans: List[Mapped] = []
+        scores: List[Mapped] = []
+        for rec in ordered:
+            try:
+                out = self.read(rec)
+                with self.cache.lock:
+                    info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
+                    self._note(info, out)
+                    trace_row = rec.is_local_root and "trace_id" not in out.opik_ids
+                    self._emit(out, info, default_project, trace_row, traces, spans, scores)
+            except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
+                result.rejected.append((rec.label(), f"{type(exc).__name__}: {exc}"))
+                _logger.debug("could not map %s", rec.label(), exc_info=True)
+        result.items = traces + spans + scores
+        return result
+
+    @staticmethod
+    def _note(info: TraceInfo, out: MappedSpan) -> None:
+        if out.thread_id is not None and (info.thread_id is None or out.record.is_local_root):
+            info.thread_id = out.thread_id
+        ft = out.first_token_ns
+        if ft is not None and (info.first_token_ns is None or ft < info.first_token_ns):
+            info.first_token_ns = ft
+        if out.is_genai:
+            info.genai = True
+
+    def _project(self, out: MappedSpan, default_project: Optional[str]) -> str:
+        if out.project_name:
+            return out.project_name
+        rec = out.record
+        v = rec.resource.get("opik.project_name")
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+        if default_project:
+            return default_project
+        if self.settings.project_from_service_name:
+            svc = rec.resource.get("service.name")
+            if isinstance(svc, str) and svc.strip() and not svc.startswith("unknown_service"):
+                return svc.strip()
+        return self.settings.project_name
+
+    def _metadata(self, out: MappedSpan) -> Dict[str, Any]:
+        rec = out.record
+        md = out.metadata
+        used = out.used
+        for k, v in rec.attributes.items():
+            if k in used or k in md:
+                continue
+            if isinstance(v, str) and v[:1] in ("{", "["):
+                v, _ = parse_json_like(v)
+            md[k] = v
+        otel: Dict[str, Any] = {
+            "trace_id": f"{rec.trace_id:032x}",
+            "span_id": f"{rec.span_id:016x}",
+            "span_kind": rec.kind_name,
+        }
+        if rec.parent_span_id:
+            otel["parent_span_id"] = f"{rec.parent_span_id:016x}"
+            if rec.parent_is_remote:
+                otel["parent_is_remote"] = True
+        if rec.status_code != STATUS_UNSET:
+            otel["status"] = {"code": rec.status_name, "message": rec.status_message} if rec.status_message else {"code": rec.status_name}
+        if rec.scope_name:
+            otel["scope"] = {"name": rec.scope_name, "version": rec.scope_version} if rec.scope_version else {"name": rec.scope_name}
+        if rec.resource:
+            otel["resource"] = rec.resource
+        events = [
+            {"name": e.name, "time": iso_ns(e.time_ns), "attributes": e.attributes} if e.attributes else {"name": e.name, "time": iso_ns(e.time_ns)}
+            for e in rec.events
+            if e.name != "exception" and "event:" + e.name not in used
+        ]
+        if events:
+            otel["events"] = events
+        if rec.dropped_attributes or rec.dropped_events or rec.dropped_links:
+            otel["dropped"] = {
+                "attributes": rec.dropped_attributes,
+                "events": rec.dropped_events,
+                "links": rec.dropped_links,
+            }
+        md["otel"] = otel
+        return md
+
+    def _emit(
+        self,
+        out: MappedSpan,
+        info: TraceInfo,
+        default_project: Optional[str],
+        trace_row: bool,
+        traces: List[Mapped],
+        spans: List[Mapped],
+        scores: List[Mapped],
+    ) -> None:
+        rec = out.record
+        start_ms = info.start_ms
+        ids = out.opik_ids
+        trace_id = ids.get("trace_id") or trace_uuid(rec.trace_id, start_ms)
+        span_id = ids.get("span_id") or span_uuid(rec.span_id, start_ms)
+        parent_id = ids.get("parent_span_id") or (span_uuid(rec.parent_span_id, start_ms) if rec.parent_span_id else None)
+        project = self._project(out, default_project)
+        environment = out.environment or self.settings.environment
+        start = iso_ns(rec.start_ns)
+        end = iso_ns(rec.end_ns)
+        label = rec.label()
+        common: Dict[str, Any] = {
+            "project_name": project,
+            "name": out.name or "(unnamed span)",
+            "start_time": start,
+            "end_time": end,
+            "last_updated_at": end,
+            "metadata": self._metadata(out),
+        }
+        if out.input is not None:
+            common["input"] = out.input
+        if out.output is not None:
+            common["output"] = out.output
+        if out.tags:
+            common["tags"] = out.tags[:50]
+        if out.error_info is not None:
+            common["error_info"] = out.error_info
+        if environment:
+            common["environment"] = environment[:150]
+        span = dict(common)
+        span["id"] = span_id
+        span["trace_id"] = trace_id
+        if parent_id:
+            span["parent_span_id"] = parent_id
+        span["type"] = out.type or "general"
+        span["source"] = "sdk"
+        if out.ttft_ms is not None:
+            span["ttft"] = out.ttft_ms
+        if out.model:
+            span["model"] = out.model
+        if out.provider:
+            span["provider"] = out.provider
+        if out.usage and not out.usage_is_aggregate:
+            span["usage"] = out.usage
+        if out.cost is not None:
+            span["total_estimated_cost"] = out.cost
+        spans.append(Mapped("span", span, label, out))
+        if trace_row:
+            trace = common
+            trace["id"] = trace_id
+            trace["source"] = "sdk"
+            thread = out.thread_id or info.thread_id
+            if thread:
+                trace["thread_id"] = thread
+            if out.ttft_ms is not None:
+                trace["ttft"] = out.ttft_ms
+            elif info.first_token_ns is not None and info.first_token_ns >= rec.start_ns:
+                trace["ttft"] = (info.first_token_ns - rec.start_ns) / 1e6
+            traces.append(Mapped("trace", trace, label, out))
+        for score in out.feedback_scores:
+            s = dict(score)
+            s["id"] = span_id
+            s["project_name"] = project
+            s["source"] = "sdk"
+            scores.append(Mapped("span_score", s, label, out))

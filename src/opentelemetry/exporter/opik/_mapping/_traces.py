@@ -1,0 +1,61 @@
+"""Per-trace facts remembered across export batches, in bounded memory.
+
+Spans of one trace arrive in several batches (children end, and are exported,
+before their root). What the trace row needs from other spans (the id
+timestamp, the thread, the first token time) is kept here: a bounded LRU with
+idle expiry, like Opik's own Redis map for its OTel endpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Optional
+
+
+class TraceInfo:
+    __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched")
+
+    def __init__(self, start_ms: int, now: float) -> None:
+        self.start_ms = start_ms
+        self.thread_id: Optional[str] = None
+        self.first_token_ns: Optional[int] = None
+        self.genai = False
+        self.touched = now
+
+
+class TraceCache:
+    """LRU of OTel trace id -> :class:`TraceInfo`; at most ``max_entries``, idle ``ttl_s``."""
+
+    def __init__(self, max_entries: int = 100_000, ttl_s: float = 3 * 3600) -> None:
+        self._max = max_entries
+        self._ttl = ttl_s
+        self._data: "OrderedDict[int, TraceInfo]" = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, trace_id: int, candidate_start_ms: int) -> TraceInfo:
+        """The trace's info; first sight remembers ``candidate_start_ms`` as its start.
+
+        Call with :attr:`lock` held.
+        """
+        now = time.monotonic()
+        data = self._data
+        info = data.get(trace_id)
+        if info is not None and now - info.touched <= self._ttl:
+            info.touched = now
+            data.move_to_end(trace_id)
+            return info
+        info = TraceInfo(candidate_start_ms, now)
+        data[trace_id] = info
+        data.move_to_end(trace_id)
+        if len(data) > self._max:
+            data.popitem(last=False)
+        return info
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self.lock:
+            self._data.clear()

@@ -1,0 +1,116 @@
+"""Convention-independent reading: Opik's own keys, thread, environment, tags, errors.
+
+Runs after the convention readers, so it only fills what they left empty.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Optional
+
+from .._ids import is_uuid7
+from .._record import STATUS_ERROR
+from ._model import MappedSpan, is_empty
+
+THREAD_KEYS = ("gen_ai.conversation.id", "session.id", "thread_id")
+ENV_KEYS = ("deployment.environment.name", "deployment.environment")
+_OPIK_ID_KEYS = (("opik.trace_id", "trace_id"), ("opik.span_id", "span_id"), ("opik.parent_span_id", "parent_span_id"))
+_CLASS_REPR = re.compile(r"^<class '([^']+)'>$")
+
+
+def clean_exception_type(value: Any) -> Optional[str]:
+    """``<class 'openai.InternalServerError'>`` -> ``openai.InternalServerError``."""
+    if is_empty(value):
+        return None
+    s = str(value).strip()
+    m = _CLASS_REPR.match(s)
+    return m.group(1) if m else s
+
+
+def error_info(out: MappedSpan) -> Optional[Dict[str, str]]:
+    """From the last ``exception`` event, else from an ERROR status; traceback never empty."""
+    rec = out.record
+    attrs = rec.attributes
+    for ev in reversed(rec.events):
+        if ev.name == "exception":
+            a = ev.attributes
+            etype = clean_exception_type(a.get("exception.type")) or clean_exception_type(attrs.get("error.type")) or "Error"
+            message = str(a.get("exception.message") or rec.status_message or "")
+            tb = str(a.get("exception.stacktrace") or "") or message or etype
+            info = {"exception_type": etype, "traceback": tb}
+            if message:
+                info["message"] = message
+            return info
+    if rec.status_code == STATUS_ERROR:
+        etype = clean_exception_type(attrs.get("error.type")) or "Error"
+        message = rec.status_message or ""
+        info = {"exception_type": etype, "traceback": message or etype}
+        if message:
+            info["message"] = message
+        return info
+    return None
+
+
+def read(out: MappedSpan) -> None:
+    rec = out.record
+    attrs = rec.attributes
+    res = rec.resource
+    used = out.used
+    get = attrs.get
+
+    # Opik's own keys (as its SDK's OpikSpanProcessor and its OTLP endpoint use them)
+    v = get("opik.project_name")
+    if v is not None:
+        used.add("opik.project_name")
+        if not is_empty(v):
+            out.project_name = str(v).strip()
+    v = get("opik.tags")
+    if v is not None:
+        used.add("opik.tags")
+        out.add_tags(v)
+    v = get("opik.metadata")
+    if v is not None:
+        used.add("opik.metadata")
+        out.merge_metadata(v)
+    v = get("opik.thread_id")
+    if v is not None:
+        used.add("opik.thread_id")
+        out.set_thread(v)
+    for key, field in _OPIK_ID_KEYS:
+        v = get(key)
+        if v is not None:
+            used.add(key)
+            if is_uuid7(v):
+                out.opik_ids[field] = str(v).lower()
+
+    for key in THREAD_KEYS:
+        v = get(key)
+        if v is not None:
+            used.add(key)
+            out.set_thread(v)
+    for key in ENV_KEYS:
+        v = get(key)
+        if v is not None:
+            used.add(key)
+            out.set_environment(v)
+    for key in ENV_KEYS:
+        out.set_environment(res.get(key))
+    v = get("tag.tags")
+    if v is not None:
+        used.add("tag.tags")
+        out.add_tags(v)
+
+    # Generic input/output keys, when no convention reader claimed them.
+    for key in ("input.value", "gen_ai.input.messages"):
+        v = get(key)
+        if v is not None:
+            out.set_input(v, key)
+    for key in ("output.value", "gen_ai.output.messages"):
+        v = get(key)
+        if v is not None:
+            out.set_output(v, key)
+
+    if out.error_info is None:
+        out.error_info = error_info(out)
+    if out.type is None:
+        out.type = "general"
