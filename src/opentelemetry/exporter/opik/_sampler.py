@@ -56,11 +56,11 @@ class OpikSampler(Sampler):
         return f"OpikSampler{{{self._delegate.get_description()}}}"
 
 
-def sampler_factory(arg: str = "") -> Sampler:
+def sampler_factory(arg: Optional[str] = None) -> Sampler:
     """Entry point for ``OTEL_TRACES_SAMPLER=opik``; ``OTEL_TRACES_SAMPLER_ARG`` is a ratio (default 1.0)."""
     from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 
-    if arg.strip():
+    if arg and arg.strip():
         try:
             rate = float(arg)
         except ValueError:
