@@ -1,0 +1,750 @@
+"""OTLP trace requests (protobuf or OTLP/JSON) -> :class:`SpanRecord`.
+
+Used by the sidecar (``opik-otel serve``) and by ``opik-otel import``. The
+records are the same as :func:`_record.from_readable_span` makes from the SDK
+span that was encoded (same attribute types: arrays become tuples), so a span
+maps to the same Opik item whichever way it arrives.
+
+A bad span never sinks the others: ids of the wrong length, wrong JSON types,
+invalid UTF-8 or a corrupt protobuf sub-message reject that span only (counted,
+with a reason). Only a body that is not an OTLP request at all raises
+:class:`DecodeError`. Protobuf is parsed by the C (upb) runtime; when that
+strict parse fails, a lenient copy of the schema (strings read as bytes and
+decoded with replacement) is tried, then the request is split at the wire
+level so each span is parsed on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+from google.protobuf.message import DecodeError as _PbDecodeError
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from ._ids import TRACESTATE_KEY, decode_tracestate_start
+from ._json import loads
+from ._record import EventRecord, SpanRecord
+
+__all__ = [
+    "DecodeError",
+    "DecodeLimits",
+    "DecodedBatch",
+    "TooManySpans",
+    "decode_json",
+    "decode_protobuf",
+    "NESTED_TOO_DEEP",
+]
+
+#: what a value nested deeper than ``DecodeLimits.max_depth`` becomes
+NESTED_TOO_DEEP = "[nested too deep]"
+_MAX_REASONS = 20
+# OTLP SpanFlags: the parent's is_remote is known (0x100) and true (0x200)
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+_TS_PREFIX = TRACESTATE_KEY + "="
+
+
+class DecodeError(ValueError):
+    """The body is not an OTLP trace request at all (HTTP 400, gRPC INVALID_ARGUMENT)."""
+
+
+class TooManySpans(DecodeError):
+    """More spans in one request than ``DecodeLimits.max_spans`` (HTTP 413)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"the request holds {count} spans; the limit is {limit} per request: send smaller batches")
+        self.count = count
+        self.limit = limit
+
+
+class DecodeLimits:
+    """Bounds on what one request may make the decoder build.
+
+    ``max_spans`` per request (beyond: :class:`TooManySpans`); ``max_attributes``
+    per span, event, resource or key-value list (beyond: the first ones are
+    kept, the rest counted as dropped, like the SDK's attribute limits);
+    ``max_depth`` levels of nested arrays/kvlists (deeper values become
+    ``"[nested too deep]"``).
+    """
+
+    __slots__ = ("max_spans", "max_attributes", "max_depth")
+
+    def __init__(self, max_spans: int = 20_000, max_attributes: int = 10_000, max_depth: int = 32) -> None:
+        self.max_spans = max_spans
+        self.max_attributes = max_attributes
+        self.max_depth = max_depth
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+class DecodedBatch:
+    """The records of one request, and what could not be decoded."""
+
+    __slots__ = ("records", "span_count", "rejected", "reasons", "attributes_cut", "depth_cut", "utf8_replaced")
+
+    def __init__(self) -> None:
+        self.records: List[SpanRecord] = []
+        #: spans in the request, decoded or not
+        self.span_count = 0
+        #: spans that could not be decoded
+        self.rejected = 0
+        #: the first reasons, ``"<where> (<name>): <why>"``
+        self.reasons: List[str] = []
+        #: spans/events/resources whose attributes were cut at ``max_attributes``
+        self.attributes_cut = 0
+        #: values cut at ``max_depth``
+        self.depth_cut = 0
+        #: requests/spans whose invalid UTF-8 was replaced by U+FFFD
+        self.utf8_replaced = 0
+
+    def reject(self, where: str, reason: str, n: int = 1) -> None:
+        self.rejected += n
+        if len(self.reasons) < _MAX_REASONS:
+            self.reasons.append(f"{where}: {reason}")
+
+    def warnings(self) -> List[str]:
+        """Limits applied to spans that were still accepted."""
+        out = []
+        if self.attributes_cut:
+            out.append(f"{self.attributes_cut} attribute sets exceeded the attribute limit; the extra attributes were dropped")
+        if self.depth_cut:
+            out.append(f"{self.depth_cut} values were nested too deep and were replaced by {NESTED_TOO_DEEP!r}")
+        if self.utf8_replaced:
+            out.append("invalid UTF-8 in strings was replaced by U+FFFD")
+        return out
+
+    def message(self, limit: int = 5) -> str:
+        """One line for a partial-success answer: rejections first, then warnings."""
+        parts: List[str] = []
+        if self.rejected:
+            shown = "; ".join(self.reasons[:limit])
+            more = "" if len(self.reasons) <= limit and self.rejected == len(self.reasons) else "; ..."
+            parts.append(f"{self.rejected} of {self.span_count} spans could not be decoded: {shown}{more}")
+        parts.extend(self.warnings())
+        return ". ".join(parts)
+
+
+class _Bad(Exception):
+    """One span (or resource/scope) is invalid; the message says why."""
+
+
+def _trace_state_hint(ts: str) -> Optional[int]:
+    if _TS_PREFIX not in ts:
+        return None
+    for member in ts.split(","):
+        member = member.strip()
+        if member.startswith(_TS_PREFIX):
+            return decode_tracestate_start(member[len(_TS_PREFIX) :])
+    return None
+
+
+def _ids(tid: bytes, sid: bytes, pid: bytes) -> Tuple[int, int, Optional[int]]:
+    if len(tid) != 16:
+        raise _Bad(f"trace id must be 16 bytes, got {len(tid)}")
+    if len(sid) != 8:
+        raise _Bad(f"span id must be 8 bytes, got {len(sid)}")
+    trace_id = int.from_bytes(tid, "big")
+    span_id = int.from_bytes(sid, "big")
+    if not trace_id:
+        raise _Bad("trace id is all zeros")
+    if not span_id:
+        raise _Bad("span id is all zeros")
+    if not pid or pid == tid:  # some SDKs send the trace id as the root's parent (Opik #7504)
+        return trace_id, span_id, None
+    if len(pid) != 8:
+        raise _Bad(f"parent span id must be 8 bytes, got {len(pid)}")
+    return trace_id, span_id, int.from_bytes(pid, "big") or None
+
+
+# --------------------------------------------------------------------------- protobuf
+
+_SCALARS = frozenset(("bool_value", "int_value", "double_value", "bytes_value"))
+
+
+def _utf8(b: Any) -> str:
+    return b.decode("utf-8", "replace") if isinstance(b, bytes) else b
+
+
+class _PbReader:
+    """Converts parsed protobuf messages; ``lenient`` when strings were parsed as bytes."""
+
+    __slots__ = ("out", "max_depth", "max_attributes", "lenient")
+
+    def __init__(self, out: DecodedBatch, limits: DecodeLimits, lenient: bool) -> None:
+        self.out = out
+        self.max_depth = limits.max_depth
+        self.max_attributes = limits.max_attributes
+        self.lenient = lenient
+
+    def value(self, v: Any, depth: int) -> Any:
+        which = v.WhichOneof("value")
+        if which == "string_value":
+            s = v.string_value
+            return s if not self.lenient else _utf8(s)
+        if which in _SCALARS:
+            return getattr(v, which)
+        if which is None:
+            return None
+        if depth >= self.max_depth:
+            self.out.depth_cut += 1
+            return NESTED_TOO_DEEP
+        if which == "array_value":
+            return tuple([self.value(x, depth + 1) for x in v.array_value.values])
+        return self.attrs(v.kvlist_value.values, depth + 1)[0]
+
+    def attrs(self, kvs: Any, depth: int = 0) -> Tuple[Dict[str, Any], int]:
+        """``(attributes, how many were cut at the limit)``."""
+        cut = 0
+        if len(kvs) > self.max_attributes:
+            cut = len(kvs) - self.max_attributes
+            kvs = kvs[: self.max_attributes]
+            self.out.attributes_cut += 1
+        value = self.value
+        if self.lenient:
+            return {_utf8(kv.key): value(kv.value, depth) for kv in kvs}, cut
+        return {kv.key: value(kv.value, depth) for kv in kvs}, cut
+
+    def span(self, sp: Any, resource: Dict[str, Any], scope_name: str, scope_version: str) -> SpanRecord:
+        trace_id, span_id, parent = _ids(sp.trace_id, sp.span_id, sp.parent_span_id)
+        start = sp.start_time_unix_nano
+        if not start:
+            raise _Bad("start time is missing")
+        flags = sp.flags
+        ts = sp.trace_state
+        attributes, cut = self.attrs(sp.attributes)
+        attrs = self.attrs
+        events = (
+            tuple([EventRecord(_utf8(e.name), e.time_unix_nano, attrs(e.attributes)[0]) for e in sp.events])
+            if sp.events
+            else ()
+        )
+        status = sp.status
+        return SpanRecord(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent,
+            parent_is_remote=parent is not None and flags & _HAS_IS_REMOTE != 0 and flags & _IS_REMOTE != 0,
+            name=_utf8(sp.name),
+            kind=sp.kind,
+            start_ns=start,
+            end_ns=sp.end_time_unix_nano or start,
+            attributes=attributes,
+            events=events,
+            status_code=status.code,
+            status_message=_utf8(status.message),
+            resource=resource,
+            scope_name=scope_name,
+            scope_version=scope_version,
+            dropped_attributes=sp.dropped_attributes_count + cut,
+            dropped_events=sp.dropped_events_count,
+            dropped_links=sp.dropped_links_count,
+            trace_start_hint_ms=_trace_state_hint(_utf8(ts)) if ts else None,
+        )
+
+    def resource(self, rs: Any) -> Dict[str, Any]:
+        return self.attrs(rs.resource.attributes)[0]
+
+    def scope_spans(self, ss: Any, resource: Dict[str, Any], where: str) -> None:
+        scope = ss.scope
+        name, version = _utf8(scope.name), _utf8(scope.version)
+        out = self.out
+        records = out.records
+        span = self.span
+        for k, sp in enumerate(ss.spans):
+            try:
+                records.append(span(sp, resource, name, version))
+            except _Bad as exc:
+                out.reject(f"{where}.spans[{k}] ({_utf8(sp.name)!r})", str(exc))
+
+    def request(self, req: Any) -> None:
+        for i, rs in enumerate(req.resource_spans):
+            resource = self.resource(rs)
+            for j, ss in enumerate(rs.scope_spans):
+                self.scope_spans(ss, resource, f"resourceSpans[{i}].scopeSpans[{j}]")
+
+
+def _count_pb_spans(req: Any) -> int:
+    return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+
+
+def decode_protobuf(data: Union[bytes, bytearray, memoryview], limits: Optional[DecodeLimits] = None) -> DecodedBatch:
+    """Decode a binary ``ExportTraceServiceRequest``.
+
+    Raises :class:`DecodeError` when the body is not one (broken framing) and
+    :class:`TooManySpans` beyond ``limits.max_spans``; bad spans inside are
+    rejected one by one in the returned batch.
+    """
+    limits = limits or DEFAULT_LIMITS
+    out = DecodedBatch()
+    try:
+        req = ExportTraceServiceRequest.FromString(data)
+    except _PbDecodeError:
+        pass
+    else:
+        out.span_count = _count_pb_spans(req)
+        if out.span_count > limits.max_spans:
+            raise TooManySpans(out.span_count, limits.max_spans)
+        _PbReader(out, limits, lenient=False).request(req)
+        return out
+    _salvage(bytes(data), out, limits)
+    return out
+
+
+# -- the slow paths: strings as bytes, then span by span ----------------------------
+
+_lenient_classes: Optional[Dict[str, Any]] = None
+
+
+def _lenient() -> Dict[str, Any]:
+    """Message classes of a copy of the OTLP schema where every string is ``bytes``.
+
+    Same wire format, so a request whose only fault is invalid UTF-8 still
+    parses; the reader decodes those strings with replacement characters.
+    """
+    global _lenient_classes
+    if _lenient_classes is None:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+        from opentelemetry.proto.common.v1 import common_pb2
+        from opentelemetry.proto.resource.v1 import resource_pb2
+        from opentelemetry.proto.trace.v1 import trace_pb2
+
+        def bytesify(msg: Any) -> None:
+            for f in msg.field:
+                if f.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
+                    f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+            for nested in msg.nested_type:
+                bytesify(nested)
+
+        pool = descriptor_pool.DescriptorPool()
+        for mod in (common_pb2, resource_pb2, trace_pb2, trace_service_pb2):
+            fdp = descriptor_pb2.FileDescriptorProto()
+            mod.DESCRIPTOR.CopyToProto(fdp)
+            for msg in fdp.message_type:
+                bytesify(msg)
+            pool.Add(fdp)
+        get: Callable[[Any], Any]
+        if hasattr(message_factory, "GetMessageClass"):
+            get = message_factory.GetMessageClass
+        else:  # pragma: no cover - protobuf < 4.22
+            get = message_factory.MessageFactory(pool).GetPrototype
+        names = {
+            "Request": "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest",
+            "ResourceSpans": "opentelemetry.proto.trace.v1.ResourceSpans",
+            "ScopeSpans": "opentelemetry.proto.trace.v1.ScopeSpans",
+            "Span": "opentelemetry.proto.trace.v1.Span",
+            "Resource": "opentelemetry.proto.resource.v1.Resource",
+            "Scope": "opentelemetry.proto.common.v1.InstrumentationScope",
+        }
+        _lenient_classes = {k: get(pool.FindMessageTypeByName(v)) for k, v in names.items()}
+    return _lenient_classes
+
+
+def _varint(buf: memoryview, pos: int) -> Tuple[int, int]:
+    result = shift = 0
+    n = len(buf)
+    while True:
+        if pos >= n or shift > 63:
+            raise DecodeError("truncated or malformed protobuf (varint)")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: memoryview) -> Iterator[Tuple[int, int, Any]]:
+    """``(field number, wire type, value)`` of one message; LEN values as memoryviews."""
+    pos, n = 0, len(buf)
+    while pos < n:
+        key, pos = _varint(buf, pos)
+        num, wt = key >> 3, key & 7
+        if num == 0:
+            raise DecodeError("malformed protobuf (field number 0)")
+        if wt == 0:
+            value, pos = _varint(buf, pos)
+        elif wt == 1:
+            value, pos = bytes(buf[pos : pos + 8]), pos + 8
+        elif wt == 2:
+            size, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + size], pos + size
+        elif wt == 5:
+            value, pos = bytes(buf[pos : pos + 4]), pos + 4
+        else:
+            raise DecodeError(f"malformed protobuf (wire type {wt})")
+        if pos > n:
+            raise DecodeError("truncated protobuf")
+        yield num, wt, value
+
+
+def _submessages(buf: memoryview, number: int) -> List[memoryview]:
+    return [v for num, wt, v in _fields(buf) if num == number and wt == 2]
+
+
+def _salvage(data: bytes, out: DecodedBatch, limits: DecodeLimits) -> None:
+    classes = _lenient()
+    try:
+        req = classes["Request"].FromString(data)
+    except _PbDecodeError:
+        pass
+    else:
+        out.span_count = _count_pb_spans(req)
+        if out.span_count > limits.max_spans:
+            raise TooManySpans(out.span_count, limits.max_spans)
+        out.utf8_replaced += 1
+        _PbReader(out, limits, lenient=True).request(req)
+        return
+    # Split at the wire level; this raises DecodeError when the framing is broken.
+    view = memoryview(data)
+    chunks = _submessages(view, 1)
+    plan: List[Tuple[int, int, Optional[memoryview], List[memoryview]]] = []
+    for i, rs in enumerate(chunks):
+        try:
+            fields = list(_fields(rs))
+        except DecodeError as exc:
+            out.span_count += 1
+            out.reject(f"resourceSpans[{i}]", f"corrupt protobuf ({exc})")
+            continue
+        resource = next((v for num, wt, v in fields if num == 1 and wt == 2), None)
+        for j, ss in enumerate(v for num, wt, v in fields if num == 2 and wt == 2):
+            try:
+                spans = _submessages(ss, 2)
+            except DecodeError as exc:
+                out.span_count += 1
+                out.reject(f"resourceSpans[{i}].scopeSpans[{j}]", f"corrupt protobuf ({exc})")
+                continue
+            out.span_count += len(spans)
+            plan.append((i, j, resource, [ss] + spans))
+    if out.span_count > limits.max_spans:
+        raise TooManySpans(out.span_count, limits.max_spans)
+    reader = _PbReader(out, limits, lenient=True)
+    resources: Dict[int, Optional[Dict[str, Any]]] = {}
+    for i, j, res_buf, (ss_buf, *span_bufs) in plan:
+        where = f"resourceSpans[{i}].scopeSpans[{j}]"
+        if i not in resources:
+            try:
+                resources[i] = reader.attrs(classes["Resource"].FromString(res_buf).attributes)[0] if res_buf is not None else {}
+            except _PbDecodeError:
+                resources[i] = None
+        resource = resources[i]
+        if resource is None:
+            out.reject(where, "the resource is corrupt protobuf", len(span_bufs))
+            continue
+        scope_buf = next((v for num, wt, v in _fields(ss_buf) if num == 1 and wt == 2), None)
+        try:
+            scope = classes["Scope"].FromString(scope_buf) if scope_buf is not None else classes["Scope"]()
+        except _PbDecodeError:
+            out.reject(where, "the instrumentation scope is corrupt protobuf", len(span_bufs))
+            continue
+        name, version = _utf8(scope.name), _utf8(scope.version)
+        for k, sb in enumerate(span_bufs):
+            try:
+                sp = classes["Span"].FromString(sb)
+            except _PbDecodeError as exc:
+                out.reject(f"{where}.spans[{k}]", f"corrupt protobuf ({exc})")
+                continue
+            try:
+                out.records.append(reader.span(sp, resource, name, version))
+            except _Bad as exc:
+                out.reject(f"{where}.spans[{k}] ({_utf8(sp.name)!r})", str(exc))
+
+
+# --------------------------------------------------------------------------- OTLP/JSON
+
+_KIND_NAMES = {
+    "SPAN_KIND_UNSPECIFIED": 0,
+    "SPAN_KIND_INTERNAL": 1,
+    "SPAN_KIND_SERVER": 2,
+    "SPAN_KIND_CLIENT": 3,
+    "SPAN_KIND_PRODUCER": 4,
+    "SPAN_KIND_CONSUMER": 5,
+}
+_STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+_FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _get(d: Dict[str, Any], camel: str, snake: str) -> Any:
+    """The proto3 JSON mapping allows both the lowerCamelCase and the original name."""
+    v = d.get(camel)
+    return d.get(snake) if v is None else v
+
+
+def _j_int(v: Any, what: str, unsigned: bool = False) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, bool):
+        raise _Bad(f"{what} must be an integer (or a decimal string), got a boolean")
+    if isinstance(v, int):
+        i = v
+    elif isinstance(v, str):
+        try:
+            i = int(v.strip())
+        except ValueError:
+            raise _Bad(f"{what} must be a decimal integer string, got {v[:40]!r}") from None
+    elif isinstance(v, float) and v.is_integer():
+        i = int(v)
+    else:
+        raise _Bad(f"{what} must be an integer (or a decimal string), got {type(v).__name__}")
+    if unsigned and i < 0:
+        raise _Bad(f"{what} must not be negative")
+    return i
+
+
+def _j_str(v: Any, what: str) -> str:
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise _Bad(f"{what} must be a string, got {type(v).__name__}")
+    return v
+
+
+def _j_enum(v: Any, names: Dict[str, int], what: str) -> int:
+    if isinstance(v, str) and v in names:
+        return names[v]
+    return _j_int(v, what)
+
+
+def _j_id(v: Any, size: int, what: str) -> bytes:
+    """Hex (as the OTLP/JSON spec says); base64 of the right length is tolerated."""
+    if v is None or v == "":
+        return b""
+    if not isinstance(v, str):
+        raise _Bad(f"{what} must be a hex string, got {type(v).__name__}")
+    if len(v) == 2 * size:
+        try:
+            return bytes.fromhex(v)
+        except ValueError:
+            pass
+    if len(v) == 4 * ((size + 2) // 3):
+        try:
+            raw = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) == size:
+            return raw
+    if len(v) == 4 * size:  # parent id == trace id quirk, in hex
+        try:
+            return bytes.fromhex(v)
+        except ValueError:
+            pass
+    raise _Bad(f"{what} must be {2 * size} hex characters, got {v[:40]!r}")
+
+
+class _JsonReader:
+    __slots__ = ("out", "max_depth", "max_attributes")
+
+    def __init__(self, out: DecodedBatch, limits: DecodeLimits) -> None:
+        self.out = out
+        self.max_depth = limits.max_depth
+        self.max_attributes = limits.max_attributes
+
+    def value(self, v: Any, depth: int) -> Any:
+        if v is None:
+            return None
+        if not isinstance(v, dict):
+            raise _Bad(f"an AnyValue must be an object, got {type(v).__name__}")
+        for key, x in v.items():
+            if key in ("stringValue", "string_value"):
+                return _j_str(x, "stringValue")
+            if key in ("intValue", "int_value"):
+                return _j_int(x, "intValue")
+            if key in ("boolValue", "bool_value"):
+                if not isinstance(x, bool):
+                    raise _Bad(f"boolValue must be true or false, got {type(x).__name__}")
+                return x
+            if key in ("doubleValue", "double_value"):
+                if isinstance(x, (int, float)) and not isinstance(x, bool):
+                    return float(x)
+                if isinstance(x, str) and x in _FLOAT_WORDS:
+                    return _FLOAT_WORDS[x]
+                raise _Bad(f"doubleValue must be a number, got {type(x).__name__}")
+            if key in ("bytesValue", "bytes_value"):
+                if not isinstance(x, str):
+                    raise _Bad("bytesValue must be a base64 string")
+                try:
+                    return base64.b64decode(x)
+                except (binascii.Error, ValueError):
+                    raise _Bad("bytesValue is not valid base64") from None
+            if key in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
+                if depth >= self.max_depth:
+                    self.out.depth_cut += 1
+                    return NESTED_TOO_DEEP
+                if x is None:
+                    x = {}
+                if not isinstance(x, dict):
+                    raise _Bad(f"{key} must be an object with values")
+                values = x.get("values") or []
+                if not isinstance(values, list):
+                    raise _Bad(f"{key}.values must be an array")
+                if key.startswith("array"):
+                    return tuple([self.value(i, depth + 1) for i in values])
+                return self.attrs(values, depth + 1)[0]
+        return None  # no known field: an empty AnyValue
+
+    def attrs(self, kvs: Any, depth: int = 0) -> Tuple[Dict[str, Any], int]:
+        if kvs is None:
+            return {}, 0
+        if not isinstance(kvs, list):
+            raise _Bad(f"attributes must be an array of {{key, value}}, got {type(kvs).__name__}")
+        cut = 0
+        if len(kvs) > self.max_attributes:
+            cut = len(kvs) - self.max_attributes
+            kvs = kvs[: self.max_attributes]
+            self.out.attributes_cut += 1
+        out: Dict[str, Any] = {}
+        for kv in kvs:
+            if not isinstance(kv, dict):
+                raise _Bad(f"an attribute must be an object {{key, value}}, got {type(kv).__name__}")
+            out[_j_str(kv.get("key"), "attribute key")] = self.value(kv.get("value"), depth)
+        return out, cut
+
+    def span(self, sp: Any, resource: Dict[str, Any], scope_name: str, scope_version: str) -> SpanRecord:
+        if not isinstance(sp, dict):
+            raise _Bad(f"a span must be an object, got {type(sp).__name__}")
+        tid = _j_id(_get(sp, "traceId", "trace_id"), 16, "traceId")
+        sid = _j_id(_get(sp, "spanId", "span_id"), 8, "spanId")
+        pid = _j_id(_get(sp, "parentSpanId", "parent_span_id"), 8, "parentSpanId")
+        trace_id, span_id, parent = _ids(tid, sid, pid)
+        start = _j_int(_get(sp, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano", True)
+        if not start:
+            raise _Bad("startTimeUnixNano is missing")
+        end = _j_int(_get(sp, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano", True) or start
+        flags = _j_int(sp.get("flags"), "flags", True)
+        ts = _j_str(_get(sp, "traceState", "trace_state"), "traceState")
+        attributes, cut = self.attrs(sp.get("attributes"))
+        raw_events = sp.get("events") or []
+        if not isinstance(raw_events, list):
+            raise _Bad("events must be an array")
+        events = []
+        for e in raw_events:
+            if not isinstance(e, dict):
+                raise _Bad("an event must be an object")
+            events.append(
+                EventRecord(
+                    _j_str(e.get("name"), "event name"),
+                    _j_int(_get(e, "timeUnixNano", "time_unix_nano"), "event timeUnixNano", True),
+                    self.attrs(e.get("attributes"))[0],
+                )
+            )
+        status = sp.get("status") or {}
+        if not isinstance(status, dict):
+            raise _Bad("status must be an object")
+        return SpanRecord(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent,
+            parent_is_remote=parent is not None and flags & _HAS_IS_REMOTE != 0 and flags & _IS_REMOTE != 0,
+            name=_j_str(sp.get("name"), "name"),
+            kind=_j_enum(sp.get("kind"), _KIND_NAMES, "kind"),
+            start_ns=start,
+            end_ns=end,
+            attributes=attributes,
+            events=tuple(events),
+            status_code=_j_enum(status.get("code"), _STATUS_NAMES, "status.code"),
+            status_message=_j_str(status.get("message"), "status.message"),
+            resource=resource,
+            scope_name=scope_name,
+            scope_version=scope_version,
+            dropped_attributes=_j_int(_get(sp, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount", True) + cut,
+            dropped_events=_j_int(_get(sp, "droppedEventsCount", "dropped_events_count"), "droppedEventsCount", True),
+            dropped_links=_j_int(_get(sp, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount", True),
+            trace_start_hint_ms=_trace_state_hint(ts) if ts else None,
+        )
+
+
+def _j_list(d: Dict[str, Any], camel: str, snake: str, where: str) -> List[Any]:
+    v = _get(d, camel, snake)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise DecodeError(f"{where}.{camel} must be an array, got {type(v).__name__}")
+    return v
+
+
+def decode_json(obj_or_bytes: Any, limits: Optional[DecodeLimits] = None) -> DecodedBatch:
+    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` (bytes, str or the parsed object).
+
+    Raises :class:`DecodeError` for invalid JSON or a wrong structure above the
+    span level, :class:`TooManySpans` beyond ``limits.max_spans``.
+    """
+    limits = limits or DEFAULT_LIMITS
+    out = DecodedBatch()
+    obj = obj_or_bytes
+    if isinstance(obj, (bytes, bytearray, memoryview, str)):
+        obj = _parse_json(obj, out)
+    if not isinstance(obj, dict):
+        raise DecodeError(f"an OTLP/JSON trace request must be an object with resourceSpans, got {type(obj).__name__}")
+    plan: List[Tuple[str, Any, Any, List[Any]]] = []
+    for i, rs in enumerate(_j_list(obj, "resourceSpans", "resource_spans", "")):
+        if not isinstance(rs, dict):
+            raise DecodeError(f"resourceSpans[{i}] must be an object, got {type(rs).__name__}")
+        for j, ss in enumerate(_j_list(rs, "scopeSpans", "scope_spans", f"resourceSpans[{i}]")):
+            if not isinstance(ss, dict):
+                raise DecodeError(f"resourceSpans[{i}].scopeSpans[{j}] must be an object, got {type(ss).__name__}")
+            spans = _j_list(ss, "spans", "spans", f"resourceSpans[{i}].scopeSpans[{j}]")
+            out.span_count += len(spans)
+            plan.append((f"resourceSpans[{i}].scopeSpans[{j}]", rs, ss, spans))
+    if out.span_count > limits.max_spans:
+        raise TooManySpans(out.span_count, limits.max_spans)
+    reader = _JsonReader(out, limits)
+    last_rs: Any = None
+    resource: Optional[Dict[str, Any]] = None
+    resource_error = ""
+    for where, rs, ss, spans in plan:
+        if rs is not last_rs:
+            last_rs, resource, resource_error = rs, None, ""
+            try:
+                res = rs.get("resource") or {}
+                if not isinstance(res, dict):
+                    raise _Bad("resource must be an object")
+                resource = reader.attrs(res.get("attributes"))[0]
+            except _Bad as exc:
+                resource_error = f"resource: {exc}"
+        if resource is None:
+            if spans:
+                out.reject(where, resource_error, len(spans))
+            continue
+        try:
+            scope = ss.get("scope") or {}
+            if not isinstance(scope, dict):
+                raise _Bad("scope must be an object")
+            name, version = _j_str(scope.get("name"), "scope.name"), _j_str(scope.get("version"), "scope.version")
+        except _Bad as exc:
+            if spans:
+                out.reject(where, f"scope: {exc}", len(spans))
+            continue
+        for k, sp in enumerate(spans):
+            try:
+                out.records.append(reader.span(sp, resource, name, version))
+            except _Bad as exc:
+                label = sp.get("name") if isinstance(sp, dict) else None
+                out.reject(f"{where}.spans[{k}]" + (f" ({label!r})" if isinstance(label, str) else ""), str(exc))
+            except RecursionError:
+                out.reject(f"{where}.spans[{k}]", "nested too deep")
+    return out
+
+
+def _parse_json(data: Union[bytes, bytearray, memoryview, str], out: DecodedBatch) -> Any:
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    try:
+        return loads(data)
+    except ValueError as first:
+        error = first
+    # orjson refuses invalid UTF-8 and lone surrogates; OTel values may hold both.
+    import json
+
+    try:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        raise DecodeError(f"the body is not valid JSON: {str(error)[:200]}") from None
+    out.utf8_replaced += 1
+    return obj
