@@ -70,6 +70,7 @@ class MappedSpan:
         "is_genai",
         "opik_ids",
         "used",
+        "scratch",
     )
 
     def __init__(self, record: SpanRecord) -> None:
@@ -100,6 +101,8 @@ class MappedSpan:
         #: ``opik.trace_id`` / ``opik.span_id`` / ``opik.parent_span_id`` overrides
         self.opik_ids: Dict[str, str] = {}
         self.used: Set[str] = set()
+        #: per-span working state shared by convention readers (key index, event index...)
+        self.scratch: Optional[Dict[str, Any]] = None
 
     # First non-empty value wins for every setter.
     def set_type(self, value: Optional[str]) -> None:
