@@ -92,8 +92,8 @@ class Mapper:
                 with self.cache.lock:
                     info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
                     self._note(info, out)
-                    trace_row = rec.is_local_root and "trace_id" not in out.opik_ids
-                    self._emit(out, info, default_project, trace_row, traces, spans, scores)
+                trace_row = rec.is_local_root and "trace_id" not in out.opik_ids
+                self._emit(out, info, default_project, trace_row, traces, spans, scores)
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
                 result.rejected.append((rec.label(), f"{type(exc).__name__}: {exc}"))
                 _logger.debug("could not map %s", rec.label(), exc_info=True)
