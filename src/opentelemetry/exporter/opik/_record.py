@@ -125,6 +125,25 @@ class SpanRecord:
 
 
 _KIND_FROM_SDK = {0: 1, 1: 2, 2: 3, 3: 4, 4: 5}  # SDK SpanKind.value -> OTLP enum
+_EMPTY: Attributes = {}
+
+
+def _plain(attrs: Any) -> Attributes:
+    """The SDK's ``BoundedAttributes`` as the plain dict it wraps, without copying.
+
+    A plain dict is read without the ``Mapping`` ABC's Python-level ``get`` and
+    is encoded by orjson/stdlib json directly; the wrapper makes the encoder
+    fail and fall back to ``sanitize`` for the whole item. Read only, never
+    mutated (an ended span's attributes are immutable anyway).
+    """
+    if not attrs:
+        return _EMPTY
+    if type(attrs) is dict:
+        return attrs
+    inner = getattr(attrs, "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return dict(attrs)
 
 
 def from_readable_span(span: Any) -> SpanRecord:
@@ -139,7 +158,7 @@ def from_readable_span(span: Any) -> SpanRecord:
     if ts:
         hint = decode_tracestate_start(ts.get(TRACESTATE_KEY))
     events: Tuple[EventRecord, ...] = tuple(
-        EventRecord(e.name, e.timestamp or 0, e.attributes or {}) for e in span.events
+        EventRecord(e.name, e.timestamp or 0, _plain(e.attributes)) for e in span.events
     )
     start = span.start_time or 0
     return SpanRecord(
@@ -151,11 +170,11 @@ def from_readable_span(span: Any) -> SpanRecord:
         kind=_KIND_FROM_SDK.get(span.kind.value, 0),
         start_ns=start,
         end_ns=span.end_time or start,
-        attributes=span.attributes or {},
+        attributes=_plain(span.attributes),
         events=events,
         status_code=status.status_code.value,
         status_message=status.description or "",
-        resource=res.attributes if res is not None else {},
+        resource=_plain(res.attributes) if res is not None else _EMPTY,
         scope_name=scope.name if scope is not None else "",
         scope_version=(scope.version or "") if scope is not None else "",
         dropped_attributes=span.dropped_attributes,
