@@ -1,0 +1,97 @@
+"""OTLP/gRPC receiver: ``TraceService/Export`` on grpcio's asyncio server (the ``grpc`` extra).
+
+The method takes the raw request bytes (no deserializer) so the sidecar's own
+decoder parses them once, with the same per-span isolation as OTLP/HTTP.
+Backpressure is RESOURCE_EXHAUSTED carrying a ``RetryInfo`` both as the
+``grpc-status-details-bin`` status detail (the OTLP spec's way, used by the
+Collector) and as ``google.rpc.retryinfo-bin`` trailing metadata (what the
+Python OTLP exporter reads).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any, Optional, Tuple
+
+import grpc
+from grpc import aio
+
+from . import _core
+from ._core import Outcome, Receiver
+from ._http import Runner
+from ._wire import export_response, retry_info, status_pb
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+_CODES = {
+    _core.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    _core.TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,  # never RESOURCE_EXHAUSTED: clients would retry it
+    _core.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    _core.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class OtlpGrpcService:
+    def __init__(self, receiver: Receiver, work: Runner, auth_token: Optional[str] = None) -> None:
+        self.receiver = receiver
+        self.work = work
+        self.token = auth_token.encode("utf-8") if auth_token else None
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        method = grpc.unary_unary_rpc_method_handler(self.export)  # raw bytes in and out
+        return grpc.method_handlers_generic_handler(SERVICE, {"Export": method})
+
+    async def export(self, request: bytes, context: aio.ServicerContext) -> bytes:
+        t0 = time.perf_counter()
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        if self.token is not None:
+            header = metadata.get("authorization", "")
+            scheme, _, given = header.strip().partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), self.token):
+                self.receiver.count_response("grpc", "UNAUTHENTICATED", time.perf_counter() - t0)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token: send 'authorization: Bearer <token>'")
+        project = metadata.get("projectname")
+        outcome, payload = await self.work(self._process, request, project)
+        if outcome.code == _core.OK:
+            self.receiver.count_response("grpc", "OK", time.perf_counter() - t0)
+            return payload
+        code = _CODES[outcome.code]
+        self.receiver.count_response("grpc", code.name, time.perf_counter() - t0)
+        trailing: Tuple[Tuple[str, Any], ...] = ()
+        if outcome.retry_after > 0:
+            trailing = (
+                ("google.rpc.retryinfo-bin", retry_info(outcome.retry_after)),
+                ("grpc-status-details-bin", status_pb(code.value[0], outcome.message, outcome.retry_after)),
+            )
+        await context.abort(code, outcome.message, trailing_metadata=trailing)
+        raise AssertionError("unreachable")  # pragma: no cover - abort raises
+
+    def _process(self, request: bytes, project: Optional[str]) -> Tuple[Outcome, bytes]:
+        decoded = self.receiver.decode(request, is_json=False)
+        outcome = decoded if isinstance(decoded, Outcome) else self.receiver.export(decoded, project)
+        payload = export_response(outcome.rejected, outcome.message, as_json=False) if outcome.code == _core.OK else b""
+        return outcome, payload
+
+
+async def start_grpc(receiver: Receiver, work: Runner, host: str, port: int, auth_token: Optional[str], max_concurrent: int) -> Tuple[aio.Server, int]:
+    """Start the gRPC server; returns it and the port it bound (useful with port 0)."""
+    limit = receiver.limits.max_body_bytes
+    server = aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=max_concurrent,
+    )
+    server.add_generic_rpc_handlers((OtlpGrpcService(receiver, work, auth_token).handler(),))
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from None
+    if not bound:
+        raise OSError(f"cannot listen for OTLP/gRPC on {address} (is the port in use?)")
+    await server.start()
+    return server, bound

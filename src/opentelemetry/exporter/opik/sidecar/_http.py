@@ -1,0 +1,221 @@
+"""OTLP/HTTP receiver: a small ASGI app served by uvicorn.
+
+``POST /v1/traces`` (protobuf or JSON, gzip/deflate, length or chunked) per
+the OTLP/HTTP specification, plus ``/healthz``, ``/readyz`` and ``/metrics``.
+Decompression, decoding and mapping run off the event loop (see
+``work``), so health checks and slow uploads never wait behind a big batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+
+from . import _core
+from ._core import Outcome, Receiver
+from ._wire import (
+    GRPC_INVALID_ARGUMENT,
+    GRPC_RESOURCE_EXHAUSTED,
+    GRPC_UNAUTHENTICATED,
+    GRPC_UNAVAILABLE,
+    GRPC_UNIMPLEMENTED,
+    export_response,
+    status_json,
+    status_pb,
+)
+
+Scope = Dict[str, Any]
+Receive = Callable[[], Awaitable[Dict[str, Any]]]
+Send = Callable[[Dict[str, Any]], Awaitable[None]]
+#: runs a blocking function (off the event loop, or inline) and returns its result
+Runner = Callable[..., Awaitable[Any]]
+
+TRACES_PATH = "/v1/traces"
+PROTOBUF_TYPES = (b"application/x-protobuf", b"application/protobuf")
+JSON_TYPES = (b"application/json",)
+ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
+_PB = b"application/x-protobuf"
+_JSON = b"application/json"
+_TEXT = b"text/plain; charset=utf-8"
+_PROM = b"text/plain; version=0.0.4; charset=utf-8"
+#: a body over the limit is still read (and discarded) up to this many times the limit,
+#: so the client reads the 413 instead of a reset connection it would retry
+_DRAIN_FACTOR = 4
+
+_HTTP_STATUS = {
+    _core.OK: 200,
+    _core.INVALID: 400,
+    _core.TOO_LARGE: 413,
+    _core.BUSY: 429,
+    _core.UNAVAILABLE: 503,
+}
+_GRPC_CODE = {
+    _core.INVALID: GRPC_INVALID_ARGUMENT,
+    _core.TOO_LARGE: GRPC_INVALID_ARGUMENT,
+    _core.BUSY: GRPC_RESOURCE_EXHAUSTED,
+    _core.UNAVAILABLE: GRPC_UNAVAILABLE,
+}
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def bearer_ok(header: Optional[bytes], token: bytes) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    if not header:
+        return False
+    scheme, _, given = header.strip().partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token)
+
+
+class OtlpHttpApp:
+    """The ASGI application; ``work`` runs the blocking part of each request."""
+
+    def __init__(self, receiver: Receiver, work: Runner, auth_token: Optional[str] = None) -> None:
+        self.receiver = receiver
+        self.work = work
+        self.token = auth_token.encode("utf-8") if auth_token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":  # websockets: not ours
+            return
+        path = scope["path"]
+        try:
+            if path == TRACES_PATH or path == TRACES_PATH + "/":
+                await self._traces(scope, receive, send)
+            elif path in ("/healthz", "/readyz", "/metrics"):
+                await self._health(path, scope, send)
+            else:
+                await _respond(send, 404, _TEXT, b"not found: OTLP traces go to POST /v1/traces\n")
+        except _Disconnected:
+            return
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _health(self, path: str, scope: Scope, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _respond(send, 405, _TEXT, b"use GET\n", [(b"allow", b"GET, HEAD")])
+            return
+        if path == "/healthz":
+            await _respond(send, 200, _TEXT, b"ok\n")
+        elif path == "/readyz":
+            ok, why = await asyncio.get_running_loop().run_in_executor(None, self.receiver.readiness)
+            await _respond(send, 200 if ok else 503, _TEXT, (("ready: " if ok else "not ready: ") + why + "\n").encode())
+        else:
+            await _respond(send, 200, _PROM, self.receiver.metrics_text().encode())
+
+    async def _traces(self, scope: Scope, receive: Receive, send: Send) -> None:
+        t0 = time.perf_counter()
+        headers: Dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in (b"content-type", b"content-encoding", b"content-length", b"authorization", b"projectname"):
+                headers[name] = value
+        ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        is_json = ctype in JSON_TYPES
+        is_pb = ctype in PROTOBUF_TYPES
+        as_json = not is_pb  # errors for an unknown type are answered in JSON
+
+        async def fail(status: int, code: int, message: str, extra: Optional[List[Tuple[bytes, bytes]]] = None, retry_after: float = 0.0) -> None:
+            body = status_json(code, message, retry_after) if as_json else status_pb(code, message, retry_after)
+            await _respond(send, status, _JSON if as_json else _PB, body, extra)
+            self.receiver.count_response("http", str(status), time.perf_counter() - t0)
+
+        if scope["method"] != "POST":
+            await fail(405, GRPC_UNIMPLEMENTED, f"{scope['method']} is not allowed on {TRACES_PATH}: use POST", [(b"allow", b"POST")])
+            return
+        if self.token is not None and not bearer_ok(headers.get(b"authorization"), self.token):
+            await fail(401, GRPC_UNAUTHENTICATED, "missing or wrong bearer token: send 'Authorization: Bearer <token>'", [(b"www-authenticate", b'Bearer realm="opik-otel"')])
+            return
+        if not (is_json or is_pb):
+            shown = ctype.decode("latin-1")[:100] or "(none)"
+            await fail(415, GRPC_INVALID_ARGUMENT, f"Content-Type {shown} is not supported: use application/x-protobuf or application/json")
+            return
+        encoding = headers.get(b"content-encoding", b"").strip().lower().decode("latin-1")
+        if encoding not in ENCODINGS:
+            await fail(415, GRPC_INVALID_ARGUMENT, f"Content-Encoding {encoding[:50]!r} is not supported: use gzip, deflate or none")
+            return
+        limit = self.receiver.limits.max_body_bytes
+        too_large = f"the request body is larger than {limit} bytes; send smaller batches"
+        length = headers.get(b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            await self._drain(receive, limit)
+            await fail(413, GRPC_INVALID_ARGUMENT, too_large)
+            return
+        body = await self._read(receive, limit)
+        if body is None:
+            await fail(413, GRPC_INVALID_ARGUMENT, too_large)
+            return
+        project = headers.get(b"projectname")
+        status, payload, extra = await self.work(
+            self._process, body, is_json, encoding, project.decode("utf-8", "replace") if project else None
+        )
+        await _respond(send, status, _JSON if is_json else _PB, payload, extra)
+        self.receiver.count_response("http", str(status), time.perf_counter() - t0)
+
+    def _process(self, body: bytes, is_json: bool, encoding: str, project: Optional[str]) -> Tuple[int, bytes, Optional[List[Tuple[bytes, bytes]]]]:
+        """The blocking part: decompress, decode, map, queue; returns the HTTP answer."""
+        decoded = self.receiver.decode(body, is_json, encoding)
+        outcome = decoded if isinstance(decoded, Outcome) else self.receiver.export(decoded, project)
+        if outcome.code == _core.OK:
+            return 200, export_response(outcome.rejected, outcome.message, is_json), None
+        status = _HTTP_STATUS[outcome.code]
+        code = _GRPC_CODE[outcome.code]
+        retry = outcome.retry_after
+        extra = [(b"retry-after", str(max(1, int(round(retry)))).encode())] if retry > 0 else None
+        body_out = status_json(code, outcome.message, retry) if is_json else status_pb(code, outcome.message, retry)
+        return status, body_out, extra
+
+    async def _read(self, receive: Receive, limit: int) -> Optional[bytes]:
+        """The body (at most ``limit`` bytes on the wire); None when it is larger."""
+        parts: List[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    if message.get("more_body", False):
+                        await self._drain(receive, limit, size)
+                    return None
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _drain(self, receive: Receive, limit: int, seen: int = 0) -> None:
+        """Read and discard the rest of a body that is too large (bounded)."""
+        while seen <= _DRAIN_FACTOR * limit:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected()
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+
+async def _respond(send: Send, status: int, content_type: bytes, body: bytes, extra: Optional[List[Tuple[bytes, bytes]]] = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+__all__ = ["OtlpHttpApp", "bearer_ok"]

@@ -1,0 +1,303 @@
+"""One ``opik-otel serve`` process: uvicorn (OTLP/HTTP) and grpcio (OTLP/gRPC) on one event loop.
+
+The process is stateless apart from its queue (and the mapper's trace-start
+cache), so it scales by replicas behind a trace-id-aware load balancer
+(the Collector's ``loadbalancing`` exporter): each trace's spans then meet in
+one replica. Stopping (SIGTERM/SIGINT) closes the listeners, lets in-flight
+requests finish, then delivers what was acknowledged within the deadline and
+spools the rest (with a spool dir) before exiting 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+import time
+from typing import Any, Callable, Iterator, List, Optional, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+
+from .._config import OpikSettings
+from .._otlp import DecodeLimits
+from .._pipeline import Pipeline
+from .._stats import Stats
+from .._transport import Transport
+from ._core import Limits, Receiver
+from ._http import OtlpHttpApp
+
+_logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
+
+
+@dataclasses.dataclass
+class ServeOptions:
+    """How the sidecar listens and what it accepts (Opik settings are separate)."""
+
+    host: str = "127.0.0.1"
+    port: int = 4318
+    #: None: no gRPC listener
+    grpc_port: Optional[int] = 4317
+    auth_token: Optional[str] = dataclasses.field(default=None, repr=False)
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_spans_per_request: int = 20_000
+    max_attributes: int = 10_000
+    max_depth: int = 32
+    max_connections: int = 100
+    #: seconds sent in Retry-After / RetryInfo when the queue to Opik is full
+    retry_after: float = 1.0
+    #: total seconds for a graceful stop (finish requests, deliver, spool)
+    shutdown_timeout: float = 20.0
+    #: run decoding and mapping on the event loop instead of a worker thread
+    inline: bool = False
+
+    def limits(self) -> Limits:
+        return Limits(
+            self.max_body_bytes,
+            DecodeLimits(max_spans=self.max_spans_per_request, max_attributes=self.max_attributes, max_depth=self.max_depth),
+        )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: the sidecar stops in its own order."""
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        pass
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29
+        yield
+
+
+def public_url(url: str) -> str:
+    """The URL without any ``user:password@``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen for OTLP/HTTP on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def grpc_available() -> bool:
+    try:
+        import grpc  # noqa: F401
+        from grpc import aio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _make_writer(settings: OpikSettings, stats: Stats, stream: Optional[TextIO]) -> Any:
+    """The exporter's own writer (with the spool when configured), or the dry-run console."""
+    if settings.dry_run:
+        from .._console import ConsoleWriter
+
+        return ConsoleWriter(stream, stats)
+    from .._writer import Writer
+
+    spool = None
+    if settings.spool_dir:
+        from .._spool import Spool  # type: ignore[import-not-found]
+
+        spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+    shrink = None
+    try:
+        from .._privacy import shrink_item  # type: ignore[import-not-found]
+
+        shrink = shrink_item
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    writer = Writer(settings, stats=stats, spool=spool, shrink=shrink)
+    if spool is not None:
+        spool.attach(writer)
+    return writer
+
+
+class Sidecar:
+    """Everything one ``opik-otel serve`` runs. ``serve()`` returns the exit code."""
+
+    def __init__(self, settings: OpikSettings, options: Optional[ServeOptions] = None, stream: Optional[TextIO] = None) -> None:
+        self.settings = settings
+        self.options = options or ServeOptions()
+        self.stream = stream or sys.stdout
+        self.stats = Stats()
+        self.pipeline = Pipeline(settings, stats=self.stats)
+        self.writer = _make_writer(settings, self.stats, self.stream)
+        probe = None if settings.dry_run else Transport(settings)
+        self.receiver = Receiver(
+            settings,
+            self.pipeline,
+            self.writer,
+            self.stats,
+            limits=self.options.limits(),
+            retry_after=self.options.retry_after,
+            probe_transport=probe,
+        )
+        self.http_port: Optional[int] = None
+        self.grpc_port: Optional[int] = None
+        self._server: Optional[_Server] = None
+        self._grpc: Any = None
+        self._grpc_stop: Optional["asyncio.Task[Any]"] = None
+        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._stop_requested = False
+        self._stopping_since: Optional[float] = None
+
+    # -- running -----------------------------------------------------------------------
+    def _runner(self) -> Callable[..., Any]:
+        if self.options.inline:
+
+            async def inline(fn: Callable[..., Any], *args: Any) -> Any:
+                return fn(*args)
+
+            return inline
+        # One worker: the mapping holds the GIL anyway, and one thread keeps requests in order
+        # while the event loop stays free to read bodies and answer health checks.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="opik-otel-work")
+        executor = self._executor
+
+        async def threaded(fn: Callable[..., Any], *args: Any) -> Any:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+        return threaded
+
+    async def serve(self, install_signals: bool = True, on_started: Optional[Callable[["Sidecar"], None]] = None) -> int:
+        opts = self.options
+        loop = asyncio.get_running_loop()
+        work = self._runner()
+        sock = _listen(opts.host, opts.port)
+        self.http_port = sock.getsockname()[1]
+        app = OtlpHttpApp(self.receiver, work, opts.auth_token)
+        grace = min(5.0, opts.shutdown_timeout / 4)
+        kwargs: dict = dict(
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            limit_concurrency=opts.max_connections,
+            timeout_keep_alive=30,
+        )
+        if "timeout_graceful_shutdown" in uvicorn.Config.__init__.__code__.co_varnames:
+            kwargs["timeout_graceful_shutdown"] = grace
+        config = uvicorn.Config(app, **kwargs)
+        self._server = _Server(config)
+        if opts.grpc_port is not None:
+            from ._grpc import start_grpc
+
+            try:
+                self._grpc, self.grpc_port = await start_grpc(self.receiver, work, opts.host, opts.grpc_port, opts.auth_token, opts.max_connections)
+            except OSError:
+                sock.close()
+                raise
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.request_stop)
+        self.stream.write(self.start_line() + "\n")
+        self.stream.flush()
+        if not _is_loopback(opts.host) and not opts.auth_token:
+            _logger.warning(
+                "listening on %s without an auth token: anyone who reaches this port can write to your Opik "
+                "workspace; set OPIK_OTEL_AUTH_TOKEN (or --auth-token)",
+                opts.host,
+            )
+        if on_started is not None:
+            on_started(self)
+        try:
+            await self._server.serve(sockets=[sock])
+        finally:
+            code = await self._finish()
+        return code
+
+    def start_line(self) -> str:
+        opts = self.options
+        host = f"[{opts.host}]" if ":" in opts.host else opts.host
+        bits = [f"OTLP/HTTP on http://{host}:{self.http_port}/v1/traces"]
+        if self.grpc_port is not None:
+            bits.append(f"OTLP/gRPC on {host}:{self.grpc_port}")
+        elif opts.grpc_port is not None or not grpc_available():
+            bits.append("OTLP/gRPC off (pip install 'opentelemetry-exporter-opik[grpc]')")
+        s = self.settings
+        if s.dry_run:
+            target = "dry run: printing Opik traces, sending nothing"
+        else:
+            target = f"Opik at {public_url(s.url)} (workspace {s.workspace!r}, default project {s.project_name!r})"
+        auth = "bearer token required" if opts.auth_token else "no auth token"
+        return f"opik-otel serve: {', '.join(bits)} -> {target}; {auth}"
+
+    def request_stop(self) -> None:
+        """First call: stop gracefully. Second call: stop now (the writer still spools what it can)."""
+        server = self._server
+        if self._stop_requested:
+            if server is not None:
+                server.force_exit = True
+            return
+        self._stop_requested = True
+        self._stopping_since = time.monotonic()
+        if server is not None:
+            server.should_exit = True
+        if self._grpc is not None and self._grpc_stop is None:
+            self._grpc_stop = asyncio.ensure_future(self._grpc.stop(min(5.0, self.options.shutdown_timeout / 4)))
+
+    async def _finish(self) -> int:
+        if self._stopping_since is None:
+            self._stopping_since = time.monotonic()
+        if self._grpc is not None:
+            if self._grpc_stop is None:
+                self._grpc_stop = asyncio.ensure_future(self._grpc.stop(min(5.0, self.options.shutdown_timeout / 4)))
+            with contextlib.suppress(Exception):
+                await self._grpc_stop
+        self.receiver.start_draining()
+        loop = asyncio.get_running_loop()
+        if self._executor is not None:
+            await loop.run_in_executor(None, self._executor.shutdown, True)
+        remaining = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
+        done = await loop.run_in_executor(None, self.writer.shutdown, remaining)
+        snap = self.stats.snapshot()
+        dropped = snap.get("dropped") or {}
+        _logger.info(
+            "opik-otel serve stopped: %s traces and %s spans delivered, %s items spooled, %s dropped%s",
+            int(snap.get("traces_exported", 0) or 0),  # type: ignore[arg-type]
+            int(snap.get("spans_exported", 0) or 0),  # type: ignore[arg-type]
+            int(snap.get("items_spooled", 0) or 0),  # type: ignore[arg-type]
+            sum(dropped.values()) if isinstance(dropped, dict) else 0,
+            "" if done else " (delivery did not finish within the shutdown timeout)",
+        )
+        if self.receiver._probe is not None:
+            self.receiver._probe.close()
+        return 0
+
+
+def run(settings: OpikSettings, options: Optional[ServeOptions] = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    return asyncio.run(Sidecar(settings, options).serve())
+
+
+__all__: List[str] = ["ServeOptions", "Sidecar", "run", "grpc_available", "public_url"]
