@@ -1,9 +1,67 @@
-"""Convention readers, one module per instrumentation family, in priority order."""
+"""Convention readers, one module per instrumentation family, in priority order.
+
+Every reader first recognises its family with a few dict lookups and returns
+at once otherwise, so a span of an unrelated library (HTTP, DB) costs a handful
+of lookups per reader. Each field keeps the first value it is given, so the
+order below is the priority: explicit Langfuse observation fields, then the
+families with their own keys, then plain GenAI semconv (which most of them
+also emit) and finally :func:`finish`, which applies the cross-family rules.
+``core.read`` runs after all of them (Opik's own keys, errors, defaults).
+"""
 
 from __future__ import annotations
 
 from typing import Callable, List
 
+from .. import core
 from .._model import MappedSpan
+from . import _common as c
+from . import adk, genai, langfuse, langsmith, openinference, pydantic_ai, traceloop, vercel_ai
 
-READERS: List[Callable[[MappedSpan], None]] = []
+_CACHE_EXCLUSIVE_PROVIDERS = {
+    # Opik prices these with input tokens that EXCLUDE cache reads/writes
+    "anthropic": "original_usage.input_tokens",
+    "bedrock": "original_usage.inputTokens",
+}
+
+
+def finish(out: MappedSpan) -> None:
+    """Cross-family rules: thread priority, total tokens, cache-exclusive input counts."""
+    attrs = out.record.attributes
+    if out.thread_id is None:
+        # the standard keys outrank the family-specific ones the readers collected
+        for key in core.THREAD_KEYS:
+            v = attrs.get(key)
+            if v is not None:
+                out.used.add(key)
+                out.set_thread(v)
+        scratch = out.scratch
+        if scratch is not None and out.thread_id is None:
+            for v in scratch.get("threads", ()):
+                out.set_thread(v)
+
+    usage = out.usage
+    if usage and not out.usage_is_aggregate:
+        if c.TOTAL not in usage and (c.PROMPT in usage or c.COMPLETION in usage):
+            usage[c.TOTAL] = usage.get(c.PROMPT, 0) + usage.get(c.COMPLETION, 0)
+        uncached_key = _CACHE_EXCLUSIVE_PROVIDERS.get(out.provider or "")
+        if uncached_key is not None and c.PROMPT in usage and (c.CACHE_READ in usage or c.CACHE_WRITE in usage):
+            # OTel/OpenInference/Vercel input counts include cached tokens (semconv: SHOULD);
+            # give Opik the uncached part so cache tokens are not billed twice. A count
+            # smaller than the cache already excludes it.
+            prompt = usage[c.PROMPT]
+            cached = usage.get(c.CACHE_READ, 0) + usage.get(c.CACHE_WRITE, 0)
+            usage.setdefault(uncached_key, prompt - cached if prompt >= cached else prompt)
+
+
+READERS: List[Callable[[MappedSpan], None]] = [
+    langfuse.read,
+    openinference.read,
+    vercel_ai.read,
+    pydantic_ai.read,
+    langsmith.read,
+    adk.read,
+    traceloop.read,
+    genai.read,
+    finish,
+]

@@ -1,0 +1,257 @@
+"""OpenTelemetry GenAI semantic conventions, current and legacy.
+
+Runs after the family readers: it fills whatever they left empty from the
+standard ``gen_ai.*`` keys that every modern instrumentation emits (openai-v2,
+Traceloop's new format, Pydantic AI, Vercel's ``@ai-sdk/otel``, ADK...).
+
+* type from ``gen_ai.operation.name``: inference/embeddings -> ``llm``,
+  ``execute_tool`` -> ``tool``, agents and workflows -> ``general``; an
+  in-process ``invoke_agent``/``invoke_workflow`` span only sums its children's
+  usage, so its ``gen_ai.usage.*`` stay in metadata (a remote agent, kind
+  CLIENT, has no LLM children here and keeps its usage);
+* messages from ``gen_ai.input.messages``/``gen_ai.output.messages`` (JSON
+  strings or structured values), ``gen_ai.system_instructions`` prepended as a
+  system message, tool arguments/result, the pre-1.28 span events
+  ``gen_ai.content.prompt``/``gen_ai.content.completion`` and string
+  ``gen_ai.prompt``/``gen_ai.completion``;
+* usage in Opik's keys from every spelling (``input_tokens``/``prompt_tokens``,
+  ``cache_read.input_tokens``/``cache_read_input_tokens``, ...);
+* ttft from ``gen_ai.response.time_to_first_chunk`` (seconds) or the metric
+  name Pydantic AI and Vercel put on the span;
+* ``gen_ai.evaluation.*`` (span attributes or ``gen_ai.evaluation.result``
+  events) -> Opik feedback scores on the span.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+from .._model import MappedSpan, is_empty
+from . import _common as c
+from ._providers import normalize
+
+LLM_OPS = frozenset(
+    ("chat", "text_completion", "generate_content", "embeddings", "embedding", "completion", "generate", "text_generation")
+)
+AGENT_OPS = frozenset(("invoke_agent", "create_agent", "invoke_workflow"))
+_AGGREGATE_OPS = frozenset(("invoke_agent", "invoke_workflow"))
+
+_MARKERS = (
+    "gen_ai.provider.name",
+    "gen_ai.system",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.tool.name",
+    "gen_ai.agent.name",
+    "gen_ai.evaluation.name",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+)
+
+USAGE = (
+    ("gen_ai.usage.input_tokens", c.PROMPT),
+    ("gen_ai.usage.prompt_tokens", c.PROMPT),
+    ("gen_ai.usage.output_tokens", c.COMPLETION),
+    ("gen_ai.usage.completion_tokens", c.COMPLETION),
+    ("gen_ai.usage.total_tokens", c.TOTAL),
+    ("gen_ai.usage.cache_read.input_tokens", c.CACHE_READ),
+    ("gen_ai.usage.cache_read_input_tokens", c.CACHE_READ),
+    ("gen_ai.usage.cache_creation.input_tokens", c.CACHE_WRITE),
+    ("gen_ai.usage.cache_creation_input_tokens", c.CACHE_WRITE),
+    ("gen_ai.usage.reasoning.output_tokens", c.REASONING),
+    ("gen_ai.usage.reasoning_tokens", c.REASONING),
+)
+
+EV_PROMPT = "gen_ai.content.prompt"
+EV_COMPLETION = "gen_ai.content.completion"
+EV_CHOICE = "gen_ai.choice"
+EV_EVALUATION = "gen_ai.evaluation.result"
+MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+_EVENT_NAMES = frozenset((EV_PROMPT, EV_COMPLETION, EV_CHOICE, EV_EVALUATION, *MESSAGE_EVENTS))
+
+_EVAL_KEYS = (
+    "gen_ai.evaluation.name",
+    "gen_ai.evaluation.score.value",
+    "gen_ai.evaluation.score.label",
+    "gen_ai.evaluation.explanation",
+)
+
+
+def read(out: MappedSpan) -> None:
+    rec = out.record
+    attrs = rec.attributes
+    get = attrs.get
+    evs = c.events(out)
+    op_raw = get("gen_ai.operation.name")
+    if op_raw is None:
+        for k in _MARKERS:
+            if k in attrs:
+                break
+        else:
+            if not evs or _EVENT_NAMES.isdisjoint(evs):
+                return
+    op = str(op_raw).strip().lower() if op_raw is not None else ""
+
+    # --- type
+    if op in LLM_OPS:
+        out.set_type("llm")
+    elif op == "execute_tool":
+        out.set_type("tool")
+    elif op in AGENT_OPS:
+        out.set_type("general")
+        if op in _AGGREGATE_OPS and rec.kind != 3:  # 3 = CLIENT: a remote agent
+            c.aggregate(out)
+    elif not op:
+        if "gen_ai.tool.name" in attrs and ("gen_ai.tool.call.arguments" in attrs or "gen_ai.tool.call.id" in attrs):
+            out.set_type("tool")
+        elif ("gen_ai.request.model" in attrs or "gen_ai.response.model" in attrs) and "gen_ai.agent.name" not in attrs:
+            out.set_type("llm")
+    if out.type in ("llm", "tool") or op in AGENT_OPS:
+        out.is_genai = True
+
+    # --- model and provider
+    resp = get("gen_ai.response.model")
+    req = get("gen_ai.request.model")
+    if out.model is None:
+        if not is_empty(resp):
+            out.set_model(resp)
+            out.used.add("gen_ai.response.model")
+            if req == resp:
+                out.used.add("gen_ai.request.model")
+        elif not is_empty(req):
+            out.set_model(req)
+            out.used.add("gen_ai.request.model")
+    if out.provider is None:
+        server = get("server.address")
+        chosen: Optional[str] = None
+        for key in ("gen_ai.provider.name", "gen_ai.system"):
+            v = get(key)
+            if v is None:
+                continue
+            p = normalize(v, server)
+            if p is None:
+                continue
+            if chosen is None:
+                chosen = p
+                out.set_provider(p)
+                out.used.add(key)
+            elif p == chosen:
+                out.used.add(key)
+
+    # --- usage, cost, ttft
+    c.read_usage(out, USAGE)
+    v = get("gen_ai.usage.cost")
+    if v is not None and c.set_cost(out, v):
+        out.used.add("gen_ai.usage.cost")
+    if out.type == "llm":
+        if not c.set_ttft_seconds(out, "gen_ai.response.time_to_first_chunk"):
+            c.set_ttft_seconds(out, "gen_ai.client.operation.time_to_first_chunk")
+
+    # --- input / output
+    _read_input(out, attrs, evs)
+    _read_output(out, attrs, evs)
+
+    # --- evaluations -> feedback scores
+    if "gen_ai.evaluation.name" in attrs:
+        score = _score(attrs)
+        if score is not None:
+            out.feedback_scores.append(score)
+            out.used.update(k for k in _EVAL_KEYS if k in attrs)
+    if EV_EVALUATION in evs:
+        for ev in c.all_events(out, EV_EVALUATION):
+            score = _score(ev.attributes)
+            if score is not None:
+                out.feedback_scores.append(score)
+        out.used.add("event:" + EV_EVALUATION)
+
+
+def _system_message(value: Any) -> Dict[str, Any]:
+    parsed, _ = c.parse_json(value)
+    if isinstance(parsed, (list, tuple)):
+        return {"role": "system", "parts": list(parsed)}
+    return {"role": "system", "parts": [{"type": "text", "content": parsed}]}
+
+
+def _read_input(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, Any]) -> None:
+    get = attrs.get
+    sys_instr = get("gen_ai.system_instructions")
+    v = get("gen_ai.input.messages")
+    if v is not None:
+        if sys_instr is not None and out.input is None:
+            msgs, ok = c.parse_json(v)
+            if ok and isinstance(msgs, (list, tuple)):
+                out.used.add("gen_ai.system_instructions")
+                v = [_system_message(sys_instr), *msgs]
+        out.set_input(v, "gen_ai.input.messages")
+    elif sys_instr is not None and out.input is None:
+        out.set_input({"messages": [_system_message(sys_instr)]}, "gen_ai.system_instructions")
+    v = get("gen_ai.tool.call.arguments")
+    if v is not None:
+        out.set_input(v, "gen_ai.tool.call.arguments")
+    v = get("gen_ai.prompt")
+    if v is not None and not isinstance(v, (int, float)):
+        out.set_input(v, "gen_ai.prompt")
+    if not evs:
+        return
+    ev = evs.get(EV_PROMPT)
+    if ev is not None:
+        out.used.add("event:" + EV_PROMPT)
+        out.set_input(ev.attributes.get("gen_ai.prompt"))
+    if out.input is None and not set(MESSAGE_EVENTS).isdisjoint(evs):
+        messages: List[Dict[str, Any]] = []
+        for e in out.record.events:
+            role = MESSAGE_EVENTS.get(e.name)
+            if role is not None:
+                m = {k: val for k, val in e.attributes.items() if k != "gen_ai.system"}
+                m.setdefault("role", role)
+                messages.append(m)
+        out.set_input(messages)
+        out.used.update("event:" + n for n in MESSAGE_EVENTS if n in evs)
+
+
+def _read_output(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, Any]) -> None:
+    get = attrs.get
+    v = get("gen_ai.output.messages")
+    if v is not None:
+        out.set_output(v, "gen_ai.output.messages")
+    v = get("gen_ai.tool.call.result")
+    if v is not None:
+        out.set_output(v, "gen_ai.tool.call.result")
+    v = get("gen_ai.completion")
+    if v is not None and not isinstance(v, (int, float)):
+        out.set_output(v, "gen_ai.completion")
+    if not evs:
+        return
+    ev = evs.get(EV_COMPLETION)
+    if ev is not None:
+        out.used.add("event:" + EV_COMPLETION)
+        out.set_output(ev.attributes.get("gen_ai.completion"))
+    if EV_CHOICE in evs and out.output is None:
+        choices = [dict(e.attributes) for e in c.all_events(out, EV_CHOICE)]
+        out.set_output({"choices": choices})
+        out.used.add("event:" + EV_CHOICE)
+
+
+def _score(a: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """One Opik feedback score; None without a name or a finite numeric value."""
+    name = a.get("gen_ai.evaluation.name")
+    value = c.to_float(a.get("gen_ai.evaluation.score.value"))
+    if is_empty(name) or value is None or not -1e9 <= value <= 1e9:
+        return None
+    score: Dict[str, Any] = {"name": str(name), "value": value}
+    label = a.get("gen_ai.evaluation.score.label")
+    if not is_empty(label):
+        score["category_name"] = str(label)
+    reason = a.get("gen_ai.evaluation.explanation")
+    if not is_empty(reason):
+        score["reason"] = str(reason)
+    return score
