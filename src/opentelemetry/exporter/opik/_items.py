@@ -17,9 +17,13 @@ ENDPOINTS: Dict[str, Tuple[str, str, str]] = {
 }
 #: traces are sent before their spans, scores after the spans they score
 KIND_ORDER = ("trace", "span", "span_score")
+#: the :class:`Stats` counter of delivered items, by kind
+EXPORTED_COUNTER: Dict[str, str] = {"trace": "traces_exported", "span": "spans_exported", "span_score": "scores_exported"}
 
 
 class Item:
+    """One Opik row, encoded once; ``id`` and ``body`` never change across re-sends (upserts stay stable)."""
+
     __slots__ = ("kind", "id", "body", "label")
 
     def __init__(self, kind: str, id: str, body: bytes, label: str) -> None:
@@ -38,5 +42,6 @@ class Item:
 
 
 def request_body(kind: str, items: Sequence[Item]) -> bytes:
+    """``{"<key>": [item, ...]}`` from the items' bytes, without re-encoding."""
     key = ENDPOINTS[kind][2]
     return b'{"' + key.encode() + b'":[' + b",".join(i.body for i in items) + b"]}"

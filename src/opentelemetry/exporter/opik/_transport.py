@@ -1,7 +1,10 @@
 """HTTP to Opik: one pooled httpx client, gzip bodies, auth headers, exact outcomes.
 
 The transport only sends and classifies; what to do about a status (retry,
-split, bisect, pause) is the writer's decision.
+split, bisect, pause) is the writer's decision. Every request runs with OTel
+instrumentation suppressed, whichever thread sends it, so an instrumented
+httpx never turns the exporter's own traffic into spans (which would be
+exported, and traced again: a feedback loop).
 """
 
 from __future__ import annotations
@@ -9,18 +12,41 @@ from __future__ import annotations
 import email.utils
 import gzip
 import logging
+import re
 import ssl
+import threading
 import time
 from typing import Any, Dict, Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from opentelemetry import context as otel_context
 
 from ._config import OpikSettings
 from .version import __version__
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
+#: answers worth repeating unchanged; everything else is final for that body
 RETRYABLE_STATUS = frozenset((408, 429, 500, 502, 503, 504))
+#: a RateLimit-Reset above this is an epoch timestamp, not delta-seconds
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+def suppressed_context(ctx: Optional[Any] = None) -> Any:
+    """``ctx`` (default: current) with every OTel instrumentation suppressed."""
+    ctx = otel_context.get_current() if ctx is None else ctx
+    try:
+        from opentelemetry.context import (
+            _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
+            _SUPPRESS_INSTRUMENTATION_KEY,
+        )
+
+        ctx = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, ctx)
+        ctx = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
+    except ImportError:  # pragma: no cover - API older than 1.27
+        ctx = otel_context.set_value("suppress_instrumentation", True, ctx)
+    return ctx
 
 
 class Response:
@@ -36,30 +62,73 @@ class Response:
         return 200 <= self.status < 300
 
     def server_delay(self, now: Optional[float] = None) -> Optional[float]:
-        """Seconds the server asked us to wait: ``Retry-After`` (seconds or HTTP date) or ``RateLimit-Reset``."""
+        """Seconds the server asked us to wait (``Retry-After``, ``RateLimit-Reset``, ``RateLimit``)."""
         return parse_server_delay(self.headers, now)
 
 
+_RATELIMIT_T = re.compile(r"(?:^|[;,\s])t=(\d+(?:\.\d+)?)")
+
+
 def parse_server_delay(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
+    """The largest wait any of the server's hints asks for, in seconds; None if none parse.
+
+    * ``Retry-After``: delta-seconds or an HTTP date (RFC 9110).
+    * ``RateLimit-Reset`` (and ``X-RateLimit-Reset``): delta-seconds, or a Unix
+      timestamp when the number is that large (GitHub style).
+    * ``RateLimit: ...;t=<seconds>`` (the structured-field draft).
+    """
+    now = time.time() if now is None else now
     best: Optional[float] = None
-    for name in ("retry-after", "ratelimit-reset"):
-        raw = headers.get(name)
-        if not raw:
-            continue
-        raw = raw.strip()
+
+    def take(delay: float) -> None:
+        nonlocal best
+        if delay == delay and delay >= 0:  # not NaN, not negative
+            best = delay if best is None else max(best, delay)
+
+    raw = _header(headers, "retry-after")
+    if raw:
         try:
-            delay = float(raw)
+            take(float(raw))
         except ValueError:
             try:
                 when = email.utils.parsedate_to_datetime(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, IndexError):
+                when = None
+            if when is not None:
+                take(max(when.timestamp() - now, 0.0))
+    for name in ("ratelimit-reset", "x-ratelimit-reset"):
+        raw = _header(headers, name)
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
                 continue
-            if when is None:
-                continue
-            delay = when.timestamp() - (time.time() if now is None else now)
-        if delay == delay and delay >= 0:
-            best = delay if best is None else max(best, delay)
+            take(max(value - now, 0.0) if value > _EPOCH_THRESHOLD else value)
+    raw = _header(headers, "ratelimit")
+    if raw:
+        m = _RATELIMIT_T.search(raw)
+        if m:
+            take(float(m.group(1)))
     return best
+
+
+def _header(headers: Mapping[str, str], name: str) -> Optional[str]:
+    value = headers.get(name)
+    if value is None and not isinstance(headers, httpx.Headers):
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value.strip() if isinstance(value, str) else None
+
+
+def safe_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
 
 
 class TransportError(Exception):
@@ -71,7 +140,7 @@ def _verify(settings: OpikSettings) -> Any:
         _logger.warning(
             "TLS certificate verification is off (OPIK_CHECK_TLS_CERTIFICATE=false): "
             "traffic to %s can be intercepted; use it only for testing",
-            settings.url,
+            safe_url(settings.url),
         )
         return False
     if settings.certificate:
@@ -103,18 +172,23 @@ class Transport:
         self._headers = headers
         self._verify = _verify(settings)
         self._client: Optional[httpx.Client] = None
+        self._lock = threading.Lock()
 
     def _get_client(self) -> httpx.Client:
-        if self._client is None:
-            t = self.settings.timeout
-            self._client = httpx.Client(
-                headers=self._headers,
-                timeout=httpx.Timeout(t, connect=min(t, 10.0)),
-                verify=self._verify,
-                follow_redirects=False,
-                trust_env=False,
-            )
-        return self._client
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    t = self.settings.timeout
+                    self._client = httpx.Client(
+                        headers=self._headers,
+                        timeout=httpx.Timeout(t, connect=min(t, 10.0)),
+                        verify=self._verify,
+                        follow_redirects=False,
+                        trust_env=False,
+                    )
+                client = self._client
+        return client
 
     def request(self, method: str, path: str, body: bytes, timeout: Optional[float] = None) -> Response:
         """Send ``body`` (uncompressed JSON); raises :class:`TransportError` without an answer."""
@@ -126,26 +200,33 @@ class Transport:
         if timeout is not None:
             t = max(timeout, 0.05)
             kwargs["timeout"] = httpx.Timeout(t, connect=min(t, 10.0))
-        try:
-            r = self._get_client().request(method, self.base + path, content=body, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        return Response(r.status_code, r.headers, r.text[:2000])
+        return self._send(method, path, content=body, headers=headers, **kwargs)
 
     def get(self, path: str, timeout: Optional[float] = None) -> Response:
+        return self._send("GET", path, timeout=timeout or self.settings.timeout)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Response:
+        token = otel_context.attach(suppressed_context())
         try:
-            r = self._get_client().get(self.base + path, timeout=timeout or self.settings.timeout)
+            r = self._get_client().request(method, self.base + path, **kwargs)
+            return Response(r.status_code, r.headers, r.text[:2000])
         except httpx.HTTPError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        return Response(r.status_code, r.headers, r.text[:2000])
+        except Exception as exc:  # noqa: BLE001 - e.g. the pool closed by shutdown() under us
+            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            otel_context.detach(token)
 
     def reset(self) -> None:
         """Forget the connection pool without closing it (after ``fork``: the parent owns the sockets)."""
+        self._lock = threading.Lock()
         self._client = None
 
     def close(self) -> None:
-        if self._client is not None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
             try:
-                self._client.close()
-            finally:
-                self._client = None
+                client.close()
+            except Exception:  # noqa: BLE001 - closing never raises into shutdown()
+                pass

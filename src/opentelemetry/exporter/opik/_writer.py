@@ -1,55 +1,79 @@
 """The batching writer: bounded queue -> one sender thread -> Opik.
 
 Shared by the exporter and the sidecar. ``submit`` never blocks: beyond the
-item/byte bounds the newest items are dropped and counted. The sender groups
-items by endpoint (traces before spans before scores), cuts requests at the
-item and byte budget, and resolves every request to delivered, retried,
-split (413), bisected to the rejected items (400/422), spooled or dropped,
-each counted in :class:`Stats` and logged without content or secrets.
+item/byte bounds (queued plus in flight) the newest items are dropped and
+counted. The sender groups items by endpoint (traces before spans before
+scores), cuts requests at the item and byte budget, and resolves every item to
+exactly one outcome, each counted in :class:`Stats`:
+
+* delivered (2xx; 409 means Opik has it already);
+* retried on connection errors, timeouts, 408/429/5xx with full-jitter
+  exponential backoff, waiting at least what ``Retry-After``/``RateLimit-Reset``
+  ask, until the retry deadline (then spooled or dropped);
+* split in halves on 413 (and the byte budget learns from it); a single item
+  too large is shrunk visibly (``shrink``) rather than dropped;
+* isolated on 400/422: Opik's error indexes (or bisection) find the rejected
+  items, every other item is delivered, each rejected item is logged once with
+  Opik's error text and its span name and ids;
+* paused on 401/403: one clear error naming URL, workspace and the setting to
+  fix, no request for minutes, drops counted;
+* spooled to disk (if a spool is configured) when undeliverable now, and
+  re-sent from the spool when Opik answers again or at the next start.
+
+``flush``/``shutdown`` return within their timeouts even with Opik down: the
+retry waits are interruptible, and what is left (queued or in flight) is
+spooled or counted as dropped by the caller. After ``fork`` the child starts
+empty: the parent's items stay the parent's.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
+import re
 import threading
 import time
+import weakref
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from opentelemetry import context as otel_context
-
+from . import _metrics
 from ._config import OpikSettings
-from ._items import ENDPOINTS, KIND_ORDER, Item, request_body
+from ._items import ENDPOINTS, EXPORTED_COUNTER, KIND_ORDER, Item, request_body
 from ._stats import Stats
-from ._transport import RETRYABLE_STATUS, Response, Transport, TransportError
+from ._transport import RETRYABLE_STATUS, Response, Transport, TransportError, safe_url
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
+#: first retry wait bound (seconds); doubles per attempt up to BACKOFF_CAP (full jitter below it)
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+#: no request for this long after a 401/403
 AUTH_PAUSE = 300.0
+#: how long the sender lets a burst gather before it cuts a request
 LINGER = 0.05
-_SUPPRESS_KEYS = ("suppress_instrumentation", "suppress_http_instrumentation")
+#: after a failed re-send from the spool, wait this long before the next one unless a request succeeds
+REPLAY_RETRY = 30.0
+#: how often an idle sender looks for batches other processes spooled
+SPOOL_SCAN_INTERVAL = 5.0
+#: at interpreter exit, a writer nobody shut down gets this long to flush
+ATEXIT_FLUSH = 5.0
+#: requests a 400/422 isolation may spend per original request before it gives up on the rest
+ISOLATION_BUDGET = 256
+#: the byte budget never shrinks below this, however small the 413s
+MIN_BYTE_BUDGET = 16 * 1024
+#: a single item is never shrunk below this
+MIN_SHRINK_BYTES = 1024
 
+_INDEX_RE_CACHE: Dict[str, "re.Pattern[str]"] = {}
 
-def _suppressed_context() -> Any:
-    ctx = otel_context.get_current()
-    for key in _SUPPRESS_KEYS:
-        ctx = otel_context.set_value(key, True, ctx)
-    try:  # the keys the instrumentations really check
-        from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
-
-        ctx = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, ctx)
-        ctx = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
-    except ImportError:  # pragma: no cover - very old API
-        pass
-    return ctx
+ShrinkFn = Callable[[Item, int], Optional[Item]]
 
 
 class _RateLimitedLog:
-    """At most one log line per ``interval`` seconds per key; counts what it held back."""
+    """At most one log line per ``interval`` seconds per key; says how many it held back."""
 
     def __init__(self, interval: float = 30.0) -> None:
         self._interval = interval
@@ -67,12 +91,20 @@ class _RateLimitedLog:
             held = self._held.pop(key, 0)
             self._last[key] = now
         if held:
-            msg += f" ({held} similar messages suppressed)"
+            msg += f" ({held} similar messages in the last {self._interval:.0f} s not shown)"
         _logger.log(level, msg, *args)
 
 
+class _GiveUp(Exception):
+    """Internal: a request was abandoned; ``reason`` is the drop reason (or ``taken``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Writer:
-    """Bounded, non-blocking, batching delivery to Opik."""
+    """Bounded, non-blocking, batching delivery to Opik (see the module docstring)."""
 
     def __init__(
         self,
@@ -80,31 +112,60 @@ class Writer:
         transport: Optional[Transport] = None,
         stats: Optional[Stats] = None,
         spool: Optional[Any] = None,
-        shrink: Optional[Callable[[Item, int], Optional[Item]]] = None,
+        shrink: Optional[ShrinkFn] = None,
+        *,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+        auth_pause: float = AUTH_PAUSE,
+        linger: float = LINGER,
+        replay_retry: float = REPLAY_RETRY,
     ) -> None:
         self.settings = settings
         self.transport = transport or Transport(settings)
         self.stats = stats or Stats()
         self.spool = spool
         self._shrink = shrink
-        self._log = _RateLimitedLog()
+        #: retry tuning; public so a deployment (or a test) can tighten it
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.auth_pause = auth_pause
+        self.linger = linger
+        self.replay_retry = replay_retry
+        self._closed = False
         self._init_state()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
+        _WRITERS.add(self)
+        ref = weakref.ref(self)
+        self.stats.set_gauge_source(lambda: _gauges(ref))
+        _metrics.register(self.stats, lambda: _gauges(ref))
+        if spool is not None:
+            spool.attach(self)
 
     def _init_state(self) -> None:
         self._queue: Deque[Item] = deque()
         self._queued_bytes = 0
-        self._inflight = 0
+        self._inflight_items = 0
+        self._inflight_bytes = 0
+        #: unresolved items of the batch being sent, by id(): what a takeover spools
+        self._current: Dict[int, Item] = {}
         self._cond = threading.Condition(threading.Lock())
         self._abort = threading.Event()
-        self._closed = False
+        self._interrupt = threading.Event()
+        self._close_by: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
         self._auth_paused_until = 0.0
         self._pid = os.getpid()
+        self._log = _RateLimitedLog()
+        self._dropped_unlogged = 0
+        self._byte_budget = self.settings.batch_max_bytes
+        self._replaying = False
+        self._replay_leftover: List[Item] = []
+        self._next_replay_at = 0.0
+        self._next_spool_scan = 0.0
+        self._down_since: Optional[float] = None
 
     def _after_fork(self) -> None:
-        # The child starts clean: the parent's queued items stay the parent's.
+        # The child starts clean: the parent's queued and in-flight items stay the
+        # parent's (sending them here too would duplicate work and race on sockets).
         self._init_state()
         self.transport.reset()
 
@@ -112,128 +173,264 @@ class Writer:
     def has_capacity(self, n_items: int = 1, n_bytes: int = 0) -> bool:
         s = self.settings
         return (
-            len(self._queue) + n_items <= s.max_queue_items
-            and self._queued_bytes + n_bytes <= s.max_queue_bytes
+            len(self._queue) + self._inflight_items + n_items <= s.max_queue_items
+            and self._queued_bytes + self._inflight_bytes + n_bytes <= s.max_queue_bytes
         )
 
     def submit(self, items: Sequence[Item]) -> int:
-        """Queue ``items``; returns how many were accepted (the rest are dropped and counted)."""
+        """Queue ``items``; returns how many were accepted (the rest are dropped and counted). Never blocks."""
         if not items:
             return 0
         if self._pid != os.getpid():  # forked without the at-fork hook (uWSGI)
             self._after_fork()
         s = self.settings
         accepted = 0
+        too_large: List[Item] = []
         with self._cond:
             if self._closed:
                 self.stats.drop("shutdown", len(items))
                 return 0
             q = self._queue
+            n_held = len(q) + self._inflight_items
+            b_held = self._queued_bytes + self._inflight_bytes
+            added = 0
             for item in items:
-                if len(q) >= s.max_queue_items or self._queued_bytes + item.size > s.max_queue_bytes:
+                if item.size > s.max_queue_bytes:
+                    too_large.append(item)
+                    continue
+                if n_held >= s.max_queue_items or b_held + item.size > s.max_queue_bytes:
                     break
                 q.append(item)
-                self._queued_bytes += item.size
+                n_held += 1
+                b_held += item.size
+                added += item.size
                 accepted += 1
+            self._queued_bytes += added
             if accepted:
                 self._cond.notify_all()
-        dropped = len(items) - accepted
+        for item in too_large:
+            self.stats.drop("too_large")
+            _logger.error(
+                "Opik exporter dropped %s %s of %s: %d bytes is more than OTEL_EXPORTER_OPIK_MAX_QUEUE_BYTES",
+                item.kind, item.id, item.label, item.size,
+            )
+        dropped = len(items) - accepted - len(too_large)
         if dropped:
             self.stats.drop("queue_full", dropped)
-            self._log(
-                "queue_full",
-                logging.WARNING,
-                "Opik exporter queue is full (%d items / %d bytes bound): dropped %d items; "
-                "Opik is slower than the span rate or unreachable (raise OTEL_EXPORTER_OPIK_MAX_QUEUE_ITEMS/_BYTES)",
-                s.max_queue_items,
-                s.max_queue_bytes,
-                dropped,
-            )
+            with self._cond:
+                self._dropped_unlogged += dropped
+            self._warn_queue_full()
         self._ensure_thread()
         return accepted
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
+    def _warn_queue_full(self) -> None:
+        s = self.settings
+        with self._cond:
+            n = self._dropped_unlogged
+        # Rate-limited; the count covers every drop since the last line.
+        before = self._log._last.get("queue_full")
+        self._log(
+            "queue_full",
+            logging.WARNING,
+            "Opik exporter queue is full (bound: %d items / %d bytes): dropped the newest %d items; "
+            "Opik is slower than the span rate or unreachable (raise OTEL_EXPORTER_OPIK_MAX_QUEUE_ITEMS/_BYTES, "
+            "or set OTEL_EXPORTER_OPIK_SPOOL_DIR)",
+            s.max_queue_items,
+            s.max_queue_bytes,
+            n,
+        )
+        if self._log._last.get("queue_full") != before:
             with self._cond:
-                if self._thread is None or not self._thread.is_alive():
-                    if self._closed:
-                        return
-                    self._thread = threading.Thread(target=self._run, name="OpikWriter", daemon=True)
-                    self._thread.start()
+                self._dropped_unlogged -= n
+
+    def kick(self) -> None:
+        """Make sure the sender runs (e.g. to re-send what a spool holds)."""
+        self._next_spool_scan = 0.0
+        self._ensure_thread()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _ensure_thread(self) -> bool:
+        """Start the sender if needed; False if no thread can be started (interpreter exiting)."""
+        t = self._thread
+        if t is not None and t.is_alive():
+            return True
+        with self._cond:
+            t = self._thread
+            if t is not None and t.is_alive():
+                return True
+            if self._abort.is_set():
+                return False
+            t = threading.Thread(target=self._run, name="OpikWriter", daemon=True)
+            try:
+                t.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown" (3.12+)
+                return False
+            self._thread = t
+            return True
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._queue) + self._inflight
+            return len(self._queue) + self._inflight_items
 
-    def flush(self, timeout: Optional[float] = None) -> bool:
-        """Wait until everything queued so far is resolved; False on timeout."""
-        self._ensure_thread()
-        end = None if timeout is None else time.monotonic() + timeout
+    def _wait_idle(self, end: Optional[float]) -> bool:
         with self._cond:
             self._cond.notify_all()
-            while self._queue or self._inflight:
+            while self._queue or self._inflight_items:
                 remaining = None if end is None else end - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._cond.wait(remaining if remaining is None else min(remaining, 0.5))
+                self._cond.wait(0.5 if remaining is None else min(remaining, 0.5))
         return True
 
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until everything queued so far is resolved; False on timeout.
+
+        On timeout with a spool configured, what is still waiting (queued or in
+        a retry) is written to the spool, so a process frozen or killed right
+        after (serverless) loses nothing; it is re-sent once Opik answers.
+        """
+        end = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        if self._pid != os.getpid():
+            self._after_fork()
+        if not self._ensure_thread():
+            return self._drain_inline(end)
+        if self._wait_idle(end):
+            return True
+        if self.spool is not None:
+            self._give_up_now(self._take_over(), "flush_timeout")
+        return False
+
     def shutdown(self, timeout: float = 30.0) -> bool:
-        """Deliver what is queued within ``timeout``; spool (or drop, counted) the rest."""
+        """Deliver what is queued within ``timeout``; spool (or drop, counted) the rest. Idempotent."""
+        start = time.monotonic()
+        end = start + max(timeout, 0.0)
         with self._cond:
             if self._closed:
                 return True
             self._closed = True
+        if self._pid != os.getpid():
+            self._after_fork()
+        done = True
+        # Keep a slice of the time to spool what is left; the sender stops retrying before it.
+        reserve = min(0.5, max(timeout, 0.0) * 0.2)
+        with self._cond:
+            self._close_by = end - reserve
+            self._cond.notify_all()
+        if self.pending():
+            if self._ensure_thread():
+                done = self._wait_idle(end - reserve)
+            else:
+                done = self._drain_inline(end - reserve)
+        self._abort.set()
+        self._interrupt.set()
+        with self._cond:
             self._cond.notify_all()
         thread = self._thread
-        done = True
-        if thread is not None and thread.is_alive() and os.getpid() == self._pid:
-            done = self.flush(max(timeout - 0.2, 0.0))
-            self._abort.set()  # interrupt any retry wait; the sender spools or drops what is left
-            with self._cond:
-                self._cond.notify_all()
-            thread.join(min(max(timeout * 0.1, 0.2), 2.0))
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(end - reserve / 2 - time.monotonic(), 0.0))
+        leftover = self._take_over()
+        if leftover:
+            done = False
+            self._give_up_now(leftover, "shutdown")
+        if thread is None or not thread.is_alive():
+            self.transport.close()
+        return done
+
+    def _take_over(self) -> List[Item]:
+        """Take every unresolved item from the sender (queued and in flight) and stop its retry wait."""
         with self._cond:
-            leftover = list(self._queue)
+            items = list(self._current.values()) + list(self._queue)
+            self._current.clear()
             self._queue.clear()
             self._queued_bytes = 0
-        if leftover:
-            self._give_up(leftover, "shutdown")
-            done = False
-        self.transport.close()
-        return done
+            self._inflight_items = 0
+            self._inflight_bytes = 0
+            self._cond.notify_all()
+        if items:
+            self._interrupt.set()
+        return items
+
+    def _drain_inline(self, end: Optional[float]) -> bool:
+        """Send in the calling thread (no sender thread can be started, e.g. at interpreter exit)."""
+        while True:
+            if end is not None and time.monotonic() >= end:
+                return not self.pending()
+            batch = self._pop_batch(wait=False)
+            if batch is None:
+                return True
+            saved = self._close_by
+            if end is not None:
+                self._close_by = end if saved is None else min(saved, end)
+            try:
+                self._send_batch(batch)
+            finally:
+                self._close_by = saved
+                self._finish_batch(batch)
 
     # -- sender side ---------------------------------------------------------------
     def _run(self) -> None:
-        token = otel_context.attach(_suppressed_context())
-        try:
-            while True:
-                batch = self._take()
-                if batch is None:
-                    return
+        while True:
+            work = self._take()
+            if work is None:
+                return
+            kind, payload = work
+            if kind == "replay":
                 try:
-                    self._send_batch(batch)
+                    self._replay(payload)
                 except Exception:  # noqa: BLE001 - the sender thread must survive anything
-                    _logger.exception("Opik exporter: unexpected error while sending; %d items dropped", len(batch))
-                    self.stats.drop("internal_error", len(batch))
-                finally:
-                    with self._cond:
-                        self._inflight -= len(batch)
-                        self._cond.notify_all()
-        finally:
-            otel_context.detach(token)
+                    _logger.exception("Opik exporter: unexpected error while re-sending a spooled batch")
+                continue
+            batch: List[Item] = payload
+            try:
+                self._send_batch(batch)
+            except Exception:  # noqa: BLE001 - the sender thread must survive anything
+                with self._cond:
+                    lost = list(self._current.values())
+                    self._current.clear()
+                _logger.exception("Opik exporter: unexpected error while sending; %d items dropped", len(lost))
+                self.stats.drop("internal_error", len(lost))
+            finally:
+                self._finish_batch(batch)
 
-    def _take(self) -> Optional[List[Item]]:
+    def _finish_batch(self, batch: List[Item]) -> None:
+        with self._cond:
+            self._current.clear()
+            self._inflight_items = max(self._inflight_items - len(batch), 0)
+            self._inflight_bytes = max(self._inflight_bytes - sum(i.size for i in batch), 0)
+            self._cond.notify_all()
+
+    def _take(self) -> Optional[Tuple[str, Any]]:
+        """Next work: ``("items", batch)``, ``("replay", claim)``, or None to stop."""
+        while True:
+            batch = self._pop_batch(wait=True)
+            if batch is None:
+                return None
+            if batch:
+                return "items", batch
+            claim = self._claim_spooled()
+            if claim is not None:
+                return "replay", claim
+            with self._cond:
+                if not self._queue and not self._closed and not self._abort.is_set():
+                    self._cond.wait(1.0)
+
+    def _pop_batch(self, wait: bool) -> Optional[List[Item]]:
+        """Items for the next requests; [] when idle and a spool re-send may run; None to stop."""
         s = self.settings
-        cap_items = s.batch_max_items * 3
-        cap_bytes = s.batch_max_bytes * 3
         with self._cond:
             while not self._queue:
-                if self._closed or self._abort.is_set():
+                if self._closed or self._abort.is_set() or not wait:
                     return None
+                if self._replay_due():
+                    return []
                 self._cond.wait(1.0)
-            if len(self._queue) < s.batch_max_items and not self._closed:
-                self._cond.wait(LINGER)  # let a burst gather into fewer requests
+            if wait and len(self._queue) < s.batch_max_items and not self._closed and self.linger > 0:
+                self._cond.wait(self.linger)  # let a burst gather into fewer requests
+            if not self._queue:
+                return [] if not self._closed else None
+            cap_items = s.batch_max_items * 3
+            cap_bytes = self._byte_budget * 3
             out: List[Item] = []
             size = 0
             q = self._queue
@@ -242,27 +439,36 @@ class Writer:
                 size += item.size
                 out.append(item)
             self._queued_bytes -= size
-            self._inflight += len(out)
+            self._inflight_items += len(out)
+            self._inflight_bytes += size
+            self._current = {id(i): i for i in out}
+            self._interrupt.clear()
+            if self._abort.is_set():
+                self._interrupt.set()
             return out
 
     def _send_batch(self, batch: List[Item]) -> None:
         by_kind: Dict[str, List[Item]] = {}
         for item in batch:
             by_kind.setdefault(item.kind, []).append(item)
-        deadline = time.monotonic() + self.settings.retry_deadline
         for kind in KIND_ORDER:
-            items = by_kind.get(kind)
+            items = by_kind.pop(kind, None)
             if items:
                 for chunk in self._chunks(items):
-                    self._deliver(kind, chunk, deadline)
+                    self._deliver(kind, chunk, time.monotonic() + self.settings.retry_deadline, [ISOLATION_BUDGET])
+        for kind, items in by_kind.items():  # an unknown kind: nothing to send it to
+            self._resolve(items)
+            self.stats.drop("unknown_kind", len(items))
+            _logger.error("Opik exporter: %d items of unknown kind %r dropped", len(items), kind)
 
     def _chunks(self, items: List[Item]) -> List[List[Item]]:
         s = self.settings
+        budget = self._byte_budget
         out: List[List[Item]] = []
         cur: List[Item] = []
         size = 0
         for item in items:
-            if cur and (len(cur) >= s.batch_max_items or size + item.size > s.batch_max_bytes):
+            if cur and (len(cur) >= s.batch_max_items or size + item.size > budget):
                 out.append(cur)
                 cur, size = [], 0
             cur.append(item)
@@ -271,149 +477,401 @@ class Writer:
             out.append(cur)
         return out
 
-    def _deliver(self, kind: str, items: List[Item], deadline: float) -> None:
-        """Resolve ``items`` completely: delivered, split, bisected, spooled or dropped."""
+    # -- resolution ------------------------------------------------------------------
+    def _resolve(self, items: Sequence[Item]) -> List[Item]:
+        """Mark ``items`` resolved; returns those that were still ours (not taken over)."""
+        if self._replaying:
+            return list(items)
+        with self._cond:
+            pop = self._current.pop
+            return [i for i in items if pop(id(i), None) is not None]
+
+    def _is_taken(self, items: Sequence[Item]) -> bool:
+        if self._replaying:
+            return False
+        with self._cond:
+            return not any(id(i) in self._current for i in items)
+
+    def _swap(self, old: Item, new: Item) -> bool:
+        """Track ``new`` (a shrunk copy) instead of ``old``; False if ``old`` was taken over."""
+        if self._replaying:
+            return True
+        with self._cond:
+            if self._current.pop(id(old), None) is None:
+                return False
+            self._current[id(new)] = new
+            return True
+
+    def _delivered(self, kind: str, items: Sequence[Item]) -> None:
+        # Items taken over meanwhile (spooled by flush/shutdown) are counted when re-sent.
+        ours = self._resolve(items)
+        if ours:
+            self.stats.add(EXPORTED_COUNTER.get(kind, "scores_exported"), len(ours))
+
+    def _deliver(self, kind: str, items: List[Item], deadline: float, budget: List[int]) -> None:
+        """Resolve ``items`` completely: delivered, split, isolated, shrunk, spooled or dropped."""
+        if not items:
+            return
+        if len(items) == 1 and items[0].size > self.settings.batch_max_bytes:
+            self._deliver_oversized(kind, items[0], deadline, self.settings.batch_max_bytes, budget)
+            return
         if time.monotonic() < self._auth_paused_until:
             self._give_up(items, "unauthorized")
             return
-        resp = self._request_with_retry(kind, items, deadline)
-        if resp is None:
-            self._give_up(items, "shutdown" if self._abort.is_set() else "retry_deadline")
+        try:
+            resp = self._request_with_retry(kind, items, deadline)
+        except _GiveUp as g:
+            self._give_up(items, g.reason)
             return
         status = resp.status
-        if resp.ok:
-            self._count_delivered(kind, len(items))
+        if resp.ok or status == 409:  # 409: Opik has these rows already
+            self._delivered(kind, items)
         elif status == 413:
+            self._learn_budget(sum(i.size for i in items))
             if len(items) > 1:
                 half = len(items) // 2
-                self._deliver(kind, items[:half], deadline)
-                self._deliver(kind, items[half:], deadline)
+                self._deliver(kind, items[:half], deadline, budget)
+                self._deliver(kind, items[half:], deadline, budget)
             else:
-                self._deliver_oversized(kind, items[0], deadline)
+                target = min(self._byte_budget, items[0].size // 2)
+                self._deliver_oversized(kind, items[0], deadline, target, budget)
         elif status in (400, 422):
-            if len(items) > 1:
-                half = len(items) // 2
-                self._deliver(kind, items[:half], deadline)
-                self._deliver(kind, items[half:], deadline)
-            else:
-                self.stats.drop("rejected")
-                _logger.error(
-                    "Opik rejected %s %s of %s (HTTP %d): %s",
-                    kind,
-                    items[0].id,
-                    items[0].label,
-                    status,
-                    resp.text[:500],
-                )
+            self._isolate(kind, items, resp, deadline, budget)
         elif status in (401, 403):
-            self._auth_paused_until = time.monotonic() + AUTH_PAUSE
-            s = self.settings
-            setting = "OPIK_API_KEY" if status == 401 else "OPIK_WORKSPACE (or the key's access to it)"
-            _logger.error(
-                "Opik at %s refused the credentials (HTTP %d) for workspace %r: check %s. "
-                "Sending paused for %d s; spans are dropped and counted meanwhile.",
-                s.url,
-                status,
-                s.workspace,
-                setting,
-                int(AUTH_PAUSE),
-            )
+            self._auth_failed(status, resp)
             self._give_up(items, "unauthorized")
         else:
-            hint = " (is the URL right? it must end with /api for a self-hosted Opik)" if status in (404, 405) else ""
+            self._final_error(kind, items, resp)
+
+    def _learn_budget(self, body_size: int) -> None:
+        new = max(min(self._byte_budget, body_size // 2), MIN_BYTE_BUDGET)
+        if new < self._byte_budget:
+            self._byte_budget = new
             self._log(
-                f"http{status}",
-                logging.ERROR,
-                "Opik answered HTTP %d to %s %s%s: %d %s dropped: %s",
-                status,
-                ENDPOINTS[kind][0],
-                self.settings.url + ENDPOINTS[kind][1],
-                hint,
-                len(items),
-                kind + "s",
-                resp.text[:300],
+                "budget", logging.INFO,
+                "Opik refused a %d-byte request as too large (413); requests are now cut at %d bytes",
+                body_size, new,
             )
-            self.stats.drop(f"http_{status}", len(items))
 
-    def _deliver_oversized(self, kind: str, item: Item, deadline: float) -> None:
-        shrunk = self._shrink(item, max(self.settings.batch_max_bytes // 4, 1024)) if self._shrink else None
-        if shrunk is None or shrunk.size >= item.size:
-            self.stats.drop("too_large")
-            _logger.error("Opik refused %s %s of %s as too large (%d bytes)", kind, item.id, item.label, item.size)
+    def _deliver_oversized(self, kind: str, item: Item, deadline: float, target: int, budget: List[int]) -> None:
+        shrunk: Optional[Item] = None
+        if target >= MIN_SHRINK_BYTES and self._shrink is not None:
+            try:
+                shrunk = self._shrink(item, target)
+            except Exception:  # noqa: BLE001 - a failing shrinker costs one item, loudly
+                _logger.exception("Opik exporter: could not shrink %s %s of %s", kind, item.id, item.label)
+        if shrunk is None or shrunk.size > target or shrunk.size >= item.size:
+            if self._resolve([item]):
+                self.stats.drop("too_large")
+                _logger.error(
+                    "Opik exporter dropped %s %s of %s: %d bytes is too large for Opik and could not be "
+                    "shrunk below %d bytes", kind, item.id, item.label, item.size, max(target, MIN_SHRINK_BYTES),
+                )
             return
-        self._log("shrunk", logging.WARNING, "%s %s of %s was too large for Opik: sent truncated", kind, item.id, item.label)
-        resp = self._request_with_retry(kind, [shrunk], deadline)
-        if resp is not None and resp.ok:
-            self._count_delivered(kind, 1)
-        elif resp is None:
-            self._give_up([shrunk], "retry_deadline")
+        if not self._swap(item, shrunk):
+            return
+        self.stats.add("items_shrunk")
+        self._log(
+            "shrunk", logging.WARNING,
+            "%s %s of %s was too large for Opik (%d bytes): sending it truncated to %d bytes "
+            "(marked in its metadata)", kind, item.id, item.label, item.size, shrunk.size,
+        )
+        self._deliver(kind, [shrunk], deadline, budget)
+
+    def _isolate(self, kind: str, items: List[Item], resp: Response, deadline: float, budget: List[int]) -> None:
+        """Find the items Opik rejects; deliver the others; log each rejected one once."""
+        errors = _errors_by_index(resp.text, ENDPOINTS[kind][2], len(items))
+        if len(items) == 1:
+            self._rejected(kind, items[0], resp, errors.get(0))
+            return
+        if budget[0] <= 0:
+            for item in items:
+                self._rejected(kind, item, resp, None, note="isolation budget exhausted; not retried singly")
+            return
+        budget[0] -= 1
+        if errors and len(errors) == len(items):  # Opik named every item: all rejected, no more requests
+            for i, item in enumerate(items):
+                self._rejected(kind, item, resp, errors[i])
+            return
+        if errors:
+            good = [it for i, it in enumerate(items) if i not in errors]
+            self._deliver(kind, good, deadline, budget)
+            for i in sorted(errors):  # confirm each alone: its own error text, and no good item lost
+                self._deliver(kind, [items[i]], deadline, budget)
+            return
+        half = len(items) // 2
+        self._deliver(kind, items[:half], deadline, budget)
+        self._deliver(kind, items[half:], deadline, budget)
+
+    def _rejected(self, kind: str, item: Item, resp: Response, error: Optional[str], note: str = "") -> None:
+        if not self._resolve([item]):
+            return
+        self.stats.drop("rejected")
+        text = error or resp.text.strip()[:500] or "(no error text)"
+        _logger.error(
+            "Opik rejected %s %s of %s (HTTP %d): %s%s",
+            kind, item.id, item.label, resp.status, text, f" [{note}]" if note else "",
+        )
+
+    def _auth_failed(self, status: int, resp: Response) -> None:
+        s = self.settings
+        already = time.monotonic() < self._auth_paused_until
+        self._auth_paused_until = time.monotonic() + self.auth_pause
+        if already:
+            return
+        key_src = s.sources.get("api_key", "") if s.sources else ""
+        ws_src = s.sources.get("workspace", "default") if s.sources else "default"
+        if status == 401:
+            if s.api_key:
+                fix = f"OPIK_API_KEY (the key from {key_src or 'the settings'} is not valid for this Opik)"
+            else:
+                fix = "OPIK_API_KEY (no API key is set, and this Opik requires one)"
         else:
-            self.stats.drop("too_large")
-            _logger.error("Opik refused truncated %s %s of %s (HTTP %d)", kind, item.id, item.label, resp.status)
+            fix = f"OPIK_WORKSPACE (from {ws_src}) or the key's access to that workspace"
+        opik_says = resp.text.strip()[:200]
+        _logger.error(
+            "Opik at %s refused the credentials (HTTP %d%s) for workspace %r: fix %s. "
+            "Sending is paused for %d s; spans meanwhile are %s and counted in exporter.stats().",
+            safe_url(s.url), status, f": {opik_says}" if opik_says else "", s.workspace, fix,
+            int(self.auth_pause), "spooled" if self.spool is not None else "dropped",
+        )
 
-    def _count_delivered(self, kind: str, n: int) -> None:
-        self.stats.add({"trace": "traces_exported", "span": "spans_exported"}.get(kind, "scores_exported"), n)
+    def _final_error(self, kind: str, items: List[Item], resp: Response) -> None:
+        status = resp.status
+        method, path, _ = ENDPOINTS[kind]
+        url = safe_url(self.settings.url + path)
+        if 300 <= status < 400:
+            hint = f" (redirect to {resp.headers.get('location', '?')}: set OPIK_URL_OVERRIDE to the final URL)"
+        elif status in (404, 405):
+            hint = " (is the URL right? it must end with /api for a self-hosted Opik)"
+        else:
+            hint = ""
+        ours = self._resolve(items)
+        if not ours:
+            return
+        self.stats.drop(f"http_{status}", len(ours))
+        self._log(
+            f"http{status}", logging.ERROR,
+            "Opik answered HTTP %d to %s %s%s: %d %ss dropped: %s",
+            status, method, url, hint, len(ours), kind, resp.text.strip()[:300],
+        )
 
-    def _request_with_retry(self, kind: str, items: List[Item], deadline: float) -> Optional[Response]:
-        """One request, retried on transient failures until ``deadline``; None if given up."""
+    # -- requests ----------------------------------------------------------------------
+    def _request_with_retry(self, kind: str, items: List[Item], deadline: float) -> Response:
+        """One request, retried on transient failures; raises :class:`_GiveUp` if abandoned."""
         method, path, _ = ENDPOINTS[kind]
         body = request_body(kind, items)
         attempt = 0
         while True:
+            limit, closing = deadline, False
+            close_by = self._close_by
+            if close_by is not None and close_by < limit:
+                limit, closing = close_by, True
             if self._abort.is_set():
-                return None
-            remaining = deadline - time.monotonic()
+                raise _GiveUp("shutdown")
+            remaining = limit - time.monotonic()
+            if remaining <= 0.01:
+                raise _GiveUp("shutdown" if closing else "retry_deadline")
             t0 = time.monotonic()
-            self.stats.add("requests")
+            resp: Optional[Response] = None
+            err: Optional[str] = None
             try:
-                resp = self.transport.request(method, path, body, timeout=min(self.settings.timeout, max(remaining, 0.05)))
-                err: Optional[str] = None
+                resp = self.transport.request(method, path, body, timeout=min(self.settings.timeout, remaining))
             except TransportError as exc:
-                resp, err = None, str(exc)
-            self.stats.add("request_seconds_total", time.monotonic() - t0)
+                err = str(exc)
+            self.stats.record_request(
+                time.monotonic() - t0, "error" if resp is None else ("ok" if resp.ok else f"http_{resp.status}")
+            )
             if resp is not None and resp.status not in RETRYABLE_STATUS:
+                self._note_up(resp.ok)
                 return resp
-            self.stats.add("requests_failed")
-            delay = min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)) * random.random()
+            self._note_down()
             hint = resp.server_delay() if resp is not None else None
+            cap = min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, 30)))
+            delay = random.uniform(0.0, cap)  # full jitter
             if hint is not None:
                 delay = max(delay, hint)
-            if attempt == 0 and err is not None:
-                delay = min(delay, 0.1)  # a stale pooled connection: retry at once
-            if time.monotonic() + delay >= deadline:
-                return None
+            elif attempt == 0 and err is not None:
+                delay = 0.0  # a stale pooled connection: retry at once, once
+            if time.monotonic() + delay >= limit:
+                raise _GiveUp("shutdown" if closing else "retry_deadline")
             why = err or f"HTTP {resp.status if resp is not None else '?'}"
-            self._log(
-                "retry",
-                logging.WARNING,
-                "Opik at %s unavailable (%s); retrying %d %s in %.1f s",
-                self.settings.url,
-                why,
-                len(items),
-                kind + "s",
-                delay,
-            )
+            if delay > 0:
+                self._log(
+                    "retry", logging.WARNING,
+                    "Opik at %s unavailable (%s); retrying %d %ss in %.1f s",
+                    safe_url(self.settings.url), why, len(items), kind, delay,
+                )
             self.stats.add("retries")
             attempt += 1
-            if self._abort.wait(delay):
-                return None
+            if delay > 0 and self._interrupt.wait(delay):
+                if self._abort.is_set():
+                    raise _GiveUp("shutdown")
+                if self._is_taken(items):
+                    raise _GiveUp("taken")
+                self._interrupt.clear()  # woken for another batch's takeover: go on
 
-    def _give_up(self, items: List[Item], reason: str) -> None:
+    def _note_up(self, ok: bool) -> None:
+        if ok:
+            self._next_replay_at = 0.0
+        if self._down_since is not None:
+            down = time.monotonic() - self._down_since
+            self._down_since = None
+            if down >= 1.0:
+                _logger.warning("Opik at %s answers again after %.1f s", safe_url(self.settings.url), down)
+
+    def _note_down(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+
+    # -- giving up, spooling, re-sending ----------------------------------------------------
+    def _give_up(self, items: Sequence[Item], reason: str) -> None:
+        """Items that cannot be delivered now: spool them (if configured) or count them dropped."""
+        if reason == "taken":
+            return
+        if self._replaying:
+            self._replay_leftover.extend(items)
+            return
+        ours = self._resolve(items)
+        if ours:
+            if reason == "retry_deadline":
+                self._next_replay_at = time.monotonic() + self.replay_retry
+            self._give_up_now(ours, reason)
+
+    def _give_up_now(self, items: List[Item], reason: str) -> None:
+        if not items:
+            return
         if self.spool is not None:
             try:
                 n = self.spool.write(items)
+            except Exception:  # noqa: BLE001 - a broken disk never breaks the exporter
+                _logger.exception("Opik exporter: could not write the spool")
+                n = 0
+            if n:
                 self.stats.add("items_spooled", n)
-                if n == len(items):
-                    return
-                items = items[n:]
-                reason = "spool_full"
-            except Exception:  # noqa: BLE001
-                _logger.exception("Opik exporter: could not write the spool; items dropped")
+            if n == len(items):
+                if reason in ("shutdown", "flush_timeout", "retry_deadline"):
+                    self._log(
+                        "spooled_" + reason, logging.WARNING,
+                        "Opik exporter: %d items not delivered (%s) were spooled to %s and will be re-sent",
+                        n, reason.replace("_", " "), self.spool.directory,
+                    )
+                return
+            items = items[n:]
+            reason = "spool_full"
+        if reason == "flush_timeout":
+            reason = "shutdown"
         self.stats.drop(reason, len(items))
+        if reason == "unauthorized":
+            return  # the auth error line already says so
+        hint = "" if self.spool is not None else " (set OTEL_EXPORTER_OPIK_SPOOL_DIR to keep them on disk)"
         self._log(
-            "drop_" + reason,
-            logging.WARNING,
-            "Opik exporter dropped %d items (%s)",
-            len(items),
-            reason,
+            "drop_" + reason, logging.WARNING,
+            "Opik exporter dropped %d items (%s)%s", len(items), reason, hint,
         )
+
+    def _replay_due(self) -> bool:
+        if self.spool is None or self._closed or self._abort.is_set():
+            return False
+        now = time.monotonic()
+        return now >= self._auth_paused_until and now >= self._next_replay_at and now >= self._next_spool_scan
+
+    def _claim_spooled(self) -> Optional[Any]:
+        spool = self.spool
+        if spool is None:
+            return None
+        try:
+            claim = spool.claim()
+        except Exception:  # noqa: BLE001
+            _logger.exception("Opik exporter: could not read the spool")
+            claim = None
+        if claim is None:
+            self._next_spool_scan = time.monotonic() + SPOOL_SCAN_INTERVAL
+            try:
+                spool.recover()
+            except Exception:  # noqa: BLE001
+                pass
+        return claim
+
+    def _replay(self, claim: Any) -> None:
+        items: List[Item] = claim.items
+        self._replaying = True
+        self._replay_leftover = []
+        try:
+            self._send_batch(items)
+        finally:
+            self._replaying = False
+            leftover, self._replay_leftover = self._replay_leftover, []
+        resolved = len(items) - len(leftover)
+        if resolved:
+            self.stats.add("items_unspooled", resolved)
+        if not leftover:
+            claim.done()
+        elif len(leftover) == len(items):
+            claim.release()
+        else:
+            claim.keep_only(leftover)
+        if leftover:
+            self._next_replay_at = time.monotonic() + self.replay_retry
+
+
+def _errors_by_index(text: str, key: str, n: int) -> Dict[int, str]:
+    """``{index: error}`` from a Dropwizard 422 body like ``{"errors": ["spans[3].name: ..."]}``."""
+    if not text or f"{key}[" not in text:
+        return {}
+    pat = _INDEX_RE_CACHE.get(key)
+    if pat is None:
+        pat = _INDEX_RE_CACHE[key] = re.compile(re.escape(key) + r"\[(\d+)\]")
+    try:
+        from ._json import loads
+
+        data = loads(text)
+        errors = data.get("errors") if isinstance(data, dict) else None
+    except ValueError:
+        errors = None
+    if not isinstance(errors, list):
+        errors = [text]
+    out: Dict[int, List[str]] = {}
+    for e in errors:
+        e = str(e)
+        for m in pat.finditer(e):
+            i = int(m.group(1))
+            if i >= n:
+                return {}  # indexes that do not fit this request: do not trust any
+            out.setdefault(i, []).append(e)
+    return {i: "; ".join(v)[:500] for i, v in out.items()}
+
+
+def _gauges(ref: "weakref.ref[Writer]") -> Mapping[str, float]:
+    w = ref()
+    if w is None:
+        return {}
+    return {
+        "queue_items": len(w._queue) + w._inflight_items,
+        "queue_bytes": w._queued_bytes + w._inflight_bytes,
+    }
+
+
+_WRITERS: "weakref.WeakSet[Writer]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for w in list(_WRITERS):
+        w._after_fork()
+
+
+def _at_exit() -> None:
+    """Safety net for writers nobody shut down: a bounded flush (spooling on timeout)."""
+    for w in list(_WRITERS):
+        if not w._closed and w._pid == os.getpid() and w.pending():
+            try:
+                w.flush(ATEXIT_FLUSH)
+            except Exception:  # noqa: BLE001 - never raise at exit
+                pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)
+
+__all__ = ["AUTH_PAUSE", "BACKOFF_BASE", "BACKOFF_CAP", "Writer"]
