@@ -185,7 +185,9 @@ def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
         out.set_input(in_json, "input.value")
         used.add("input.mime_type")
     elif msgs:
-        out.set_input(msgs)
+        # a plain-text input.value is the prompt the messages already hold
+        out.set_input(msgs, "input.value" if "input.value" in attrs else None)
+        used.add("input.mime_type")
     elif "input.value" in attrs:
         out.set_input(attrs["input.value"], "input.value")
         used.add("input.mime_type")
@@ -207,7 +209,8 @@ def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
         out.set_output(out_json, "output.value")
         used.add("output.mime_type")
     elif omsgs:
-        out.set_output(omsgs)
+        out.set_output(omsgs, "output.value" if "output.value" in attrs else None)
+        used.add("output.mime_type")
     elif "output.value" in attrs:
         out.set_output(attrs["output.value"], "output.value")
         used.add("output.mime_type")
