@@ -130,6 +130,11 @@ def read(out: MappedSpan) -> None:
         elif not is_empty(req):
             out.set_model(req)
             out.used.add("gen_ai.request.model")
+    else:  # a family reader chose the model: drop exact repeats only
+        if resp is not None and resp == out.model:
+            out.used.add("gen_ai.response.model")
+        if req is not None and req == out.model:
+            out.used.add("gen_ai.request.model")
     if out.provider is None:
         server = get("server.address")
         chosen: Optional[str] = None
