@@ -54,11 +54,9 @@ _MAX_FRAME = 1 << 31
 #: a file is one import: no per-request span cap
 _LIMITS = DecodeLimits(max_spans=1 << 62)
 _SUBMIT_CHUNK = 500
-#: drop reasons that mean data was lost (the rest are the user's own filters and masks)
-LOSS_REASONS = frozenset(
-    ("queue_full", "shutdown", "retry_deadline", "rejected", "unauthorized", "too_large", "internal_error",
-     "spool_full", "mask_error")
-)
+#: drop reasons that are the user's own choice (filters, the mask hook returning None);
+#: every other reason (rejected, http_*, retry_deadline, ...) means data was lost
+CHOSEN_REASONS = frozenset(("masked", "filtered", "span_filter", "scopes", "scope_filter", "not_genai"))
 
 
 class ImportFileError(Exception):
@@ -376,12 +374,12 @@ class ImportResult:
     @property
     def lost(self) -> Dict[str, int]:
         dropped = self.stats.get("dropped", {}) or {}
-        return {k: v for k, v in dropped.items() if k in LOSS_REASONS}
+        return {k: v for k, v in dropped.items() if k not in CHOSEN_REASONS}
 
     @property
     def left_out(self) -> Dict[str, int]:
         dropped = self.stats.get("dropped", {}) or {}
-        return {k: v for k, v in dropped.items() if k not in LOSS_REASONS}
+        return {k: v for k, v in dropped.items() if k in CHOSEN_REASONS}
 
     @property
     def exit_code(self) -> int:
@@ -397,8 +395,7 @@ def _wait_and_submit(writer: Any, items: List[Item], stats: Stats) -> None:
         chunk = items[i : i + _SUBMIT_CHUNK]
         nbytes = sum(it.size for it in chunk)
         while not writer.has_capacity(len(chunk), nbytes) and writer.pending() > 0:
-            dropped = stats.snapshot()["dropped"]
-            if isinstance(dropped, dict) and dropped.get("unauthorized"):
+            if stats.dropped().get("unauthorized"):
                 raise _AuthRefused()
             time.sleep(0.005)
         writer.submit(chunk)
@@ -497,6 +494,9 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
                 src.close()
             done_before += size or 0
             bar.update(done_before, result.spans_read, result.traces_mapped, os.path.basename(src.name), force=True)
+        close = getattr(pipeline, "close", None)
+        if close is not None:  # items a stage held back (e.g. traces waiting to be judged by a filter)
+            _wait_and_submit(writer, close(), stats)
         bar.finish()
         result.flushed = writer.flush(flush_timeout)
     except _AuthRefused:
