@@ -56,7 +56,7 @@ _LIMITS = DecodeLimits(max_spans=1 << 62)
 _SUBMIT_CHUNK = 500
 #: drop reasons that are the user's own choice (filters, the mask hook returning None);
 #: every other reason (rejected, http_*, retry_deadline, ...) means data was lost
-CHOSEN_REASONS = frozenset(("masked", "filtered", "span_filter", "scopes", "scope_filter", "not_genai"))
+CHOSEN_REASONS = frozenset(("masked", "filtered", "scope_filtered"))
 
 
 class ImportFileError(Exception):
