@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from jsonschema import Draft202012Validator
-
-from opentelemetry.exporter.opik._config import resolve_settings
-from opentelemetry.exporter.opik._json import dumps
-from opentelemetry.exporter.opik._mapping import Mapper
-from opentelemetry.exporter.opik._record import SpanRecord, from_readable_span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+from opentelemetry.exporter.opik._config import resolve_settings
+from opentelemetry.exporter.opik._json import dumps
+from opentelemetry.exporter.opik._mapping import Mapper
+from opentelemetry.exporter.opik._record import SpanRecord, from_readable_span
 
 T0 = 1_800_000_000_000_000_000  # 2027-01-15T08:00:00Z, in ns
 _SCHEMAS = json.loads((Path(__file__).resolve().parent / "schema" / "opik_write_schemas.json").read_text())

@@ -29,11 +29,11 @@ os.environ["TRACELOOP_TRACE_CONTENT"] = "true"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
-
-from opentelemetry.exporter.opik import OpikSpanExporter  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+
+from opentelemetry.exporter.opik import OpikSpanExporter  # noqa: E402
 
 PROMPT_TOKENS = 17
 COMPLETION_TOKENS = 6

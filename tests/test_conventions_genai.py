@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from conftest_conventions import Recorder, children_of, iso, mapped, strip
+from opentelemetry.trace import SpanKind
 
 from opentelemetry.exporter.opik._mapping.conventions._providers import from_model_name, normalize
-from opentelemetry.trace import SpanKind
 
 
 def test_current_inference_span_full_mapping() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 from conftest_conventions import Recorder, iso, mapped, ns, strip
-
 from opentelemetry.trace import SpanKind
 
 SYSTEM = json.dumps([{"type": "text", "content": "Be brief."}])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 from conftest_conventions import Recorder, mapped, strip
-
 from opentelemetry.trace import SpanKind
 
 OLD_CHAT = {

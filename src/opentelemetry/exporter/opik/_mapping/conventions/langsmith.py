@@ -59,12 +59,12 @@ def read(out: MappedSpan) -> None:
         c.merge_prefixed(out, md)
 
     if out.provider is None:
-        p = normalize(md.get("ls_provider")) if md.get("ls_provider") is not None else None
-        if p is None:
-            v = get("gen_ai.system")
-            p = normalize(v) if v is not None else None
-            if p is not None:
-                used.add("gen_ai.system")
+        ls_provider = normalize(md.get("ls_provider")) if md.get("ls_provider") is not None else None
+        v = get("gen_ai.system")
+        guessed = normalize(v) if v is not None else None
+        p = ls_provider or guessed
+        if p is not None and guessed == p:
+            used.add("gen_ai.system")
         out.set_provider(p)
     if out.model is None and out.type == "llm":
         k, v = c.first(attrs, ("gen_ai.response.model", "gen_ai.request.model"))
