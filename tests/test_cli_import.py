@@ -425,3 +425,41 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(tmp_path: Path) -> Non
         assert opik.duplicates() == {} and len(opik.spans) == 30
 
 
+
+
+def test_import_of_a_collector_file_matches_the_sidecar_receiving_the_same_requests(tmp_path: Path) -> None:
+    """A Collector fanning out to the ``file`` exporter and to ``opik-otel serve`` sends both the same
+    requests: importing the file later stores exactly what the sidecar stored live."""
+    import socket
+
+    import httpx
+
+    requests = otlp_json_requests()
+    path = tmp_path / "collector.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in requests))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with OpikStandin() as live, OpikStandin() as target:
+        env = dict(os.environ, OPIK_URL_OVERRIDE=live.url)
+        sidecar = subprocess.Popen(OPIK_OTEL + ["serve", "--no-grpc", "--port", str(port)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline and sidecar.poll() is None, "the sidecar did not start"
+                    time.sleep(0.1)
+            for line in path.read_text().splitlines():
+                r = httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=line,
+                               headers={"Content-Type": "application/json"}, timeout=10)
+                assert r.status_code == 200, r.text
+            live.wait_for_counts(traces=2, spans=3)
+        finally:
+            sidecar.send_signal(signal.SIGTERM)
+            sidecar.wait(30)
+        assert run_import([str(path)], {"url": target.url}, progress="none") == 0
+        assert_same_rows(live, target)
