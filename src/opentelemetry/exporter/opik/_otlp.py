@@ -204,10 +204,21 @@ class _PbReader:
             cut = len(kvs) - self.max_attributes
             kvs = kvs[: self.max_attributes]
             self.out.attributes_cut += 1
-        value = self.value
+        out: Dict[str, Any] = {}
         if self.lenient:
-            return {_utf8(kv.key): value(kv.value, depth) for kv in kvs}, cut
-        return {kv.key: value(kv.value, depth) for kv in kvs}, cut
+            for kv in kvs:
+                out[_utf8(kv.key)] = self.value(kv.value, depth)
+            return out, cut
+        # The hot loop of the sidecar: scalars inline, one wrapper per key and value.
+        scalars = _SCALARS
+        for kv in kvs:
+            v = kv.value
+            which = v.WhichOneof("value")
+            if which == "string_value" or which in scalars:
+                out[kv.key] = getattr(v, which)
+            else:
+                out[kv.key] = self.value(v, depth)
+        return out, cut
 
     def span(self, sp: Any, resource: Dict[str, Any], scope_name: str, scope_version: str) -> SpanRecord:
         trace_id, span_id, parent = _ids(sp.trace_id, sp.span_id, sp.parent_span_id)

@@ -128,14 +128,9 @@ def _make_writer(settings: OpikSettings, stats: Stats, stream: Optional[TextIO])
         from .._spool import Spool  # type: ignore[import-not-found]
 
         spool = Spool(settings.spool_dir, settings.spool_max_bytes)
-    shrink = None
-    try:
-        from .._privacy import shrink_item  # type: ignore[import-not-found]
+    from .._exporter import _shrinker
 
-        shrink = shrink_item
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    writer = Writer(settings, stats=stats, spool=spool, shrink=shrink)
+    writer = Writer(settings, stats=stats, spool=spool, shrink=_shrinker())
     if spool is not None:
         spool.attach(writer)
     return writer
