@@ -159,6 +159,8 @@ class Writer:
         self._byte_budget = self.settings.batch_max_bytes
         self._replaying = False
         self._replay_leftover: List[Item] = []
+        #: id(shrunk copy) -> the original item, while a batch is being sent
+        self._origin: Dict[int, Item] = {}
         self._next_replay_at = 0.0
         self._next_spool_scan = 0.0
         self._down_since: Optional[float] = None
@@ -317,6 +319,8 @@ class Writer:
         with self._cond:
             self._close_by = end - reserve
             self._cond.notify_all()
+        if self.spool is not None:
+            self._interrupt.set()  # a retry wait in progress re-checks: with a spool, closing does not wait on a down Opik
         if self.pending():
             if self._ensure_thread():
                 done = self._wait_idle(end - reserve)
@@ -394,6 +398,7 @@ class Writer:
                 self._finish_batch(batch)
 
     def _finish_batch(self, batch: List[Item]) -> None:
+        self._origin.clear()
         with self._cond:
             self._current.clear()
             self._inflight_items = max(self._inflight_items - len(batch), 0)
@@ -554,10 +559,12 @@ class Writer:
             )
 
     def _deliver_oversized(self, kind: str, item: Item, deadline: float, target: int, budget: List[int]) -> None:
+        # A shrunk copy that is still too large is shrunk again from the original, to a smaller target.
+        original = self._origin.get(id(item), item)
         shrunk: Optional[Item] = None
         if target >= MIN_SHRINK_BYTES and self._shrink is not None:
             try:
-                shrunk = self._shrink(item, target)
+                shrunk = self._shrink(original, target)
             except Exception:  # noqa: BLE001 - a failing shrinker costs one item, loudly
                 _logger.exception("Opik exporter: could not shrink %s %s of %s", kind, item.id, item.label)
         if shrunk is None or shrunk.size > target or shrunk.size >= item.size:
@@ -570,12 +577,15 @@ class Writer:
             return
         if not self._swap(item, shrunk):
             return
-        self.stats.add("items_shrunk")
-        self._log(
-            "shrunk", logging.WARNING,
-            "%s %s of %s was too large for Opik (%d bytes): sending it truncated to %d bytes "
-            "(marked in its metadata)", kind, item.id, item.label, item.size, shrunk.size,
-        )
+        self._origin.pop(id(item), None)
+        self._origin[id(shrunk)] = original
+        if original is item:
+            self.stats.add("items_shrunk")
+            self._log(
+                "shrunk", logging.WARNING,
+                "%s %s of %s was too large for Opik (%d bytes): sending it truncated to at most %d bytes "
+                "(marked in its metadata)", kind, item.id, item.label, item.size, target,
+            )
         self._deliver(kind, [shrunk], deadline, budget)
 
     def _isolate(self, kind: str, items: List[Item], resp: Response, deadline: float, budget: List[int]) -> None:
@@ -623,11 +633,11 @@ class Writer:
         ws_src = s.sources.get("workspace", "default") if s.sources else "default"
         if status == 401:
             if s.api_key:
-                fix = f"OPIK_API_KEY (the key from {key_src or 'the settings'} is not valid for this Opik)"
+                fix = f"OPIK_API_KEY (the key set via {key_src or 'the settings'} is not accepted here)"
             else:
                 fix = "OPIK_API_KEY (no API key is set, and this Opik requires one)"
         else:
-            fix = f"OPIK_WORKSPACE (from {ws_src}) or the key's access to that workspace"
+            fix = f"OPIK_WORKSPACE (set via {ws_src}) or the API key's access to that workspace"
         opik_says = resp.text.strip()[:200]
         _logger.error(
             "Opik at %s refused the credentials (HTTP %d%s) for workspace %r: fix %s. "
@@ -686,6 +696,8 @@ class Writer:
                 self._note_up(resp.ok)
                 return resp
             self._note_down()
+            if self._closed and self.spool is not None:
+                raise _GiveUp("shutdown")  # spooled now and re-sent later beats holding up the exit
             hint = resp.server_delay() if resp is not None else None
             cap = min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, 30)))
             delay = random.uniform(0.0, cap)  # full jitter
@@ -749,6 +761,7 @@ class Writer:
                 n = 0
             if n:
                 self.stats.add("items_spooled", n)
+                self._next_spool_scan = 0.0  # our own files: no need to wait for the next scan
             if n == len(items):
                 if reason in ("shutdown", "flush_timeout", "retry_deadline"):
                     self._log(
@@ -801,6 +814,7 @@ class Writer:
             self._send_batch(items)
         finally:
             self._replaying = False
+            self._origin.clear()
             leftover, self._replay_leftover = self._replay_leftover, []
         resolved = len(items) - len(leftover)
         if resolved:
