@@ -293,7 +293,7 @@ def test_installed_entry_point_help_for_every_command() -> None:
     exe = Path(sys.executable).with_name("opik-otel")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "opentelemetry.exporter.opik._cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPIK_")}
-    for sub in ([], ["check"], ["settings"], ["import"]):
+    for sub in ([], ["check"], ["settings"], ["import"], ["serve"]):
         r = subprocess.run(cmd + sub + ["--help"], capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, r.stderr
         assert "usage: opik-otel" in r.stdout
@@ -301,3 +301,14 @@ def test_installed_entry_point_help_for_every_command() -> None:
     from opentelemetry.exporter.opik import __version__
 
     assert r.stdout.strip() == f"opik-otel {__version__}"
+
+
+def test_check_does_not_load_the_sidecar_stack(opik: OpikStandin) -> None:
+    code = (
+        "import sys; from opentelemetry.exporter.opik._cli import main; "
+        f"rc = main(['check', '--url', {opik.url!r}]); "
+        "print(rc, sorted(m for m in ('uvicorn', 'grpc', 'opentelemetry.exporter.opik.sidecar') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("OPIK_")})
+    assert r.stdout.strip().splitlines()[-1] == "0 []", r.stdout + r.stderr
