@@ -7,11 +7,11 @@ sidecar and ``opik-otel import``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._config import OpikSettings
 from ._items import Item
-from ._json import dumps
+from ._json import dumps, loads
 from ._mapping import Mapped, Mapper
 from ._record import SpanRecord
 from ._stats import Stats
@@ -20,8 +20,13 @@ _logger = logging.getLogger("opentelemetry.exporter.opik")
 
 #: ``mask(item_dict, kind) -> item_dict | None``; ``kind`` is ``trace``, ``span`` or ``span_score``
 MaskHook = Callable[[Dict[str, Any], str], Optional[Dict[str, Any]]]
-#: a stage sees every mapped item and returns it (possibly changed) or None to drop it
-Stage = Callable[[Mapped], Optional[Mapped]]
+#: a stage sees every mapped item and returns it (possibly changed), None to drop (or hold)
+#: it, or a list: items it held earlier and releases now (plus, usually, this one). The
+#: released items go on through the later stages. A stage may also have ``begin(items)``
+#: (called with each whole batch first, so a trace row can be judged by the spans that
+#: came in the same batch) and ``drain(final) -> list`` (after each batch, and with
+#: ``final=True`` from :meth:`Pipeline.close`) to release or expire what it holds.
+Stage = Callable[[Mapped], Union[None, Mapped, List[Mapped]]]
 
 
 class Processed:
@@ -46,8 +51,9 @@ class Pipeline:
         self.mapper = mapper or Mapper(settings)
         self.mask = mask
         self.stats = stats or Stats()
-        self.stages: List[Stage] = list(stages) if stages is not None else default_stages(settings)
+        self.stages: List[Stage] = list(stages) if stages is not None else default_stages(settings, self.stats)
         self._mask_failed: set = set()
+        self._stage_failed = False
 
     def process(self, records: Iterable[SpanRecord], default_project: Optional[str] = None) -> Processed:
         records = list(records)
@@ -58,24 +64,64 @@ class Pipeline:
             for label, reason in result.rejected[:5]:
                 _logger.warning("could not map %s: %s", label, reason)
         items: List[Item] = []
+        for stage in self.stages:
+            begin = getattr(stage, "begin", None)
+            if begin is not None:
+                begin(result.items)
         for m in result.items:
-            for stage in self.stages:
-                m2 = stage(m)
-                if m2 is None:
-                    break
-                m = m2
-            else:
-                data: Optional[Dict[str, Any]] = m.data
-                if self.mask is not None:
-                    data = self._apply_mask(m)
-                if data is not None:
-                    items.append(Item(m.kind, str(data.get("id", "")), dumps(data), m.label))
+            self._run(m, 0, items)
+        self._drain(False, items)
         return Processed(items, result.rejected)
 
+    def close(self) -> List[Item]:
+        """Resolve what stages still hold (at shutdown); returns items to deliver, if any."""
+        items: List[Item] = []
+        self._drain(True, items)
+        return items
+
+    def _drain(self, final: bool, out: List[Item]) -> None:
+        for i, stage in enumerate(self.stages):
+            drain = getattr(stage, "drain", None)
+            if drain is not None:
+                for m in drain(final):
+                    self._run(m, i + 1, out)
+
+    def _run(self, m: Mapped, start: int, out: List[Item]) -> None:
+        """Send one item through the stages from ``start`` on, then the mask hook and the encoder."""
+        stages = self.stages
+        try:
+            for i in range(start, len(stages)):
+                r = stages[i](m)
+                if r is None:
+                    return
+                if type(r) is list:
+                    for m2 in r:
+                        self._run(m2, i + 1, out)
+                    return
+                m = r  # type: ignore[assignment]
+        except Exception:  # noqa: BLE001 - fail closed: an item a privacy stage could not judge is not sent
+            self.stats.drop("stage_error")
+            if not self._stage_failed:
+                self._stage_failed = True
+                _logger.exception("a privacy/filter stage failed on %s; such items are dropped (logged once)", m.label)
+            return
+        if self.mask is not None:
+            data = self._apply_mask(m)
+            if data is not None:
+                out.append(Item(m.kind, str(data.get("id", "")), dumps(data), m.label))
+        else:
+            out.append(Item(m.kind, str(m.data.get("id", "")), dumps(m.data), m.label))
+
     def _apply_mask(self, m: Mapped) -> Optional[Dict[str, Any]]:
+        """Run the user's hook on a private plain-JSON copy of the item.
+
+        The copy is what would be sent (tuples are lists, SDK mappings are dicts),
+        and the hook may change it in place: the trace row and its root span share
+        nested objects, which a hook must never see through one another.
+        """
         assert self.mask is not None
         try:
-            data = self.mask(m.data, m.kind)
+            data = self.mask(loads(dumps(m.data)), m.kind)
         except Exception as exc:  # noqa: BLE001 - fail closed: a broken hook never leaks data
             self.stats.drop("mask_error")
             if m.kind not in self._mask_failed:
@@ -92,14 +138,20 @@ class Pipeline:
             return None
         if not isinstance(data, dict):
             self.stats.drop("mask_error")
+            if m.kind not in self._mask_failed:
+                self._mask_failed.add(m.kind)
+                _logger.error(
+                    "the mask hook returned %s (not a dict or None) for a %s; such items are dropped. "
+                    "Logged once per kind.",
+                    type(data).__name__,
+                    m.kind,
+                )
             return None
         return data
 
 
-def default_stages(settings: OpikSettings) -> List[Stage]:
+def default_stages(settings: OpikSettings, stats: Optional[Stats] = None) -> List[Stage]:
     """The privacy and filtering stages the settings ask for."""
-    try:
-        from ._privacy import stages_for
-    except ImportError:  # pragma: no cover - during development only
-        return []
-    return stages_for(settings)
+    from ._privacy import stages_for
+
+    return stages_for(settings, stats)
