@@ -101,6 +101,10 @@ class OpikSpanExporter(SpanExporter):
         if self._shutdown:
             return
         self._shutdown = True
+        try:  # stages holding spans (span_filter=genai) resolve them now
+            self._writer.submit(self._pipeline.close())
+        except Exception:  # noqa: BLE001 - shutdown never raises
+            _logger.exception("Opik exporter: could not resolve held spans at shutdown")
         self._writer.shutdown(timeout_millis / 1000)
 
     def stats(self) -> Dict[str, object]:
