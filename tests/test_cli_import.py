@@ -362,11 +362,15 @@ def test_missing_and_foreign_files_are_reported_the_rest_imported(tmp_path: Path
     good.write_text("".join(json.dumps(r) + "\n" for r in otlp_json_requests()))
     foreign = tmp_path / "photo.bin"
     foreign.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    metrics_only = tmp_path / "metrics.jsonl"
+    metrics_only.write_text(json.dumps({"resourceMetrics": []}) + "\n")
     with OpikStandin() as opik:
-        code = main(["import", str(tmp_path / "nope.jsonl"), str(foreign), str(good), "--url", opik.url, "--progress", "none"])
+        code = main(["import", str(tmp_path / "nope.jsonl"), str(foreign), str(metrics_only), str(good), "--url", opik.url,
+                     "--progress", "none"])
         err = capsys.readouterr().err
         assert code == 1
         assert "nope.jsonl: cannot open" in err
+        assert f"No trace data in: {metrics_only}." in err
         assert "photo.bin" in err and "not" in err
         assert len(opik.traces) == 2 and len(opik.spans) == 3
 

@@ -361,6 +361,7 @@ class ImportResult:
         self.decode_rejected = 0
         self.map_rejected = 0
         self.problems: List[str] = []  # file errors and rejections, for the summary
+        self.empty_files: List[str] = []  # readable, but no trace request in them
         self.file_errors = 0
         self.flushed = True
         self.interrupted = False
@@ -479,6 +480,7 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
                 bar.update(done_before, result.spans_read, result.traces_mapped, force=True)
                 continue
             result.files_read += 1
+            requests_before, errors_before = result.requests, result.file_errors
             try:
                 for req in iter_requests(src):
                     if isinstance(req, ImportFileError):
@@ -492,6 +494,8 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
                 result.note(f"{src.name}: read error: {exc}; the rest of this file is skipped")
             finally:
                 src.close()
+            if result.requests == requests_before and result.file_errors == errors_before:
+                result.empty_files.append(src.name)
             done_before += size or 0
             bar.update(done_before, result.spans_read, result.traces_mapped, os.path.basename(src.name), force=True)
         close = getattr(pipeline, "close", None)
@@ -564,6 +568,8 @@ def _summary(r: ImportResult, settings: OpikSettings, err: TextIO) -> None:
         rejected.append(f"{_n(r.file_errors, 'file, line or message')} could not be read")
     if not r.flushed and not r.interrupted:
         rejected.append("delivery did not finish in time (raise --flush-timeout)")
+    if r.empty_files:
+        lines.append("No trace data in: " + ", ".join(r.empty_files[:10]) + (" ..." if len(r.empty_files) > 10 else "") + ".")
     if r.left_out:
         lines.append("Left out by your settings: " + ", ".join(f"{n:,} {k}" for k, n in sorted(r.left_out.items())) + ".")
     if rejected:
