@@ -79,8 +79,8 @@ def groups(out: MappedSpan) -> Dict[str, List[str]]:
     for key in out.record.attributes:
         if not key.startswith(starts):
             continue
-        h = _head(key)
-        cands = by_head.get(h) if h is not None else None
+        # every prefix has two dots, so a match has a second dot: its head picks the candidates
+        cands = by_head.get(key[: key.find(".", key.find(".") + 1) + 1])
         if cands is None:
             continue
         for p in cands:

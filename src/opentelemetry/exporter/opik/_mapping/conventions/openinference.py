@@ -21,7 +21,7 @@ Recognised by ``openinference.span.kind``, which the spec makes required.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 from .._model import MappedSpan, is_empty
 from . import _common as c
@@ -132,13 +132,10 @@ def _json_value(attrs: Mapping[str, Any], key: str) -> Any:
     return parsed if ok and isinstance(parsed, (dict, list)) else None
 
 
-def _messages(attrs: Mapping[str, Any], g: Dict[str, List[str]], prefix: str, used: Any) -> List[Any]:
-    keys = g.get(prefix)
+def _messages(attrs: Mapping[str, Any], keys: Optional[List[str]], prefix: str) -> List[Any]:
     if not keys:
         return []
-    used.update(keys)
-    items = unflatten(attrs, keys, prefix)
-    return [_openai_message(m) for m in items]
+    return [_openai_message(m) for m in unflatten(attrs, keys, prefix)]
 
 
 def _openai_message(m: Any) -> Any:
@@ -169,51 +166,56 @@ def _openai_message(m: Any) -> Any:
     return m
 
 
+def _texts(attrs: Mapping[str, Any], keys: Optional[List[str]], prefix: str) -> List[Any]:
+    if not keys:
+        return []
+    return [p.get("text", p) if isinstance(p, dict) else p for p in unflatten(attrs, keys, prefix)]
+
+
 def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
     used = out.used
     g = groups(out)
-    in_json = _json_value(attrs, "input.value")
-    out_json = _json_value(attrs, "output.value")
+    # the flattened lists repeat input.value/output.value: consumed either way, rebuilt only when used
+    in_keys = g.get("llm.input_messages.") or g.get("llm.prompts.")
+    in_prefix = "llm.input_messages." if "llm.input_messages." in g else "llm.prompts."
+    out_keys = g.get("llm.output_messages.") or g.get("llm.choices.")
+    out_prefix = "llm.output_messages." if "llm.output_messages." in g else "llm.choices."
+    for keys in (in_keys, out_keys):
+        if keys:
+            used.update(keys)
 
-    msgs = _messages(attrs, g, "llm.input_messages.", used)
-    if not msgs:
-        prompts = g.get("llm.prompts.")
-        if prompts:
-            used.update(prompts)
-            msgs = [p.get("text", p) if isinstance(p, dict) else p for p in unflatten(attrs, prompts, "llm.prompts.")]
-    if in_json is not None:
-        out.set_input(in_json, "input.value")
-        used.add("input.mime_type")
-    elif msgs:
-        # a plain-text input.value is the prompt the messages already hold
-        out.set_input(msgs, "input.value" if "input.value" in attrs else None)
-        used.add("input.mime_type")
-    elif "input.value" in attrs:
-        out.set_input(attrs["input.value"], "input.value")
-        used.add("input.mime_type")
     if out.input is None:
-        emb = g.get("embedding.embeddings.")
-        if emb:
+        in_json = _json_value(attrs, "input.value")
+        if in_json is not None:
+            out.set_input(in_json, "input.value")
+            used.add("input.mime_type")
+        elif in_keys:
+            rebuild = _messages if in_prefix == "llm.input_messages." else _texts
+            # a plain-text input.value is the prompt the messages already hold
+            out.set_input(rebuild(attrs, in_keys, in_prefix), "input.value" if "input.value" in attrs else None)
+            used.add("input.mime_type")
+        elif "input.value" in attrs:
+            out.set_input(attrs["input.value"], "input.value")
+            used.add("input.mime_type")
+    emb = g.get("embedding.embeddings.")
+    if emb:
+        used.update(emb)  # vectors would only bloat metadata
+        if out.input is None:
             texts = [e.get("text") for e in unflatten(attrs, emb, "embedding.embeddings.") if isinstance(e, dict)]
             out.set_input({"texts": [t for t in texts if t is not None]})
-    if "embedding.embeddings." in g:
-        used.update(g["embedding.embeddings."])  # vectors would only bloat metadata
 
-    omsgs = _messages(attrs, g, "llm.output_messages.", used)
-    if not omsgs:
-        choices = g.get("llm.choices.")
-        if choices:
-            used.update(choices)
-            omsgs = [p.get("text", p) if isinstance(p, dict) else p for p in unflatten(attrs, choices, "llm.choices.")]
-    if out_json is not None:
-        out.set_output(out_json, "output.value")
-        used.add("output.mime_type")
-    elif omsgs:
-        out.set_output(omsgs, "output.value" if "output.value" in attrs else None)
-        used.add("output.mime_type")
-    elif "output.value" in attrs:
-        out.set_output(attrs["output.value"], "output.value")
-        used.add("output.mime_type")
+    if out.output is None:
+        out_json = _json_value(attrs, "output.value")
+        if out_json is not None:
+            out.set_output(out_json, "output.value")
+            used.add("output.mime_type")
+        elif out_keys:
+            rebuild = _messages if out_prefix == "llm.output_messages." else _texts
+            out.set_output(rebuild(attrs, out_keys, out_prefix), "output.value" if "output.value" in attrs else None)
+            used.add("output.mime_type")
+        elif "output.value" in attrs:
+            out.set_output(attrs["output.value"], "output.value")
+            used.add("output.mime_type")
 
     docs = g.get("retrieval.documents.")
     if docs:
