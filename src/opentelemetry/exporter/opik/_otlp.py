@@ -630,7 +630,9 @@ class _JsonReader:
         flags = _j_int(sp.get("flags"), "flags", True)
         ts = _j_str(_get(sp, "traceState", "trace_state"), "traceState")
         attributes, cut = self.attrs(sp.get("attributes"))
-        raw_events = sp.get("events") or []
+        raw_events = sp.get("events")
+        if raw_events is None:
+            raw_events = []
         if not isinstance(raw_events, list):
             raise _Bad("events must be an array")
         events = []
@@ -644,7 +646,9 @@ class _JsonReader:
                     self.attrs(e.get("attributes"))[0],
                 )
             )
-        status = sp.get("status") or {}
+        status = sp.get("status")
+        if status is None:
+            status = {}
         if not isinstance(status, dict):
             raise _Bad("status must be an object")
         return SpanRecord(
@@ -712,7 +716,9 @@ def decode_json(obj_or_bytes: Any, limits: Optional[DecodeLimits] = None) -> Dec
         if rs is not last_rs:
             last_rs, resource, resource_error = rs, None, ""
             try:
-                res = rs.get("resource") or {}
+                res = rs.get("resource")
+                if res is None:
+                    res = {}
                 if not isinstance(res, dict):
                     raise _Bad("resource must be an object")
                 resource = reader.attrs(res.get("attributes"))[0]
@@ -723,7 +729,9 @@ def decode_json(obj_or_bytes: Any, limits: Optional[DecodeLimits] = None) -> Dec
                 out.reject(where, resource_error, len(spans))
             continue
         try:
-            scope = ss.get("scope") or {}
+            scope = ss.get("scope")
+            if scope is None:
+                scope = {}
             if not isinstance(scope, dict):
                 raise _Bad("scope must be an object")
             name, version = _j_str(scope.get("name"), "scope.name"), _j_str(scope.get("version"), "scope.version")
