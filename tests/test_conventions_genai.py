@@ -329,3 +329,13 @@ def test_anthropic_cache_tokens_are_not_billed_twice() -> None:
                              "cache_read_input_tokens": 800, "cache_creation_input_tokens": 100,
                              "original_usage.input_tokens": 100}
     assert span["start_time"] == iso(0)
+
+
+def test_thread_priority_across_families() -> None:
+    rec = Recorder()
+    rec.span("a", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "langfuse.session.id": "lf",
+                   "gen_ai.conversation.id": "conv"}, 0, 1)
+    rec.span("b", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.conversation.id": "conv",
+                   "opik.thread_id": "explicit"}, 2, 3)
+    result = mapped(rec.finished())
+    assert sorted(t["thread_id"] for t in result.traces) == ["conv", "explicit"]

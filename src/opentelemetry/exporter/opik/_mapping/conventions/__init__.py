@@ -29,8 +29,8 @@ def finish(out: MappedSpan) -> None:
     """Cross-family rules: thread priority, total tokens, cache-exclusive input counts."""
     attrs = out.record.attributes
     if out.thread_id is None:
-        # the standard keys outrank the family-specific ones the readers collected
-        for key in core.THREAD_KEYS:
+        # Opik's own key, then the standard keys, outrank the family-specific ones the readers collected
+        for key in ("opik.thread_id", *core.THREAD_KEYS):
             v = attrs.get(key)
             if v is not None:
                 out.used.add(key)
