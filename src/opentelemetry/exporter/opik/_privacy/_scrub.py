@@ -71,6 +71,13 @@ _VALUE_PATTERNS: Tuple[str, ...] = (
     r"hf_[A-Za-z0-9]{30,}",
     r"://[^/\s:@]{0,128}:[^/\s@]{1,256}@",
 )
+#: ``password=...`` / ``"api_key": "..."`` inside free text (error messages, logs, connection strings)
+_KV = re.compile(
+    r"(?i)(?<![a-z])(pass(?:word|wd)?|pwd|(?:client[_-]?)?secret|api[_-]?key|(?:access|auth|refresh|id)[_-]?token)"
+    r"([\"']?\s*[:=]\s*[\"']?)([^\s\"',;&)}\]]{3,})"
+)
+_KV_WORDS = ("passw", "pwd", "secret", "api_key", "apikey", "api-key", "_token", "-token")
+_KV_LABELS = {"pass": "password", "pwd": "password", "secr": "secret", "clie": "secret", "api": "api key"}
 #: matched-text prefix -> label (first match wins)
 _PREFIX_LABELS: Tuple[Tuple[str, str], ...] = (
     ("-----", "private key"),
@@ -197,6 +204,8 @@ class Scrubber:
                     return True
         if "@" in s and "://" in s:
             return True
+        if _has_kv_word(s):
+            return True
         for own in self._own_plain:
             if own in s:
                 return True
@@ -223,6 +232,8 @@ class Scrubber:
             i = t.find(_RUN, k)
         if "@" in j and "://" in j:
             return True
+        if _has_kv_word(j):
+            return True
         for own in self._own:
             if own in j:
                 return True
@@ -233,6 +244,8 @@ class Scrubber:
         if len(s) < MIN_SECRET_LEN or not self.might_hold_secret(s):
             return s
         out = self._values.sub(self._replace, s)
+        if _has_kv_word(out):
+            out = _KV.sub(_replace_kv, out)
         return s if out == s else out
 
     def _replace(self, m: "re.Match[str]") -> str:
@@ -253,3 +266,20 @@ class Scrubber:
             if text.startswith(prefix):
                 return marker(label)
         return marker("secret")
+
+
+def _has_kv_word(s: str) -> bool:
+    low = s.lower()
+    for w in _KV_WORDS:
+        if w in low:
+            return True
+    return False
+
+
+def _replace_kv(m: "re.Match[str]") -> str:
+    key, sep, value = m.group(1), m.group(2), m.group(3)
+    if value.startswith("[scrubbed"):
+        return m.group()
+    low = key.lower()
+    label = _KV_LABELS.get(low[:4]) or _KV_LABELS.get(low[:3]) or "token"
+    return f"{key}{sep}{marker(label)}"
