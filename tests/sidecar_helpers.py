@@ -103,6 +103,20 @@ class SidecarProcess:
                     return int(line.split()[1]) / 1024
         return 0.0  # pragma: no cover
 
+    def metric(self, name: str) -> float:
+        """One unlabelled sample of ``/metrics``."""
+        import httpx
+
+        text = httpx.get(self.url + "/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise KeyError(name)
+
+    def drain(self, timeout: float = 15.0) -> None:
+        """Wait until nothing waits for delivery to Opik (so one test's items never land in the next)."""
+        wait_until(lambda: self.metric("opik_otel_queue_items") == 0, timeout, "an empty sidecar queue")
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
