@@ -29,7 +29,7 @@ WALKED = ("input", "output", "metadata", "error_info", "tags", "reason")
 #: bounded by the size cap only
 CAPPED_STRINGS = ("name", "thread_id")
 
-_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n "
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n"
 _MIME_KEYS = ("mime_type", "mimeType", "media_type", "mediaType", "content_type", "contentType")
 _MAGIC = (
     ("iVBORw0KGgo", "image/png"),
@@ -68,7 +68,7 @@ def blob_placeholder(s: str, parent: Any, max_bytes: int) -> Optional[str]:
             return None
         payload_len = len(s) - len(head) - 1
         mime = head[5:].split(";", 1)[0].strip() or "application/octet-stream"
-        size = payload_len * 3 // 4 - payload.count("=", -2) if ";base64" in head else payload_len
+        size = payload_len * 3 // 4 - s.count("=", -2) if ";base64" in head else payload_len
         return f"[blob omitted: {mime[:100]}, {size} bytes]"
     try:
         raw = s.encode("ascii")
