@@ -26,6 +26,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+HTTP = httpx.Client(timeout=30)
+
 
 @pytest.fixture(scope="module")
 def opik_mod() -> Iterator[OpikStandin]:
@@ -146,16 +148,16 @@ def test_otlp_json_with_length_and_chunked(sidecar: SidecarProcess, opik: OpikSt
     spans = make_spans(lambda t: [_agent_trace(t, tag=str(i)) for i in range(2)])
     first, second = spans[:5], spans[5:]
     body = json.dumps(otlp_json(first)).encode()
-    r = httpx.post(sidecar.traces_url, content=body, headers={"Content-Type": "application/json"})
+    r = HTTP.post(sidecar.traces_url, content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     assert r.json() == {}
     body = json.dumps(otlp_json(second)).encode()
     pieces = [body[i : i + 97] for i in range(0, len(body), 97)]
-    r = httpx.post(sidecar.traces_url, content=iter(pieces), headers={"Content-Type": "application/json; charset=utf-8"})
+    r = HTTP.post(sidecar.traces_url, content=iter(pieces), headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.request.headers.get("transfer-encoding") == "chunked" and "content-length" not in r.request.headers
     assert r.status_code == 200, r.text
     gz = gzip.compress(json.dumps(otlp_json(second)).encode())
-    r = httpx.post(sidecar.traces_url, content=iter([gz[:50], gz[50:]]), headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    r = HTTP.post(sidecar.traces_url, content=iter([gz[:50], gz[50:]]), headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert r.status_code == 200, r.text
     _assert_same_as_in_process(opik, spans, n_traces=2)
 
@@ -165,7 +167,7 @@ def test_partial_success_names_the_rejected_spans(sidecar: SidecarProcess, opik:
     doc = otlp_json(spans)
     bad = dict(doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0], spanId="not-hex", name="broken")
     doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(bad)
-    r = httpx.post(sidecar.traces_url, json=doc)
+    r = HTTP.post(sidecar.traces_url, json=doc)
     assert r.status_code == 200
     partial = r.json()["partialSuccess"]
     assert partial["rejectedSpans"] == "1" and "broken" in partial["errorMessage"] and "spanId" in partial["errorMessage"]
@@ -175,7 +177,7 @@ def test_partial_success_names_the_rejected_spans(sidecar: SidecarProcess, opik:
 
     req = ExportTraceServiceRequest.FromString(protobuf_body(spans))
     req.resource_spans[0].scope_spans[0].spans.add(name="short-id", trace_id=b"\x01" * 4, span_id=b"\x02" * 8, start_time_unix_nano=1)
-    r = httpx.post(sidecar.traces_url, content=req.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+    r = HTTP.post(sidecar.traces_url, content=req.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
     resp = ExportTraceServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_spans == 1 and "short-id" in resp.partial_success.error_message
@@ -192,10 +194,10 @@ def test_project_routing(sidecar: SidecarProcess, opik: OpikStandin) -> None:
     pinned = make_spans(lambda t: one(t, "pinned", {"opik.project_name": "from-span"}))
     res = make_spans(lambda t: one(t, "res", {}), resource={"service.name": "svc-x", "opik.project_name": "from-resource"})
     for spans in (plain, pinned, res):
-        r = httpx.post(sidecar.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf", "projectName": "from-header"})
+        r = HTTP.post(sidecar.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf", "projectName": "from-header"})
         assert r.status_code == 200
     default = make_spans(lambda t: one(t, "default", {}), resource={"service.name": "svc-y"})
-    assert httpx.post(sidecar.traces_url, content=protobuf_body(default), headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    assert HTTP.post(sidecar.traces_url, content=protobuf_body(default), headers={"Content-Type": "application/x-protobuf"}).status_code == 200
     opik.wait_for_counts(traces=4, spans=4)
     projects = {t["name"]: t["project_name"] for t in opik.traces_by_id().values()}
     assert projects == {"plain": "from-header", "pinned": "from-span", "res": "from-resource", "default": "Default Project"}
@@ -205,9 +207,9 @@ def test_service_name_as_project_switch(opik: OpikStandin) -> None:
     with SidecarProcess(opik.url, "--project-from-service-name", "--project", "fallback", grpc=False) as proc:
         for svc in ("checkout", "unknown_service:python"):
             spans = make_spans(lambda t: t.start_span("op").end(), resource={"service.name": svc})
-            assert httpx.post(proc.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+            assert HTTP.post(proc.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf"}).status_code == 200
         spans = make_spans(lambda t: t.start_span("op-h").end(), resource={"service.name": "checkout"})
-        assert httpx.post(proc.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf", "projectName": "hdr"}).status_code == 200
+        assert HTTP.post(proc.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf", "projectName": "hdr"}).status_code == 200
         opik.wait_for_counts(traces=3, spans=3)
     got = sorted((t["name"], t["project_name"]) for t in opik.traces_by_id().values())
     assert got == [("op", "checkout"), ("op", "fallback"), ("op-h", "hdr")]
@@ -295,7 +297,7 @@ def test_waits_for_nothing_slow_answers_before_delivery(sidecar: SidecarProcess,
     try:
         spans = make_spans(lambda t: _agent_trace(t, n_tools=0))
         t0 = time.monotonic()
-        r = httpx.post(sidecar.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf"})
+        r = HTTP.post(sidecar.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf"})
         assert r.status_code == 200 and time.monotonic() - t0 < 1.0
     finally:
         opik.faults.remove(fault)
