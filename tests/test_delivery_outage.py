@@ -74,6 +74,8 @@ def test_429_with_ratelimit_reset_waits_at_least_that_long(opik: OpikStandin) ->
     first, second = _attempt_times(opik, TRACES)[:2]
     assert second - first >= 2.0, f"retried after {second - first:.3f} s"
     assert second - first < 3.0  # the hint, not a runaway backoff
+    # Traces before their spans: the spans of this export waited for the trace request.
+    assert min(_attempt_times(opik, SPANS)) > second
     assert_stored_exactly_once(opik, spans)
     exporter.shutdown()
 
@@ -132,4 +134,21 @@ def test_retry_gives_up_at_the_deadline_and_counts_the_drop(opik: OpikStandin) -
     assert took < 3.0  # two chunks (traces, spans), each given up after about 1 s
     assert exporter.stats()["dropped"] == {"retry_deadline": 4}
     assert writer_of(exporter).pending() == 0
+    exporter.shutdown()
+
+
+def test_a_last_attempt_is_made_just_before_the_deadline(opik: OpikStandin) -> None:
+    # Long jittered waits would overshoot the 2.5 s deadline; the last wait is clipped instead.
+    exporter = make_exporter(opik.url, retry_deadline=2.5, timeout=0.5, backoff_cap=10)
+    writer_of(exporter).backoff_base = 2.0
+    outage = opik.faults.add(Fault.respond(503, times=None, path=TRACES))
+    spans = make_spans(1)
+    t0 = time.monotonic()
+    exporter.export(spans)
+    time.sleep(1.2)
+    opik.faults.remove(outage)
+    assert exporter.force_flush(5_000)
+    assert time.monotonic() - t0 < 2.6
+    assert exporter.stats()["dropped"] == {}
+    assert_stored_exactly_once(opik, spans)
     exporter.shutdown()

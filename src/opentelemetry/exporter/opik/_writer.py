@@ -424,6 +424,8 @@ class Writer:
         """Items for the next requests; [] when idle and a spool re-send may run; None to stop."""
         s = self.settings
         with self._cond:
+            if self._abort.is_set():
+                return None  # whoever aborted owns what is left
             while not self._queue:
                 if self._closed or self._abort.is_set() or not wait:
                     return None
@@ -672,6 +674,7 @@ class Writer:
         method, path, _ = ENDPOINTS[kind]
         body = request_body(kind, items)
         attempt = 0
+        last_chance = False
         while True:
             limit, closing = deadline, False
             close_by = self._close_by
@@ -705,8 +708,14 @@ class Writer:
                 delay = max(delay, hint)
             elif attempt == 0 and err is not None:
                 delay = 0.0  # a stale pooled connection: retry at once, once
-            if time.monotonic() + delay >= limit:
-                raise _GiveUp("shutdown" if closing else "retry_deadline")
+            now = time.monotonic()
+            if now + delay >= limit:
+                # One last attempt just before the deadline (room for the request), unless the
+                # server said not before then: giving up early would waste the rest of the window.
+                room = limit - now - min(self.settings.timeout, 2.0)
+                if last_chance or room <= 0.05 or (hint is not None and now + hint >= limit):
+                    raise _GiveUp("shutdown" if closing else "retry_deadline")
+                delay, last_chance = room, True
             why = err or f"HTTP {resp.status if resp is not None else '?'}"
             if delay > 0:
                 self._log(
@@ -879,7 +888,12 @@ def _at_exit() -> None:
     for w in list(_WRITERS):
         if not w._closed and w._pid == os.getpid() and w.pending():
             try:
-                w.flush(ATEXIT_FLUSH)
+                if not w.flush(ATEXIT_FLUSH) and w.pending():
+                    _logger.warning(
+                        "Opik exporter: %d items were not delivered before the process exited (it was never "
+                        "shut down; call TracerProvider.shutdown(), or set OTEL_EXPORTER_OPIK_SPOOL_DIR)",
+                        w.pending(),
+                    )
             except Exception:  # noqa: BLE001 - never raise at exit
                 pass
 
