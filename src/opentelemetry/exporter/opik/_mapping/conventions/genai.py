@@ -76,6 +76,7 @@ MESSAGE_EVENTS = {
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
+_MESSAGE_EVENT_NAMES = frozenset(MESSAGE_EVENTS)
 _EVENT_NAMES = frozenset((EV_PROMPT, EV_COMPLETION, EV_CHOICE, EV_EVALUATION, *MESSAGE_EVENTS))
 
 _EVAL_KEYS = (
@@ -211,7 +212,7 @@ def _read_input(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, Any
     if ev is not None:
         out.used.add("event:" + EV_PROMPT)
         out.set_input(ev.attributes.get("gen_ai.prompt"))
-    if out.input is None and not set(MESSAGE_EVENTS).isdisjoint(evs):
+    if out.input is None and not _MESSAGE_EVENT_NAMES.isdisjoint(evs):
         messages: List[Dict[str, Any]] = []
         for e in out.record.events:
             role = MESSAGE_EVENTS.get(e.name)
