@@ -113,3 +113,15 @@ def test_langfuse_openai_style_usage_and_summed_cost() -> None:
     assert span["usage"] == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
     assert span["total_estimated_cost"] == 0.75
     assert result.trace["thread_id"] == "s-1"
+
+
+def test_usage_read_before_an_aggregate_is_recognised_is_not_summed() -> None:
+    """A Langfuse generation that is also an in-process ``invoke_agent``: its counters stay visible, unsummed."""
+    rec = Recorder(scope="langfuse-sdk")
+    rec.span("agent", {"langfuse.observation.type": "generation", "gen_ai.operation.name": "invoke_agent",
+                       "langfuse.observation.usage_details": '{"input": 5, "output": 1}',
+                       "langfuse.observation.cost_details": '{"total": 0.5}'}, 0, 10)
+    span = mapped(rec.finished()).span("agent")
+    assert "usage" not in span and "total_estimated_cost" not in span
+    assert span["metadata"]["aggregated_usage"] == {"prompt_tokens": 5, "completion_tokens": 1}
+    assert span["metadata"]["aggregated_cost"] == 0.5

@@ -41,7 +41,15 @@ def finish(out: MappedSpan) -> None:
                 out.set_thread(v)
 
     usage = out.usage
-    if usage and not out.usage_is_aggregate:
+    if out.usage_is_aggregate:
+        # a reader consumed counters before another one recognised an aggregate span:
+        # keep them visible, but out of the fields Opik sums per trace
+        if usage:
+            out.metadata.setdefault("aggregated_usage", dict(usage))
+        if out.cost is not None:
+            out.metadata.setdefault("aggregated_cost", out.cost)
+            out.cost = None
+    elif usage:
         if c.TOTAL not in usage and (c.PROMPT in usage or c.COMPLETION in usage):
             usage[c.TOTAL] = usage.get(c.PROMPT, 0) + usage.get(c.COMPLETION, 0)
         uncached_key = _CACHE_EXCLUSIVE_PROVIDERS.get(out.provider or "")
