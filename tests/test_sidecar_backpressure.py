@@ -9,11 +9,10 @@ from typing import Any, Iterator, List
 import grpc
 import httpx
 import pytest
-from opik_standin import Fault, OpikStandin
-from sidecar_helpers import SidecarProcess, make_spans, protobuf_body, wait_until
-
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opik_standin import Fault, OpikStandin
+from sidecar_helpers import SidecarProcess, make_spans, protobuf_body, wait_until
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_TRACE = 5

@@ -21,10 +21,9 @@ from typing import Any, Dict, Iterator, List
 import grpc
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opik_standin import OpikStandin
 from sidecar_helpers import SidecarProcess, clean_env, make_spans, otlp_json, protobuf_body, wait_until
-
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

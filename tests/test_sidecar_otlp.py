@@ -16,15 +16,15 @@ from typing import Any, Dict, Iterator, List
 
 import httpx
 import pytest
-from opik_standin import OpikStandin
-from sidecar_helpers import SidecarProcess, make_spans, otlp_json, protobuf_body, rows_without_volatile, wait_until
-
-from opentelemetry.exporter.opik import OpikSpanExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opik_standin import OpikStandin
+from sidecar_helpers import SidecarProcess, make_spans, otlp_json, protobuf_body, rows_without_volatile, wait_until
+
+from opentelemetry.exporter.opik import OpikSpanExporter
 
 HTTP = httpx.Client(timeout=30)
 
@@ -173,7 +173,10 @@ def test_partial_success_names_the_rejected_spans(sidecar: SidecarProcess, opik:
     assert partial["rejectedSpans"] == "1" and "broken" in partial["errorMessage"] and "spanId" in partial["errorMessage"]
     opik.wait_for_counts(traces=1, spans=2)
     # the same in protobuf: the answer is a protobuf ExportTraceServiceResponse
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
 
     req = ExportTraceServiceRequest.FromString(protobuf_body(spans))
     req.resource_spans[0].scope_spans[0].spans.add(name="short-id", trace_id=b"\x01" * 4, span_id=b"\x02" * 8, start_time_unix_nano=1)

@@ -22,7 +22,6 @@ import math
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from google.protobuf.message import DecodeError as _PbDecodeError
-
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ._ids import TRACESTATE_KEY, decode_tracestate_start
@@ -320,7 +319,6 @@ def _lenient() -> Dict[str, Any]:
     global _lenient_classes
     if _lenient_classes is None:
         from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
         from opentelemetry.proto.common.v1 import common_pb2
         from opentelemetry.proto.resource.v1 import resource_pb2
@@ -377,6 +375,7 @@ def _fields(buf: memoryview) -> Iterator[Tuple[int, int, Any]]:
     while pos < n:
         key, pos = _varint(buf, pos)
         num, wt = key >> 3, key & 7
+        value: Any
         if num == 0:
             raise DecodeError("malformed protobuf (field number 0)")
         if wt == 0:

@@ -20,7 +20,7 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, Callable, Iterator, List, Optional, TextIO
+from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
@@ -277,13 +277,13 @@ class Sidecar:
             await loop.run_in_executor(None, self._executor.shutdown, True)
         remaining = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
         done = await loop.run_in_executor(None, self.writer.shutdown, remaining)
-        snap = self.stats.snapshot()
+        snap: Dict[str, Any] = self.stats.snapshot()
         dropped = snap.get("dropped") or {}
         _logger.info(
-            "opik-otel serve stopped: %s traces and %s spans delivered, %s items spooled, %s dropped%s",
-            int(snap.get("traces_exported", 0) or 0),  # type: ignore[arg-type]
-            int(snap.get("spans_exported", 0) or 0),  # type: ignore[arg-type]
-            int(snap.get("items_spooled", 0) or 0),  # type: ignore[arg-type]
+            "opik-otel serve stopped: %d traces and %d spans delivered, %d items spooled, %d dropped%s",
+            snap.get("traces_exported", 0) or 0,
+            snap.get("spans_exported", 0) or 0,
+            snap.get("items_spooled", 0) or 0,
             sum(dropped.values()) if isinstance(dropped, dict) else 0,
             "" if done else " (delivery did not finish within the shutdown timeout)",
         )
