@@ -67,11 +67,18 @@ if _orjson is not None:
     _OPTS = _orjson.OPT_NON_STR_KEYS
 
     def dumps(value: Any) -> bytes:
-        """Encode to compact UTF-8 JSON bytes; never raises on OTel values."""
+        """Encode to compact UTF-8 JSON bytes; never raises on OTel values.
+
+        orjson hands back its working buffer, allocated for the worst case
+        (4 KiB for a tiny object, ~13x the text for long strings), so the bytes
+        are copied to their exact size: a queued item then holds what it
+        weighs, and the writer's byte bound is the memory it really uses.
+        """
         try:
-            return _orjson.dumps(value, option=_OPTS)
+            out = _orjson.dumps(value, option=_OPTS)
         except (TypeError, _orjson.JSONEncodeError):
-            return _orjson.dumps(sanitize(value), option=_OPTS)
+            out = _orjson.dumps(sanitize(value), option=_OPTS)
+        return memoryview(out).tobytes()
 
     _loads = _orjson.loads
     _LOAD_ERRORS: Tuple[type, ...] = (ValueError, TypeError)
