@@ -271,24 +271,18 @@ class Receiver:
                 v = repr(float(value)) if isinstance(value, float) and not float(value).is_integer() else str(int(value))
                 lines.append(f"opik_otel_{name}{labels} {v}")
 
-        helps = {
-            "spans_received": "spans given to the mapping (a request retried after 429 counts again)",
-            "spans_rejected": "spans that could not be mapped",
-            "traces_exported": "traces Opik accepted",
-            "spans_exported": "spans Opik accepted",
-            "scores_exported": "feedback scores Opik accepted",
-            "requests": "HTTP requests sent to Opik",
-            "requests_failed": "requests to Opik that failed or were retried",
-            "retries": "retries of requests to Opik",
-            "items_spooled": "items written to the spool",
-            "items_unspooled": "items re-sent from the spool",
-        }
-        for key, help_ in helps.items():
-            metric(f"{key}_total", "counter", help_, [("", float(snap.get(key, 0) or 0))])  # type: ignore[arg-type]
-        metric("request_seconds_total", "counter", "seconds spent in requests to Opik", [("", float(snap.get("request_seconds_total", 0.0) or 0.0))])  # type: ignore[arg-type]
+        for key in sorted(snap):
+            value = snap[key]
+            if key == "dropped" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key.endswith("_max"):
+                metric(key, "gauge", _HELP.get(key, f"self-telemetry gauge {key}"), [("", float(value))])
+            else:
+                name = key if key.endswith("_total") else key + "_total"
+                metric(name, "counter", _HELP.get(key, f"self-telemetry counter {key}"), [("", float(value))])
         dropped = snap.get("dropped") or {}
         assert isinstance(dropped, dict)
-        metric("dropped_total", "counter", "items dropped, by reason", [(f'{{reason="{_label(r)}"}}', n) for r, n in sorted(dropped.items())] or [('{reason="none"}', 0)])
+        metric("dropped_total", "counter", "items dropped, by reason", [(f'{{reason="{_label(r)}"}}', n) for r, n in sorted(dropped.items())])
         with self._counters_lock:
             responses = sorted(self.responses.items())
             accepted, refused = self.spans_accepted, self.spans_refused
@@ -307,6 +301,22 @@ class Receiver:
         lines.append(f"opik_otel_receiver_request_seconds_count {timed}")
         metric("queue_items", "gauge", "items waiting for delivery to Opik", [("", self.writer.pending())])
         return "\n".join(lines) + "\n"
+
+
+_HELP = {
+    "spans_received": "spans given to the mapping (a request retried after 429 counts again)",
+    "spans_rejected": "spans that could not be mapped",
+    "traces_exported": "traces Opik accepted",
+    "spans_exported": "spans Opik accepted",
+    "scores_exported": "feedback scores Opik accepted",
+    "requests": "HTTP requests sent to Opik",
+    "requests_failed": "requests to Opik that failed or were retried",
+    "retries": "retries of requests to Opik",
+    "items_spooled": "items written to the spool",
+    "items_unspooled": "items re-sent from the spool",
+    "request_seconds_total": "seconds spent in requests to Opik",
+    "request_seconds_max": "longest request to Opik, in seconds",
+}
 
 
 def _label(value: str) -> str:

@@ -275,6 +275,14 @@ class Sidecar:
         loop = asyncio.get_running_loop()
         if self._executor is not None:
             await loop.run_in_executor(None, self._executor.shutdown, True)
+        close = getattr(self.pipeline, "close", None)
+        if close is not None:  # items a stage still holds (the genai filter) were acknowledged: deliver them
+            try:
+                held = close()
+                if held:
+                    self.writer.submit(held)
+            except Exception:  # noqa: BLE001 - shutdown goes on; the writer still delivers the rest
+                _logger.exception("could not release the items the pipeline held at shutdown")
         remaining = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
         done = await loop.run_in_executor(None, self.writer.shutdown, remaining)
         snap: Dict[str, Any] = self.stats.snapshot()
