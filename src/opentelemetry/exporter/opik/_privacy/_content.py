@@ -67,16 +67,16 @@ def blob_placeholder(s: str, parent: Any, max_bytes: int) -> Optional[str]:
         if not sep:
             return None
         payload_len = len(s) - len(head) - 1
-        mime = head[5:].split(";", 1)[0].strip() or "application/octet-stream"
+        declared = head[5:].split(";", 1)[0].strip() or "application/octet-stream"
         size = payload_len * 3 // 4 - s.count("=", -2) if ";base64" in head else payload_len
-        return f"[blob omitted: {mime[:100]}, {size} bytes]"
+        return f"[blob omitted: {declared[:100]}, {size} bytes]"
     try:
         raw = s.encode("ascii")
     except UnicodeEncodeError:
         return None
     if raw.translate(None, _B64):
         return None  # not base64: long text is the size cap's business
-    mime = None
+    mime: Optional[str] = None
     if isinstance(parent, Mapping):
         for k in _MIME_KEYS:
             v = parent.get(k)
@@ -191,7 +191,7 @@ class ContentStage:
             return True
         minlen = MIN_SECRET_LEN
         blob_max = self.blob_max
-        for k, x in md.items():
+        for x in md.values():
             tx = type(x)
             if tx is str:
                 if len(x) >= minlen:
@@ -528,7 +528,9 @@ _CONTENT_KEYS = (
     "mlflow.spanInputs",
     "mlflow.spanOutputs",
 )
-_CONTENT_RE = re.compile(r"^(" + "|".join(re.escape(k) for k in sorted(_CONTENT_KEYS, key=len, reverse=True)) + r")(?:\.|$)")
+_CONTENT_RE = re.compile(
+    r"^(" + "|".join(re.escape(k) for k in sorted(_CONTENT_KEYS, key=len, reverse=True)) + r")(?:\.|$)"
+)
 #: span events whose attributes are message contents
 _CONTENT_EVENTS = frozenset(
     (
@@ -565,7 +567,9 @@ def strip_content(attrs: Any) -> Any:
     if out is None:
         return attrs
     for family, (size, n) in notes.items():
-        out[family] = {"content_omitted": True, "size": size} if n == 1 else {"content_omitted": True, "size": size, "keys": n}
+        out[family] = (
+            {"content_omitted": True, "size": size} if n == 1 else {"content_omitted": True, "size": size, "keys": n}
+        )
     return out
 
 

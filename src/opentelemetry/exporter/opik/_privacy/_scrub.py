@@ -93,7 +93,22 @@ _PREFIX_LABELS: Tuple[Tuple[str, str], ...] = (
     ("hf_", "huggingface token"),
 )
 #: one of these is in every string a value pattern can match (checked only after the run test)
-_ANCHORS = ("k-", "k_", "eyJ", "earer", "AKIA", "ASIA", "ABIA", "ACCA", "AIza", "gh", "_pat_", "xox", "hf_", "PRIVATE KEY")
+_ANCHORS = (
+    "k-",
+    "k_",
+    "eyJ",
+    "earer",
+    "AKIA",
+    "ASIA",
+    "ABIA",
+    "ACCA",
+    "AIza",
+    "gh",
+    "_pat_",
+    "xox",
+    "hf_",
+    "PRIVATE KEY",
+)
 _WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 # bytes 0-9A-Za-z -> "a", everything else -> " ": a secret is a run of 16 "a"

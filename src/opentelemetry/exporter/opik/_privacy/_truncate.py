@@ -132,7 +132,9 @@ def fit(value: Any, max_bytes: int, size: Optional[int] = None, keep_keys: bool 
             if items < 1:
                 break
     if keep_keys and isinstance(value, Mapping):
-        return {str(k): (cut_string(x, 0) if isinstance(x, str) and len(x) > MIN_KEEP else x) for k, x in value.items()}, size
+        return {
+            str(k): (cut_string(x, 0) if isinstance(x, str) and len(x) > MIN_KEEP else x) for k, x in value.items()
+        }, size
     return stub(value, size), size
 
 
@@ -150,7 +152,9 @@ def stub(value: Any, size: int) -> Any:
 
 def add_note(metadata: Any, originals: Dict[str, int], max_bytes: int) -> Dict[str, Any]:
     """A new metadata dict carrying the truncation note (earlier original sizes win)."""
-    md: Dict[str, Any] = dict(metadata) if isinstance(metadata, Mapping) else ({} if metadata is None else {"value": metadata})
+    md: Dict[str, Any] = (
+        dict(metadata) if isinstance(metadata, Mapping) else ({} if metadata is None else {"value": metadata})
+    )
     prev = md.get(NOTE_KEY)
     sizes: Dict[str, Any] = {}
     if isinstance(prev, Mapping) and isinstance(prev.get("original_size_bytes"), Mapping):
