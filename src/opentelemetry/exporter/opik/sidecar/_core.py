@@ -158,6 +158,9 @@ class Receiver:
         except DecodeError as exc:
             kind = "OTLP/JSON" if is_json else "OTLP protobuf"
             return Outcome(INVALID, f"the body is not a valid {kind} ExportTraceServiceRequest: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not become a 5xx or stop the sidecar
+            _logger.exception("unexpected error while decoding an OTLP request")
+            return Outcome(INVALID, f"the body could not be decoded ({type(exc).__name__}); see the sidecar log")
 
     def start_draining(self) -> None:
         """From now on requests are answered 503: nothing is queued once the writer closes."""
@@ -171,21 +174,30 @@ class Receiver:
             return Outcome(UNAVAILABLE, "the sidecar is shutting down; retry against another replica", retry_after=self.retry_after)
         records = batch.records
         writer = self.writer
-        if records and not writer.has_capacity(len(records), 0):
+        s = self.settings
+        max_items = getattr(s, "max_queue_items", None)
+        if max_items is not None and len(records) > max_items:
+            self._refused(len(records))
+            return self._too_large(len(records), "spans")
+        if records and not writer.has_capacity(len(records), 0):  # cheap check before mapping
             self._refused(len(records))
             return self._busy()
         project = project.strip() if project else None
-        processed = self.pipeline.process(records, project or None)
+        try:
+            processed = self.pipeline.process(records, project or None)
+        except Exception as exc:  # noqa: BLE001 - the mapper isolates spans; this is a bug, never a 5xx
+            _logger.exception("unexpected error while mapping %d spans; they are dropped", len(records))
+            self.stats.add("spans_rejected", len(records))
+            return Outcome(
+                OK,
+                f"{len(records)} spans could not be mapped ({type(exc).__name__}: an internal error, see the sidecar log)",
+                batch.rejected + len(records),
+            )
         items = processed.items
         n_bytes = sum(i.size for i in items)
-        s = self.settings
         if len(items) > getattr(s, "max_queue_items", len(items)) or n_bytes > getattr(s, "max_queue_bytes", n_bytes):
             self._refused(len(records))
-            return Outcome(
-                TOO_LARGE,
-                f"the request maps to {len(items)} Opik items ({n_bytes} bytes), more than the sidecar's queue holds "
-                f"({s.max_queue_items} items / {s.max_queue_bytes} bytes): send smaller batches",
-            )
+            return self._too_large(len(items), f"Opik items ({n_bytes} bytes)")
         with self._submit_lock:  # the check and the submit are one step: all or nothing
             if self.draining:
                 return Outcome(UNAVAILABLE, "the sidecar is shutting down; retry against another replica", retry_after=self.retry_after)
@@ -206,6 +218,14 @@ class Receiver:
         with self._counters_lock:
             self.spans_accepted += len(records) - len(processed.rejected)
         return Outcome(OK, ". ".join(parts)[:4000], rejected)
+
+    def _too_large(self, n: int, what: str) -> Outcome:
+        s = self.settings
+        return Outcome(
+            TOO_LARGE,
+            f"the request maps to {n} {what}, more than the sidecar's queue holds "
+            f"({s.max_queue_items} items / {s.max_queue_bytes} bytes): send smaller batches",
+        )
 
     def _busy(self) -> Outcome:
         return Outcome(
