@@ -128,3 +128,20 @@ def test_an_internal_error_is_a_counted_partial_success(opik: OpikStandin, caplo
         assert [b.code for b in bad] == [INVALID, INVALID]
     finally:
         rx.writer.shutdown(0.5)
+
+
+def test_refused_credentials_make_senders_keep_their_spans() -> None:
+    """Without a spool the writer would drop what it cannot authenticate: answer 503 instead of acknowledging."""
+    locked = OpikStandin(api_key="the-right-key").start()
+    try:
+        rx = _receiver(locked, api_key="a-wrong-key")
+        try:
+            assert rx.export(_batch(1)).code == OK  # accepted before anyone knows
+            assert rx.writer.flush(5)  # ... and refused by Opik: the writer pauses
+            out = rx.export(_batch(1))
+            assert out.code == UNAVAILABLE and "credentials" in out.message and out.retry_after > 0
+            assert "a-wrong-key" not in out.message
+        finally:
+            rx.writer.shutdown(0.5)
+    finally:
+        locked.stop()

@@ -175,6 +175,14 @@ class Receiver:
         records = batch.records
         writer = self.writer
         s = self.settings
+        if records and getattr(writer, "spool", None) is None and getattr(writer, "_auth_paused_until", 0.0) > time.monotonic():
+            # Opik refused our credentials: the writer would drop what we accept, so the sender keeps it.
+            self._refused(len(records))
+            return Outcome(
+                UNAVAILABLE,
+                "Opik refuses the sidecar's credentials (fix OPIK_API_KEY / OPIK_WORKSPACE of the sidecar); retry later",
+                retry_after=self.retry_after,
+            )
         max_items = getattr(s, "max_queue_items", None)
         if max_items is not None and len(records) > max_items:
             self._refused(len(records))
