@@ -140,16 +140,16 @@ class ContentStage:
                 if obj is v:
                     break
             else:
-                first, cnt[0] = len(strs), 0
                 if f == "metadata" and type(v) is dict and type(v.get("otel")) is dict:
                     if self._scan_metadata(v, strs, cnt):
                         return True
                 elif scan(v, 0, strs, cnt):
                     return True
-                bound = cnt[0] * _ENTRY_BOUND + 64
-                if bound > cap or sum(map(len, strs[first:])) * 6 > cap - bound:
-                    return True  # may be over the size cap: measured exactly on the slow path
             clean.append(v)
+        # one bound for all fields together: if they fit, each does (else measured on the slow path)
+        bound = cnt[0] * _ENTRY_BOUND + 64 * len(clean)
+        if bound > cap or sum(map(len, strs)) * 6 > cap - bound:
+            return True
         for f in CAPPED_STRINGS:
             v = d.get(f)
             if type(v) is str and len(v) * 4 > cap:

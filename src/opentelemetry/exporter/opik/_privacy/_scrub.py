@@ -284,6 +284,8 @@ class Scrubber:
 
 
 def _has_kv_word(s: str) -> bool:
+    if "=" not in s and ":" not in s:  # memchr: most text has neither, and every pair needs one
+        return False
     low = s.lower()
     for w in _KV_WORDS:
         if w in low:
