@@ -231,6 +231,10 @@ class Sidecar:
             await self._server.serve(sockets=[sock])
         finally:
             code = await self._finish()
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                        loop.remove_signal_handler(sig)
         return code
 
     def start_line(self) -> str:
