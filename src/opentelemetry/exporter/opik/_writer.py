@@ -81,18 +81,20 @@ class _RateLimitedLog:
         self._held: Dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, key: str, level: int, msg: str, *args: Any) -> None:
+    def __call__(self, key: str, level: int, msg: str, *args: Any) -> bool:
+        """Log unless ``key`` logged within the interval; True if this line was logged."""
         now = time.monotonic()
         with self._lock:
             last = self._last.get(key)
             if last is not None and now - last < self._interval:
                 self._held[key] = self._held.get(key, 0) + 1
-                return
+                return False
             held = self._held.pop(key, 0)
             self._last[key] = now
         if held:
             msg += f" ({held} similar messages in the last {self._interval:.0f} s not shown)"
         _logger.log(level, msg, *args)
+        return True
 
 
 class _GiveUp(Exception):
@@ -230,18 +232,17 @@ class Writer:
         with self._cond:
             n = self._dropped_unlogged
         # Rate-limited; the count covers every drop since the last line.
-        before = self._log._last.get("queue_full")
-        self._log(
+        logged = self._log(
             "queue_full",
             logging.WARNING,
-            "Opik exporter queue is full (bound: %d items / %d bytes): dropped the newest %d items; "
+            "Opik exporter queue is full (bound: %d items / %d bytes): dropped the newest %d items since the last warning; "
             "Opik is slower than the span rate or unreachable (raise OTEL_EXPORTER_OPIK_MAX_QUEUE_ITEMS/_BYTES, "
             "or set OTEL_EXPORTER_OPIK_SPOOL_DIR)",
             s.max_queue_items,
             s.max_queue_bytes,
             n,
         )
-        if self._log._last.get("queue_full") != before:
+        if logged:
             with self._cond:
                 self._dropped_unlogged -= n
 
@@ -517,6 +518,9 @@ class Writer:
 
     def _deliver(self, kind: str, items: List[Item], deadline: float, budget: List[int]) -> None:
         """Resolve ``items`` completely: delivered, split, isolated, shrunk, spooled or dropped."""
+        if not self._replaying:
+            with self._cond:  # a flush/shutdown may have taken some over (and spooled them)
+                items = [i for i in items if id(i) in self._current]
         if not items:
             return
         if len(items) == 1 and items[0].size > self.settings.batch_max_bytes:
