@@ -126,6 +126,8 @@ def fit(value: Any, max_bytes: int, size: Optional[int] = None, keep_keys: bool 
             lim = max(MIN_KEEP, min(lim // 2, int(lim * max_bytes / n)))
         elif lim is None and lengths:
             lim = MIN_KEEP
+        elif keep_keys:
+            break  # fewer entries would drop required keys: cut the strings to their markers below
         else:
             lim = MIN_KEEP
             items = 256 if items is None else items // 4
