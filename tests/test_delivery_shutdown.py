@@ -10,7 +10,6 @@ from conftest_delivery import assert_stored_exactly_once, make_exporter, make_sp
 from opik_standin import Fault, OpikStandin
 
 
-
 def _spooled_files(spool: Path) -> list:
     return sorted(p.name for p in spool.iterdir() if p.name.endswith(".opikspool"))
 

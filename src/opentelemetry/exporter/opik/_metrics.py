@@ -20,8 +20,9 @@ import threading
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
+
+from opentelemetry import metrics
 
 from ._stats import Stats
 from .version import __version__

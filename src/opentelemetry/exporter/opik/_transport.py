@@ -20,6 +20,7 @@ from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
 from opentelemetry import context as otel_context
 
 from ._config import OpikSettings
@@ -46,6 +47,12 @@ def suppressed_context(ctx: Optional[Any] = None) -> Any:
         ctx = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
     except ImportError:  # pragma: no cover - API older than 1.27
         ctx = otel_context.set_value("suppress_instrumentation", True, ctx)
+    try:  # older instrumentations check the key object of their own utils module
+        from opentelemetry.instrumentation.utils import _SUPPRESS_HTTP_INSTRUMENTATION_KEY as _OLD_HTTP_KEY
+
+        ctx = otel_context.set_value(_OLD_HTTP_KEY, True, ctx)
+    except ImportError:
+        pass
     return ctx
 
 
