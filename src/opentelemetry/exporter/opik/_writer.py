@@ -890,9 +890,14 @@ def _after_fork_in_child() -> None:
 def _at_exit() -> None:
     """Safety net for writers nobody shut down: a bounded flush (spooling on timeout)."""
     for w in list(_WRITERS):
-        if not w._closed and w._pid == os.getpid() and w.pending():
+        if w._closed or w._pid != os.getpid():
+            continue
+        end = time.monotonic() + ATEXIT_FLUSH
+        while w._replaying and time.monotonic() < end:  # let a spool re-send finish (else its claim waits for the next start)
+            time.sleep(0.02)
+        if w.pending():
             try:
-                if not w.flush(ATEXIT_FLUSH) and w.pending():
+                if not w.flush(max(end - time.monotonic(), 0.0)) and w.pending():
                     _logger.warning(
                         "Opik exporter: %d items were not delivered before the process exited (it was never "
                         "shut down; call TracerProvider.shutdown(), or set OTEL_EXPORTER_OPIK_SPOOL_DIR)",
