@@ -3,7 +3,9 @@ with a retry delay, and once Opik recovers the OTLP exporter's own retries deliv
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from typing import Any, Iterator, List
 
 import grpc
@@ -77,3 +79,29 @@ def test_full_queue_answers_429_then_retries_deliver_everything(opik: OpikStandi
         snap = httpx.get(sidecar.url + "/metrics").text
         assert 'opik_otel_receiver_requests_total{protocol="http",status="429"}' in snap
         assert 'opik_otel_dropped_total{reason="queue_full"}' not in snap  # refused, never dropped
+
+
+def test_too_many_bytes_in_flight_is_503_and_the_slow_upload_still_succeeds(opik: OpikStandin) -> None:
+    """Many large uploads at once cannot exhaust memory: beyond --max-inflight-bytes new ones get 503 + Retry-After."""
+
+    big = "x" * 700_000
+    slow_body = protobuf_body(make_spans(lambda t: t.start_span("slow-upload", attributes={"blob": big}).end()))
+    other_body = protobuf_body(make_spans(lambda t: t.start_span("second-upload", attributes={"blob": big}).end()))
+    args = ["--max-body-bytes", "1000000", "--max-inflight-bytes", "1000000"]
+    with SidecarProcess(opik.url, *args, grpc=False) as sidecar:
+        with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as slow:
+            head = (
+                f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                f"Content-Length: {len(slow_body)}\r\n\r\n"
+            ).encode()
+            slow.sendall(head + slow_body[:600_000])  # holds 600 KB in the sidecar, unfinished
+            time.sleep(0.3)
+            r = httpx.post(sidecar.traces_url, content=other_body, headers={"Content-Type": "application/x-protobuf"})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert b"too many request bytes" in r.content
+            slow.sendall(slow_body[600_000:])
+            reply = slow.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+        r = httpx.post(sidecar.traces_url, content=other_body, headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 200  # once the bytes are released
+        opik.wait_for_counts(traces=2, spans=2)

@@ -32,6 +32,7 @@ _ENV: Dict[str, Any] = {
     "max_attributes": ("OPIK_OTEL_MAX_ATTRIBUTES", int, 10_000),
     "max_depth": ("OPIK_OTEL_MAX_DEPTH", int, 32),
     "max_connections": ("OPIK_OTEL_MAX_CONNECTIONS", int, 100),
+    "max_inflight_bytes": ("OPIK_OTEL_MAX_INFLIGHT_BYTES", int, None),
     "retry_after": ("OPIK_OTEL_RETRY_AFTER", float, 1.0),
     "shutdown_timeout": ("OPIK_OTEL_SHUTDOWN_TIMEOUT", float, 20.0),
 }
@@ -78,6 +79,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-attributes", type=int, metavar="N", help="attributes per span, event or resource; the rest are dropped and counted (default 10000) [OPIK_OTEL_MAX_ATTRIBUTES]")
     g.add_argument("--max-depth", type=int, metavar="N", help="nesting of array/kvlist values; deeper ones are replaced by a marker (default 32) [OPIK_OTEL_MAX_DEPTH]")
     g.add_argument("--max-connections", type=int, metavar="N", help="concurrent connections/RPCs; more: 503 (default 100) [OPIK_OTEL_MAX_CONNECTIONS]")
+    g.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        metavar="N",
+        help="request bytes held at once across connections; more: 503 + Retry-After (default 4 x --max-body-bytes, "
+        "at least 64 MiB) [OPIK_OTEL_MAX_INFLIGHT_BYTES]",
+    )
 
     g = parser.add_argument_group("behaviour")
     g.add_argument("--retry-after", type=float, metavar="SECONDS", help="delay asked of senders when the queue to Opik is full (429 / RESOURCE_EXHAUSTED; default 1) [OPIK_OTEL_RETRY_AFTER]")

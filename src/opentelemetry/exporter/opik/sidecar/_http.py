@@ -63,6 +63,9 @@ class _Disconnected(Exception):
     pass
 
 
+_OVER_BUDGET = object()
+
+
 def bearer_ok(header: Optional[bytes], token: bytes) -> bool:
     """``Authorization: Bearer <token>``, compared in constant time."""
     if not header:
@@ -74,10 +77,14 @@ def bearer_ok(header: Optional[bytes], token: bytes) -> bool:
 class OtlpHttpApp:
     """The ASGI application; ``work`` runs the blocking part of each request."""
 
-    def __init__(self, receiver: Receiver, work: Runner, auth_token: Optional[str] = None) -> None:
+    def __init__(self, receiver: Receiver, work: Runner, auth_token: Optional[str] = None, max_inflight_bytes: Optional[int] = None) -> None:
         self.receiver = receiver
         self.work = work
         self.token = auth_token.encode("utf-8") if auth_token else None
+        limit = receiver.limits.max_body_bytes
+        #: request bytes held at once (read or waiting for the worker); beyond it: 503 + Retry-After
+        self.max_inflight_bytes = max_inflight_bytes or max(4 * limit, 64 * 1024 * 1024)
+        self._inflight = 0  # only touched on the event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -155,14 +162,29 @@ class OtlpHttpApp:
             await self._drain(receive, limit)
             await fail(413, GRPC_INVALID_ARGUMENT, too_large)
             return
-        body = await self._read(receive, limit)
-        if body is None:
-            await fail(413, GRPC_INVALID_ARGUMENT, too_large)
+        busy = "the sidecar holds too many request bytes right now; retry later"
+        retry = self.receiver.retry_after
+        retry_header = [(b"retry-after", str(max(1, int(round(retry)))).encode())]
+        declared = int(length) if length is not None and length.strip().isdigit() else 0
+        if self._inflight and self._inflight + declared > self.max_inflight_bytes:
+            await self._drain(receive, limit)
+            await fail(503, GRPC_UNAVAILABLE, busy, retry_header, retry)
             return
-        project = headers.get(b"projectname")
-        status, payload, extra = await self.work(
-            self._process, body, is_json, encoding, project.decode("utf-8", "replace") if project else None
-        )
+        held = [0]  # bytes of this request counted in self._inflight
+        try:
+            body = await self._read(receive, limit, held)
+            if body is None:
+                await fail(413, GRPC_INVALID_ARGUMENT, too_large)
+                return
+            if body is _OVER_BUDGET:
+                await fail(503, GRPC_UNAVAILABLE, busy, retry_header, retry)
+                return
+            project = headers.get(b"projectname")
+            status, payload, extra = await self.work(
+                self._process, body, is_json, encoding, project.decode("utf-8", "replace") if project else None
+            )
+        finally:
+            self._inflight -= held[0]
         await _respond(send, status, _JSON if is_json else _PB, payload, extra)
         self.receiver.count_response("http", str(status), time.perf_counter() - t0)
 
@@ -179,8 +201,9 @@ class OtlpHttpApp:
         body_out = status_json(code, outcome.message, retry) if is_json else status_pb(code, outcome.message, retry)
         return status, body_out, extra
 
-    async def _read(self, receive: Receive, limit: int) -> Optional[bytes]:
-        """The body (at most ``limit`` bytes on the wire); None when it is larger."""
+    async def _read(self, receive: Receive, limit: int, held: List[int]) -> Any:
+        """The body (at most ``limit`` bytes on the wire); None when it is larger, ``_OVER_BUDGET``
+        when the sidecar already holds too many request bytes. Adds what it holds to ``held``."""
         parts: List[bytes] = []
         size = 0
         while True:
@@ -188,14 +211,21 @@ class OtlpHttpApp:
             if message["type"] == "http.disconnect":
                 raise _Disconnected()
             chunk = message.get("body", b"")
+            more = message.get("more_body", False)
             if chunk:
                 size += len(chunk)
                 if size > limit:
-                    if message.get("more_body", False):
+                    if more:
                         await self._drain(receive, limit, size)
                     return None
+                self._inflight += len(chunk)
+                held[0] += len(chunk)
+                if self._inflight > self.max_inflight_bytes and self._inflight > held[0]:
+                    if more:
+                        await self._drain(receive, limit, size)
+                    return _OVER_BUDGET
                 parts.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
 

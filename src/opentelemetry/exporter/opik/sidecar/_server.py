@@ -50,6 +50,8 @@ class ServeOptions:
     max_attributes: int = 10_000
     max_depth: int = 32
     max_connections: int = 100
+    #: request bytes held at once across connections (None: 4 x max_body_bytes, at least 64 MiB)
+    max_inflight_bytes: Optional[int] = None
     #: seconds sent in Retry-After / RetryInfo when the queue to Opik is full
     retry_after: float = 1.0
     #: total seconds for a graceful stop (finish requests, deliver, spool)
@@ -191,7 +193,7 @@ class Sidecar:
         work = self._runner()
         sock = _listen(opts.host, opts.port)
         self.http_port = sock.getsockname()[1]
-        app = OtlpHttpApp(self.receiver, work, opts.auth_token)
+        app = OtlpHttpApp(self.receiver, work, opts.auth_token, opts.max_inflight_bytes)
         grace = min(5.0, opts.shutdown_timeout / 4)
         kwargs: dict = dict(
             lifespan="off",
