@@ -156,6 +156,8 @@ def _check(pipeline: Pipeline, recs: List[SpanRecord]) -> None:
     after = pipeline.stats.snapshot()
     assert after["spans_received"] - before["spans_received"] == len(recs)
     assert after["spans_rejected"] - before["spans_rejected"] == len(processed.rejected)
+    # a rejection would be counted, but none of these values should need one
+    assert processed.rejected == [], processed.rejected
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
