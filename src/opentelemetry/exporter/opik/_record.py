@@ -126,6 +126,7 @@ class SpanRecord:
 
 _KIND_FROM_SDK = {0: 1, 1: 2, 2: 3, 3: 4, 4: 5}  # SDK SpanKind.value -> OTLP enum
 _EMPTY: Attributes = {}
+_MISSING = object()
 
 
 def _plain(attrs: Any) -> Attributes:
@@ -144,6 +145,14 @@ def _plain(attrs: Any) -> Attributes:
     if isinstance(inner, dict):
         return inner
     return dict(attrs)
+
+
+def _span_attributes(span: Any) -> Attributes:
+    """The span's attribute dict: the SDK's public ``attributes`` is a read-only
+    ``MappingProxyType`` over ``BoundedAttributes``, which only a Python-level
+    copy could unwrap; the private field holds the same object without the proxy."""
+    raw = getattr(span, "_attributes", _MISSING)
+    return _plain(span.attributes if raw is _MISSING else raw)
 
 
 def from_readable_span(span: Any) -> SpanRecord:
@@ -170,7 +179,7 @@ def from_readable_span(span: Any) -> SpanRecord:
         kind=_KIND_FROM_SDK.get(span.kind.value, 0),
         start_ns=start,
         end_ns=span.end_time or start,
-        attributes=_plain(span.attributes),
+        attributes=_span_attributes(span),
         events=events,
         status_code=status.status_code.value,
         status_message=status.description or "",
