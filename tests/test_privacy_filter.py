@@ -170,3 +170,10 @@ def test_root_in_the_same_batch_as_its_llm_child() -> None:
     assert stats.snapshot()["dropped"]["filtered"] == 2  # trace 4: its trace row and its span
     # a late child of a trace already judged noise is dropped at once, not held
     assert p.process([_rec(4, 7, parent=1)]).items == [] and stats.snapshot()["dropped"]["filtered"] == 3
+
+
+def test_an_agent_span_alone_makes_a_trace_genai() -> None:
+    p, _, stats = _pipeline()
+    out = p.process([_rec(5, 2, parent=1, **{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "helper"}), _rec(5, 1)])
+    assert sorted(json.loads(i.body)["name"] for i in out.items) == ["s5.1", "s5.1", "s5.2"]
+    assert stats.snapshot()["dropped"] == {}

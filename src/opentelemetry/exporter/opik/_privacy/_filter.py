@@ -25,11 +25,19 @@ from .._stats import Stats
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
 GENAI_TYPES = frozenset(("llm", "tool", "guardrail"))
+#: an agent/workflow span is typed ``general``, and not every reader marks it: these keys do
+_GENAI_KEYS = ("gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.tool.name")
 
 
 def is_genai(m: Mapped) -> bool:
     mp = m.mapped
-    return bool(mp.is_genai) or mp.type in GENAI_TYPES
+    if mp.is_genai or mp.type in GENAI_TYPES:
+        return True
+    attrs = mp.record.attributes
+    for k in _GENAI_KEYS:
+        if attrs.get(k):
+            return True
+    return False
 
 
 class _LRU:
