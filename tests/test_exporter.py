@@ -295,3 +295,30 @@ def test_export_after_shutdown_fails_without_raising(opik: OpikStandin, provider
     provider, exporter = provider_for()
     exporter.shutdown()
     assert exporter.export([]) is SpanExportResult.FAILURE
+
+
+def test_a_span_that_fails_to_map_is_counted_and_never_sinks_the_batch(
+    opik: OpikStandin, provider_for: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.exporter.opik._mapping import core
+
+    def fragile_reader(out: Any) -> None:
+        if out.record.attributes.get("poison"):
+            raise ValueError("secret-content-" + str(out.record.attributes["poison"]))
+
+    provider, exporter = provider_for()
+    exporter._pipeline.mapper.readers = (fragile_reader, core.read)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("root"):
+        with tracer.start_as_current_span("bad", attributes={"poison": "hunter2"}):
+            pass
+        with tracer.start_as_current_span("good"):
+            pass
+    caplog.set_level("DEBUG")
+    provider.force_flush()
+    exporter.force_flush(5000)
+    opik.wait_for_counts(traces=1, spans=2)
+    assert sorted(s["name"] for s in opik.spans_by_id().values()) == ["good", "root"]
+    assert exporter.stats()["spans_rejected"] == 1
+    assert "'bad'" in caplog.text and "ValueError in fragile_reader" in caplog.text
+    assert "hunter2" not in caplog.text

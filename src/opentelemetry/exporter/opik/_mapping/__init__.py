@@ -31,6 +31,24 @@ def _default_readers() -> Tuple[Reader, ...]:
     return tuple(conventions.READERS) + (core.read,)
 
 
+def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int) -> str:
+    key = (otel_span_id, start_ms)
+    sid = memo.get(key)
+    if sid is None:
+        sid = memo[key] = span_uuid(otel_span_id, start_ms)
+    return sid
+
+
+def _where(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(exc).__name__
+    code = tb.tb_frame.f_code
+    return f"{type(exc).__name__} in {code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno})"
+
+
 class Mapped:
     """One Opik item: ``kind`` is ``trace``, ``span`` or ``span_score``."""
 
@@ -86,6 +104,9 @@ class Mapper:
         traces: List[Mapped] = []
         spans: List[Mapped] = []
         scores: List[Mapped] = []
+        # (OTel span id, trace start ms) -> Opik id in this batch: a parent's id is
+        # asked by each child and by the parent itself, a SHA-256 each time otherwise
+        span_ids: Dict[Tuple[int, int], str] = {}
         for rec in ordered:
             try:
                 out = self.read(rec)
@@ -93,10 +114,10 @@ class Mapper:
                     info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
                     self._note(info, out)
                 trace_row = rec.is_local_root and "trace_id" not in out.opik_ids
-                self._emit(out, info, default_project, trace_row, traces, spans, scores)
+                self._emit(out, info, default_project, trace_row, traces, spans, scores, span_ids)
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
-                result.rejected.append((rec.label(), f"{type(exc).__name__}: {exc}"))
-                _logger.debug("could not map %s", rec.label(), exc_info=True)
+                # The exception's text may quote span content: report only its type and where.
+                result.rejected.append((rec.label(), _where(exc)))
         result.items = traces + spans + scores
         return result
 
@@ -175,13 +196,17 @@ class Mapper:
         traces: List[Mapped],
         spans: List[Mapped],
         scores: List[Mapped],
+        span_ids: Optional[Dict[Tuple[int, int], str]] = None,
     ) -> None:
         rec = out.record
         start_ms = info.start_ms
         ids = out.opik_ids
-        trace_id = ids.get("trace_id") or trace_uuid(rec.trace_id, start_ms)
-        span_id = ids.get("span_id") or span_uuid(rec.span_id, start_ms)
-        parent_id = ids.get("parent_span_id") or (span_uuid(rec.parent_span_id, start_ms) if rec.parent_span_id else None)
+        trace_id = ids.get("trace_id") or info.opik_id
+        if not trace_id:
+            trace_id = info.opik_id = trace_uuid(rec.trace_id, start_ms)
+        memo = span_ids if span_ids is not None else {}
+        span_id = ids.get("span_id") or _span_id(memo, rec.span_id, start_ms)
+        parent_id = ids.get("parent_span_id") or (_span_id(memo, rec.parent_span_id, start_ms) if rec.parent_span_id else None)
         project = self._project(out, default_project)
         environment = out.environment or self.settings.environment
         start = iso_ns(rec.start_ns)
