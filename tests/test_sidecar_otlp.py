@@ -305,3 +305,28 @@ def test_waits_for_nothing_slow_answers_before_delivery(sidecar: SidecarProcess,
     finally:
         opik.faults.remove(fault)
     wait_until(lambda: len(opik.spans) == 2, 15, "delivery after the stall")
+
+
+def test_console_prints_each_trace_as_it_arrives_and_still_delivers(opik: OpikStandin) -> None:
+    with SidecarProcess(opik.url, "--console", grpc=False) as proc:
+
+        def build(t: Any) -> None:
+            with t.start_as_current_span("console root"):
+                with t.start_as_current_span("console child"):
+                    pass
+
+        spans = make_spans(build)
+        r = HTTP.post(proc.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 200
+        opik.wait_for_counts(traces=1, spans=2)
+        printed: List[str] = []
+        reader = __import__("threading").Thread(
+            target=lambda: [printed.append(proc.proc.stdout.readline()) for _ in range(3)], daemon=True  # type: ignore[union-attr]
+        )
+        reader.start()
+        reader.join(10)
+    text = "".join(printed)
+    assert "Opik trace" in text and "'console root'" in text
+    assert "└─ [general] 'console child'" in text
+    (t,) = opik.traces_by_id().values()
+    assert t["name"] == "console root"

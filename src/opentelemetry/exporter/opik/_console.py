@@ -110,3 +110,32 @@ class ConsoleWriter:
 
     def pending(self) -> int:
         return 0
+
+
+class TeeWriter:
+    """Delivers through ``primary`` and prints what it accepted (``opik-otel serve --console``).
+
+    The console keeps its own counters, so nothing is counted twice; every
+    other attribute (capacity, pending, auth state) is the primary writer's.
+    """
+
+    def __init__(self, primary: Any, stream: Optional[TextIO] = None) -> None:
+        self.primary = primary
+        self.console = ConsoleWriter(stream, Stats())
+
+    def submit(self, items: Sequence[Item]) -> int:
+        accepted = self.primary.submit(items)
+        if accepted:
+            self.console.submit(items[:accepted])
+        return accepted
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        self.console.flush()
+        return bool(self.primary.flush(timeout))
+
+    def shutdown(self, timeout: float = 30.0) -> bool:
+        self.console.flush()
+        return bool(self.primary.shutdown(timeout))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.primary, name)

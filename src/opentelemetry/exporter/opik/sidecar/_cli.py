@@ -35,6 +35,7 @@ _ENV: Dict[str, Any] = {
     "max_inflight_bytes": ("OPIK_OTEL_MAX_INFLIGHT_BYTES", int, None),
     "retry_after": ("OPIK_OTEL_RETRY_AFTER", float, 1.0),
     "shutdown_timeout": ("OPIK_OTEL_SHUTDOWN_TIMEOUT", float, 20.0),
+    "console": ("OPIK_OTEL_CONSOLE", lambda v: v.strip().lower() in ("1", "true", "yes", "on"), False),
 }
 _SETTING_FIELDS = tuple(s.field for s in SPECS)
 
@@ -65,6 +66,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--spool-dir", metavar="DIR", help="keep what Opik cannot take (or what is left at shutdown) here and re-send it later")
     g.add_argument("--dry-run", action="store_true", default=None, help="print the Opik traces instead of sending them")
+    g.add_argument("--console", action="store_true", default=None, help="also print each received trace as a tree as it arrives (while wiring a Collector) [OPIK_OTEL_CONSOLE]")
     g.add_argument(
         "--set",
         action="append",

@@ -58,6 +58,8 @@ class ServeOptions:
     shutdown_timeout: float = 20.0
     #: run decoding and mapping on the event loop instead of a worker thread
     inline: bool = False
+    #: also print each received trace as a tree (``--console``)
+    console: bool = False
 
     def limits(self) -> Limits:
         return Limits(
@@ -150,6 +152,10 @@ class Sidecar:
         self.stats = Stats()
         self.pipeline = Pipeline(settings, stats=self.stats)
         self.writer = _make_writer(settings, self.stats, self.stream)
+        if self.options.console and not settings.dry_run:
+            from .._console import TeeWriter
+
+            self.writer = TeeWriter(self.writer, self.stream)
         probe = None if settings.dry_run else Transport(settings)
         self.receiver = Receiver(
             settings,
