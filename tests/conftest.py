@@ -11,12 +11,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from opik_standin import OpikStandin  # noqa: E402
-
-from opentelemetry.exporter.opik import OpikSpanExporter  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor  # noqa: E402
+from opik_standin import OpikStandin  # noqa: E402
+
+from opentelemetry.exporter.opik import OpikSpanExporter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

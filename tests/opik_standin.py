@@ -370,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
                               body_size=len(raw))
         try:
             reply = self.server.standin._process(req, raw)
-        except Exception as exc:  # a bug here or in a custom fault: answer like a server error
+        except Exception as exc:  # noqa: BLE001 - a bug here or in a custom fault: answer like a server error
             reply = _error(500, f"Stand-in error: {exc!r}")
         if reply is _DROP:
             self.close_connection = True

@@ -6,14 +6,14 @@ import time
 from typing import Any, Dict
 
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opik_standin import OpikStandin, uuid7_timestamp_ms
 
 from opentelemetry import context, trace
 from opentelemetry.exporter.opik import OpikSampler
 from opentelemetry.exporter.opik._ids import span_uuid, trace_uuid
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 
 def _ms(ns: int) -> int:
@@ -253,8 +253,8 @@ def test_opik_sdk_ids_are_honoured(opik: OpikStandin, provider_for: Any) -> None
 
 
 def test_exporting_twice_never_duplicates(opik: OpikStandin, provider_for: Any) -> None:
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     provider, exporter = provider_for()
     memory = InMemorySpanExporter()

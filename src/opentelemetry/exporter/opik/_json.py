@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Tuple
+from typing import Any, Tuple, Type
 
 try:  # pragma: no cover - exercised by the tests in both modes
     import orjson as _orjson
@@ -81,7 +81,7 @@ if _orjson is not None:
         return memoryview(out).tobytes()
 
     _loads = _orjson.loads
-    _LOAD_ERRORS: Tuple[type, ...] = (ValueError, TypeError)
+    _LOAD_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, TypeError)
 else:  # pragma: no cover - covered by the stdlib-mode test run
     _enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
