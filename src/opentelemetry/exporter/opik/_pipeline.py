@@ -58,20 +58,38 @@ class Pipeline:
     def process(self, records: Iterable[SpanRecord], default_project: Optional[str] = None) -> Processed:
         records = list(records)
         self.stats.add("spans_received", len(records))
-        result = self.mapper.map(records, default_project)
-        if result.rejected:
-            self.stats.add("spans_rejected", len(result.rejected))
-            for label, reason in result.rejected[:5]:
-                _logger.warning("could not map %s: %s", label, reason)
         items: List[Item] = []
-        for stage in self.stages:
-            begin = getattr(stage, "begin", None)
-            if begin is not None:
+        begins = [b for b in (getattr(stage, "begin", None) for stage in self.stages) if b is not None]
+        if begins:
+            # a stage judges items by their whole batch: map it all first
+            result = self.mapper.map(records, default_project)
+            rejected = result.rejected
+            self._log_rejected(rejected)
+            for begin in begins:
                 begin(result.items)
-        for m in result.items:
-            self._run(m, 0, items)
+            for m in result.items:
+                self._run(m, 0, items)
+        else:
+            # encode each span's items as soon as they are mapped, so its structures
+            # die young instead of the whole batch feeding the cyclic GC; the items
+            # keep the batch order (traces, then spans, then scores)
+            rejected = []
+            buckets: Dict[str, List[Item]] = {"trace": [], "span": [], "span_score": []}
+            run = self._run
+            for span_items in self.mapper.iter_map(records, default_project, rejected):
+                for m in span_items:
+                    out = buckets.get(m.kind)
+                    run(m, 0, out if out is not None else buckets["span"])
+            self._log_rejected(rejected)
+            items = buckets["trace"] + buckets["span"] + buckets["span_score"]
         self._drain(False, items)
-        return Processed(items, result.rejected)
+        return Processed(items, rejected)
+
+    def _log_rejected(self, rejected: List[Tuple[str, str]]) -> None:
+        if rejected:
+            self.stats.add("spans_rejected", len(rejected))
+            for label, reason in rejected[:5]:
+                _logger.warning("could not map %s: %s", label, reason)
 
     def close(self) -> List[Item]:
         """Resolve what stages still hold (at shutdown); returns items to deliver, if any."""

@@ -9,7 +9,7 @@ bad span sink the batch: a span that fails to map is counted and reported.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .._config import OpikSettings
 from .._ids import span_uuid, trace_uuid
@@ -91,6 +91,29 @@ class Mapper:
 
     def map(self, records: Iterable[SpanRecord], default_project: Optional[str] = None) -> MapResult:
         result = MapResult()
+        traces: List[Mapped] = []
+        spans: List[Mapped] = []
+        scores: List[Mapped] = []
+        by_kind = {"trace": traces, "span": spans, "span_score": scores}
+        for items in self.iter_map(records, default_project, result.rejected):
+            for m in items:
+                by_kind[m.kind].append(m)
+        result.items = traces + spans + scores
+        return result
+
+    def iter_map(
+        self,
+        records: Iterable[SpanRecord],
+        default_project: Optional[str] = None,
+        rejected: Optional[List[Tuple[str, str]]] = None,
+    ) -> Iterator[List[Mapped]]:
+        """Map span by span: yields each span's items (its trace row, the span, its scores).
+
+        A caller that encodes them before taking the next keeps one span's
+        structures alive at a time: they die young, so the batch never feeds the
+        cyclic GC (whose collections otherwise cost ~20% of mapping). Spans that
+        cannot be mapped are appended to ``rejected`` as ``(label, reason)``.
+        """
         records = list(records)
         # Earliest start per trace in this batch: the id timestamp when the trace is new.
         batch_start: Dict[int, int] = {}
@@ -101,13 +124,13 @@ class Mapper:
                 batch_start[r.trace_id] = ms
         # Children first, so a root in the same batch sees their thread and first token.
         ordered = [r for r in records if not r.is_local_root] + [r for r in records if r.is_local_root]
-        traces: List[Mapped] = []
-        spans: List[Mapped] = []
-        scores: List[Mapped] = []
         # (OTel span id, trace start ms) -> Opik id in this batch: a parent's id is
         # asked by each child and by the parent itself, a SHA-256 each time otherwise
         span_ids: Dict[Tuple[int, int], str] = {}
         for rec in ordered:
+            traces: List[Mapped] = []
+            spans: List[Mapped] = []
+            scores: List[Mapped] = []
             try:
                 out = self.read(rec)
                 with self.cache.lock:
@@ -117,9 +140,10 @@ class Mapper:
                 self._emit(out, info, default_project, trace_row, traces, spans, scores, span_ids)
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
                 # The exception's text may quote span content: report only its type and where.
-                result.rejected.append((rec.label(), _where(exc)))
-        result.items = traces + spans + scores
-        return result
+                if rejected is not None:
+                    rejected.append((rec.label(), _where(exc)))
+                continue
+            yield traces + spans + scores if traces or scores else spans
 
     @staticmethod
     def _note(info: TraceInfo, out: MappedSpan) -> None:
