@@ -1,0 +1,83 @@
+"""The benchmark harness runs end to end (``--quick``) and reports sound figures.
+
+No timing is asserted here (the machine running the suite is shared and its
+speed unknown); what is checked is that every section ran, that both exporters
+really delivered every span to the sink, that the sidecar accepted and
+delivered what it was sent, and that the memory run hit the writer's bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=str(ROOT),
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    res: Dict[str, Any] = json.loads(out.read_text())
+    s = res["sections"]
+    assert set(s) == {"exporter", "gzip", "scaling", "sidecar", "memory"}
+
+    # exporter: same spans through both exporters, every span delivered, ratios computed
+    for mode in ("orjson", "stdlib"):
+        assert s["exporter"][mode]["json_encoder"] == mode
+        for w in s["exporter"][mode]["workloads"]:
+            assert w["spans"] > 0 and w["traces"] > 0
+            for name, v in w["variants"].items():
+                assert v["errors"] == [], (mode, w["name"], name, v["errors"])
+                assert v["cpu_ms_per_1000_median"] > 0 and v["requests"] > 0
+            assert w["variants"]["opik"]["ratio_median"]["otlp"] > 0
+    agent = s["exporter"]["orjson"]["workloads"][0]["variants"]
+    # gzip on by default: fewer bytes on the wire than OTLP's uncompressed protobuf
+    assert agent["opik"]["bytes_sent_per_span"] < agent["otlp"]["bytes_sent_per_span"]
+
+    # compression settings: level 9 never sends more than level 1, none sends the most
+    for w in s["gzip"]["workloads"]:
+        v = w["variants"]
+        assert v["opik:compression=none"]["bytes_sent_per_span"] > v["opik:compression_level=1"]["bytes_sent_per_span"]
+        assert (
+            v["opik:compression_level=9"]["bytes_sent_per_span"] <= v["opik:compression_level=1"]["bytes_sent_per_span"]
+        )
+
+    names = [w["name"] for w in s["scaling"]["workloads"]]
+    assert names == ["1 span/trace", "10 spans/trace", "100 spans/trace", "1 KB", "10 KB", "100 KB"]
+    assert all(not v["errors"] for w in s["scaling"]["workloads"] for v in w["variants"].values())
+
+    # sidecar: every request answered 200 and everything accepted reached the sink
+    for name in ("protobuf", "protobuf+gzip"):
+        for mode in ("max", "at_rate"):
+            run = s["sidecar"]["runs"][name][mode]
+            assert run["errors"] == 0 and run["spans"] > 0, run
+            assert run["drained"] is True
+            assert run["p50_ms"] is not None and run["p99_ms"] >= run["p50_ms"]
+
+    # memory: Opik stalled, so the exporter kept only what its bounds allow and dropped the rest
+    mem = s["memory"]
+    exp = mem["exporter"]
+    assert exp["stats"]["spans_received"] == exp["offered"] > 0
+    assert exp["stats"]["dropped"].get("queue_full", 0) > 0
+    assert exp["queue_bytes"] <= exp["bounds"]["max_queue_bytes"]
+    assert mem["baseline"]["peak_rss_mb"] > 0 and mem["sidecar"]["peak_rss_mb"] > 0
+
+    summary = res["summary"]
+    for key in (
+        "exporter_ratio_vs_otlp",
+        "spans_per_trace_spread",
+        "sidecar_spans_per_s",
+        "exporter_overload_rss_delta_mb",
+    ):
+        assert key in summary, key
+    assert "Exporter CPU per 1,000 spans" in r.stdout and "Sidecar" in r.stdout and "Summary vs targets" in r.stdout
