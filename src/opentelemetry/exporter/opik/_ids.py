@@ -22,15 +22,21 @@ _UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}
 _MAX_MS = (1 << 48) - 1
 
 
+# hex digit -> the same digit with the RFC 9562 variant bits (10xx) set
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_sha256 = hashlib.sha256
+
+
 def uuid7_from_otel_id(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> str:
-    """UUIDv7 string: ``timestamp_ms`` then SHA-256 of the big-endian OTel id."""
-    digest = hashlib.sha256(otel_id.to_bytes(id_bytes_len, "big")).digest()
+    """UUIDv7 string: ``timestamp_ms`` then SHA-256 of the big-endian OTel id.
+
+    The version nibble (7) and the variant bits are set on the hex string
+    directly: one slice each instead of a bytearray round trip (hot path).
+    """
+    digest = _sha256(otel_id.to_bytes(id_bytes_len, "big")).digest()
     ts = min(max(timestamp_ms, 0), _MAX_MS)
-    b = bytearray(ts.to_bytes(6, "big") + digest[:10])
-    b[6] = (b[6] & 0x0F) | 0x70
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = (ts.to_bytes(6, "big") + digest[:10]).hex()
+    return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def trace_uuid(trace_id: int, trace_start_ms: int) -> str:
