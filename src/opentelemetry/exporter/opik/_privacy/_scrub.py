@@ -103,7 +103,13 @@ _ANCHORS = (
     "ABIA",
     "ACCA",
     "AIza",
-    "gh",
+    # the GitHub token prefixes themselves: a bare "gh" is in every other English
+    # sentence ("right", "through"), which sent most LLM text down the slow path
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
     "_pat_",
     "xox",
     "hf_",
