@@ -184,7 +184,7 @@ def render(results: Dict[str, Any]) -> str:
     if sd and sd.get("runs"):
         rows = []
         for name, r in sd["runs"].items():
-            for mode in ("max", "at_rate"):
+            for mode in ("max", "at_rate", "at_half_max"):
                 x = r.get(mode)
                 if x:
                     rows.append(
@@ -213,16 +213,15 @@ def render(results: Dict[str, Any]) -> str:
             r = mem.get(name)
             if r:
                 st = r.get("stats", {})
+                if name == "sidecar":
+                    taken = r.get("spans_accepted")
+                    refused = sum(v for k, v in r.get("status", {}).items() if k != "200")
+                    lost = f"{refused} requests refused (429)"
+                else:
+                    taken = st.get("spans_received")
+                    lost = f"{sum(st.get('dropped', {}).values())} items dropped" if st else "-"
                 rows.append(
-                    [
-                        name,
-                        r["offered"],
-                        r.get("rss_start_mb"),
-                        r["peak_rss_mb"],
-                        st.get("spans_received"),
-                        sum(st.get("dropped", {}).values()) if st else None,
-                        r.get("queue_bytes"),
-                    ]
+                    [name, r["offered"], r.get("rss_start_mb"), r["peak_rss_mb"], taken, lost, r.get("queue_bytes")]
                 )
         parts.append(
             _grid(
@@ -232,8 +231,8 @@ def render(results: Dict[str, Any]) -> str:
                     "spans offered",
                     "RSS start MB",
                     "peak RSS MB",
-                    "spans mapped",
-                    "items dropped",
+                    "spans taken",
+                    "not taken",
                     "queued bytes",
                 ),
                 rows,

@@ -58,7 +58,7 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
 
     # sidecar: every request answered 200 and everything accepted reached the sink
     for name in ("protobuf", "protobuf+gzip"):
-        for mode in ("max", "at_rate"):
+        for mode in ("max", "at_rate", "at_half_max"):
             run = s["sidecar"]["runs"][name][mode]
             assert run["errors"] == 0 and run["spans"] > 0, run
             assert run["drained"] is True
