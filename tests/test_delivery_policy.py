@@ -11,7 +11,6 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from opentelemetry.exporter.opik._items import Item
-from opentelemetry.exporter.opik._shrink import NOTE_KEY, shrink_item
 from opentelemetry.exporter.opik._transport import parse_server_delay, safe_url
 
 NOW = 1_750_000_000.0
@@ -59,29 +58,3 @@ def _span(**fields: object) -> Item:
     return Item("span", data["id"], json.dumps(data).encode(), "span 'llm call'")
 
 
-def test_shrink_cuts_the_largest_values_visibly_and_keeps_ids() -> None:
-    prompt = "Tell me a story about a fox. " * 3000
-    item = _span(
-        input={"messages": [{"role": "user", "content": prompt}], "small": "kept"},
-        output={"text": "short answer"},
-        metadata={"model": "gpt", "blob": list(range(20000))},
-    )
-    out = shrink_item(item, 20_000)
-    assert out is not None and out.size <= 20_000 and out.id == item.id
-    data = json.loads(out.body)
-    assert _validator("Span_Write").is_valid(data)
-    assert data["input"]["small"] == "kept" and data["output"] == {"text": "short answer"}
-    content = data["input"]["messages"][0]["content"]
-    assert content.startswith("Tell me a story") and "truncated by the Opik exporter" in content
-    assert data["metadata"]["model"] == "gpt"
-    note = data["metadata"][NOTE_KEY]
-    assert note["original_size_bytes"] == item.size and "input.messages[0].content" in note["paths"]
-    # Shrinking again keeps the first original size.
-    again = shrink_item(out, 10_000)
-    assert again is not None and json.loads(again.body)["metadata"][NOTE_KEY]["original_size_bytes"] == item.size
-
-
-def test_shrink_gives_up_rather_than_break_the_row() -> None:
-    item = _span(name="n" * 50_000)  # the name is not a field shrink may cut
-    assert shrink_item(item, 10_000) is None
-    assert shrink_item(_span(), 100) is None

@@ -113,8 +113,6 @@ class OpikSpanExporter(SpanExporter):
 
 
 def _shrinker() -> Any:
-    try:
-        from ._privacy import shrink_item
-    except ImportError:
-        from ._shrink import shrink_item
+    from ._privacy import shrink_item
+
     return shrink_item
