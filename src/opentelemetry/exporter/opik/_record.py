@@ -126,7 +126,6 @@ class SpanRecord:
 
 _KIND_FROM_SDK = {0: 1, 1: 2, 2: 3, 3: 4, 4: 5}  # SDK SpanKind.value -> OTLP enum
 _EMPTY: Attributes = {}
-_MISSING = object()
 
 
 def _plain(attrs: Any) -> Attributes:
@@ -147,28 +146,69 @@ def _plain(attrs: Any) -> Attributes:
     return dict(attrs)
 
 
-def _span_attributes(span: Any) -> Attributes:
-    """The span's attribute dict: the SDK's public ``attributes`` is a read-only
-    ``MappingProxyType`` over ``BoundedAttributes``, which only a Python-level
-    copy could unwrap; the private field holds the same object without the proxy."""
-    raw = getattr(span, "_attributes", _MISSING)
-    return _plain(span.attributes if raw is _MISSING else raw)
-
-
 def from_readable_span(span: Any) -> SpanRecord:
-    """Decode an SDK ``ReadableSpan`` (duck-typed, so any SDK version works)."""
+    """Decode an SDK ``ReadableSpan`` (duck-typed, so any SDK version works).
+
+    The SDK's own spans are read through their fields (one attribute load each
+    instead of a property call, enum values without the ``Enum.value``
+    descriptor): this runs once per exported span. Any other object, or an SDK
+    without those fields, goes through the public properties.
+    """
+    try:
+        return _from_sdk_fields(span)
+    except AttributeError:
+        return _from_properties(span)
+
+
+def _hint(ctx: Any) -> Optional[int]:
+    ts = ctx.trace_state
+    return decode_tracestate_start(ts.get(TRACESTATE_KEY)) if ts else None
+
+
+def _events(events: Any) -> Tuple[EventRecord, ...]:
+    if not events:
+        return ()
+    return tuple(EventRecord(e.name, e.timestamp or 0, _plain(e.attributes)) for e in events)
+
+
+def _from_sdk_fields(span: Any) -> SpanRecord:
+    ctx = span._context
+    parent = span._parent
+    status = span._status
+    res = span._resource
+    scope = span._instrumentation_scope
+    attrs = span._attributes
+    events = span._events
+    start = span._start_time or 0
+    return SpanRecord(
+        trace_id=ctx.trace_id,
+        span_id=ctx.span_id,
+        parent_span_id=parent.span_id if parent is not None and parent.span_id else None,
+        parent_is_remote=bool(parent is not None and parent.is_remote),
+        name=span._name,
+        kind=_KIND_FROM_SDK.get(span._kind._value_, 0),
+        start_ns=start,
+        end_ns=span._end_time or start,
+        attributes=_plain(attrs),
+        events=_events(events),
+        status_code=status.status_code._value_,
+        status_message=status.description or "",
+        resource=_plain(res._attributes) if res is not None else _EMPTY,
+        scope_name=scope.name if scope is not None else "",
+        scope_version=(scope.version or "") if scope is not None else "",
+        dropped_attributes=getattr(attrs, "dropped", 0),
+        dropped_events=getattr(events, "dropped", 0),
+        dropped_links=getattr(span._links, "dropped", 0),
+        trace_start_hint_ms=_hint(ctx),
+    )
+
+
+def _from_properties(span: Any) -> SpanRecord:
     ctx = span.context
     parent = span.parent
     status = span.status
     res = span.resource
     scope = span.instrumentation_scope
-    hint = None
-    ts = ctx.trace_state
-    if ts:
-        hint = decode_tracestate_start(ts.get(TRACESTATE_KEY))
-    events: Tuple[EventRecord, ...] = tuple(
-        EventRecord(e.name, e.timestamp or 0, _plain(e.attributes)) for e in span.events
-    )
     start = span.start_time or 0
     return SpanRecord(
         trace_id=ctx.trace_id,
@@ -179,8 +219,8 @@ def from_readable_span(span: Any) -> SpanRecord:
         kind=_KIND_FROM_SDK.get(span.kind.value, 0),
         start_ns=start,
         end_ns=span.end_time or start,
-        attributes=_span_attributes(span),
-        events=events,
+        attributes=_plain(span.attributes),
+        events=_events(span.events),
         status_code=status.status_code.value,
         status_message=status.description or "",
         resource=_plain(res.attributes) if res is not None else _EMPTY,
@@ -189,5 +229,5 @@ def from_readable_span(span: Any) -> SpanRecord:
         dropped_attributes=span.dropped_attributes,
         dropped_events=span.dropped_events,
         dropped_links=span.dropped_links,
-        trace_start_hint_ms=hint,
+        trace_start_hint_ms=_hint(ctx),
     )
