@@ -119,17 +119,36 @@ def _row(r: Dict[str, Any], sustained: bool) -> Dict[str, Any]:
 def run_throughput(quick: bool, me: int, other: int) -> Dict[str, Any]:
     n_max = 8 if quick else 240  # requests of 512 spans
     n_rate = 8 if quick else 100
+    distinct = 2 if quick else 8  # request bodies built (and cycled) per load generator run
     out: Dict[str, Any] = {"runs": {}, "target_rate": TARGET_RATE}
     with sink(cpu=other) as opik:
         for name, gz in (("protobuf", False), ("protobuf+gzip", True)):
             with sidecar(opik + "/api", me) as sc:
-                closed = loadgen(sc, other, requests=n_max, connections=4, gzip=gz, metrics=sc["metrics"])
+                closed = loadgen(
+                    sc, other, requests=n_max, connections=4, gzip=gz, metrics=sc["metrics"], distinct=distinct
+                )
                 rated = loadgen(
-                    sc, other, requests=n_rate, connections=8, gzip=gz, rate=TARGET_RATE, metrics=sc["metrics"]
+                    sc,
+                    other,
+                    requests=n_rate,
+                    connections=8,
+                    gzip=gz,
+                    rate=TARGET_RATE,
+                    metrics=sc["metrics"],
+                    distinct=distinct,
                 )
                 # latency where the sidecar keeps up: half its measured maximum
                 half = max(1000.0, round(closed["sustained_spans_per_s"] / 2, -2))
-                halfr = loadgen(sc, other, requests=n_rate, connections=8, gzip=gz, rate=half, metrics=sc["metrics"])
+                halfr = loadgen(
+                    sc,
+                    other,
+                    requests=n_rate,
+                    connections=8,
+                    gzip=gz,
+                    rate=half,
+                    metrics=sc["metrics"],
+                    distinct=distinct,
+                )
                 out["runs"][name] = {
                     "max": _row(closed, True),
                     "at_rate": _row(rated, False),
@@ -142,9 +161,12 @@ def run_throughput(quick: bool, me: int, other: int) -> Dict[str, Any]:
 def run_overload(n_spans: int, me: int, other: int) -> Dict[str, Any]:
     """Opik never answers; ``n_spans`` offered once each: the sidecar's peak RSS."""
     with sink("stall", cpu=other) as opik:
-        with sidecar(opik + "/api", me) as sc:
+        # nothing can be delivered: stop at once instead of the default 20 s grace
+        with sidecar(opik + "/api", me, ["--shutdown-timeout", "1"]) as sc:
             idle = proc_rss_mb(sc["pid"])
-            r = loadgen(sc, other, requests=max(1, n_spans // 512), connections=4)
+            r = loadgen(
+                sc, other, requests=max(1, n_spans // 512), connections=4, distinct=2 if n_spans < 50_000 else 8
+            )
             peak = proc_rss_mb(sc["pid"], "VmHWM")
     return {
         "offered": r["requests"] * r["spans_per_request"],
