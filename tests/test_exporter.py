@@ -96,6 +96,7 @@ def test_child_exported_in_an_earlier_batch_than_its_root(opik: OpikStandin, pro
     provider, exporter = provider_for(batch=False)
     tracer = provider.get_tracer("t")
     with tracer.start_as_current_span("root") as root:
+        time.sleep(0.003)  # the child starts in a later millisecond than the root
         with tracer.start_as_current_span("child") as child:
             time.sleep(0.002)
         opik.wait_for_counts(spans=1)  # the child is stored before the root even ends
@@ -103,7 +104,9 @@ def test_child_exported_in_an_earlier_batch_than_its_root(opik: OpikStandin, pro
     provider.force_flush()
     exporter.force_flush(5000)
     opik.wait_for_counts(traces=1, spans=2)
-    start_ms = _ms(root.start_time)
+    # Without the tracestate entry the id timestamp is the earliest start known when the
+    # trace is first seen: the child's, which the root (exported later) then agrees with.
+    start_ms = _ms(child.start_time)
     tid = trace_uuid(root.context.trace_id, start_ms)
     stored = opik.spans_by_id()
     c = stored[span_uuid(child.context.span_id, start_ms)]
