@@ -209,7 +209,7 @@ def test_async_client_stream(server):
 def test_records_concurrent_requests(server):
     import concurrent.futures
 
-    server.config.first_chunk_delay = 0.2
+    server.config.first_chunk_delay = 0.6
 
     def one(i):
         with openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as c:
@@ -224,7 +224,7 @@ def test_records_concurrent_requests(server):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, range(4)))
     assert results == ["Hi there from fake"] * 4
-    assert time.monotonic() - start < 0.2 * 4  # served in parallel
+    assert time.monotonic() - start < 0.6 * 4  # served in parallel (serially it would take 2.4 s or more)
     assert sorted(r.body["messages"][0]["content"] for r in server.requests) == ["0", "1", "2", "3"]
 
 
