@@ -44,7 +44,7 @@ from ._items import Item
 from ._json import loads
 from ._mapping import Mapper
 from ._mapping._traces import TraceCache
-from ._otlp import DecodedBatch, DecodeError, DecodeLimits, decode_json, decode_protobuf
+from ._otlp import DecodedBatch, DecodeError, DecodeLimits, decode_json, decode_protobuf, encode_varint
 from ._pipeline import Pipeline
 from ._stats import Stats
 
@@ -253,7 +253,7 @@ def _protobuf_requests(src: _Source, first: int) -> Iterator[Union[Request, Impo
                 length = _read_varint(stream)
                 if length is None:
                     return
-                plen = len(_varint_bytes(length))
+                plen = len(encode_varint(length))
             assert length is not None
             if length > _MAX_FRAME:
                 raise ImportFileError(f"a length prefix says {length} bytes: not a length-delimited OTLP protobuf file")
@@ -271,18 +271,6 @@ def _protobuf_requests(src: _Source, first: int) -> Iterator[Union[Request, Impo
         k += 1
         yield Request("protobuf", body, f"{src.name} (message {k})")
         offset += plen + length
-
-
-def _varint_bytes(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def decode_request(req: Request) -> DecodedBatch:

@@ -355,6 +355,20 @@ def _lenient() -> Dict[str, Any]:
     return _lenient_classes
 
 
+def encode_varint(n: int) -> bytes:
+    """Protobuf base-128 varint of ``n`` (negative int64 values as their two's complement)."""
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
 def _varint(buf: memoryview, pos: int) -> Tuple[int, int]:
     result = shift = 0
     n = len(buf)

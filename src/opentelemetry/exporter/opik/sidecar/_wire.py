@@ -11,6 +11,7 @@ import math
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from .._json import dumps
+from .._otlp import encode_varint
 
 # gRPC status codes (google.rpc.Code), also used in HTTP error bodies
 GRPC_OK = 0
@@ -25,25 +26,12 @@ EMPTY_RESPONSE_PB = ExportTraceServiceResponse().SerializeToString()
 EMPTY_RESPONSE_JSON = b"{}"
 
 
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _len_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
 
 
 def _int_field(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value) if value else b""
+    return encode_varint(number << 3) + encode_varint(value) if value else b""
 
 
 def retry_info(seconds: float) -> bytes:
