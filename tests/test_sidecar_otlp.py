@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import httpx
 import pytest
@@ -80,20 +80,27 @@ def _agent_trace(tracer: Any, n_tools: int = 2, tag: str = "") -> None:
                     tool.record_exception(RuntimeError("tool failed"))
 
 
-def _reference_rows(spans: List[Any]) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    """What the in-process exporter stores for the same spans (its own stand-in)."""
+def _reference_rows(spans: List[Any], batches: Optional[List[List[Any]]] = None) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """What the in-process exporter stores for the same spans, exported in the same batches.
+
+    The batching matters: without the tracestate entry a trace's id timestamp is the
+    earliest start known when the trace is first seen, in whichever batch that is.
+    """
     with OpikStandin() as ref:
         exporter = OpikSpanExporter(url=ref.url)
-        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        for batch in batches or [spans]:
+            assert exporter.export(batch) == SpanExportResult.SUCCESS
         assert exporter.force_flush(10_000)
         exporter.shutdown()
         return {"traces": rows_without_volatile(ref.traces_by_id()), "spans": rows_without_volatile(ref.spans_by_id())}
 
 
-def _assert_same_as_in_process(opik: OpikStandin, spans: List[Any], n_traces: int) -> None:
+def _assert_same_as_in_process(
+    opik: OpikStandin, spans: List[Any], n_traces: int, batches: Optional[List[List[Any]]] = None
+) -> None:
     opik.wait_for_counts(traces=n_traces, spans=len(spans), timeout=15)
     assert opik.duplicates() == {}
-    ref = _reference_rows(spans)
+    ref = _reference_rows(spans, batches)
     assert len(ref["spans"]) == len(spans)
     assert rows_without_volatile(opik.spans_by_id()) == ref["spans"]
     assert rows_without_volatile(opik.traces_by_id()) == ref["traces"]
@@ -159,7 +166,7 @@ def test_otlp_json_with_length_and_chunked(sidecar: SidecarProcess, opik: OpikSt
     gz = gzip.compress(json.dumps(otlp_json(second)).encode())
     r = HTTP.post(sidecar.traces_url, content=iter([gz[:50], gz[50:]]), headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert r.status_code == 200, r.text
-    _assert_same_as_in_process(opik, spans, n_traces=2)
+    _assert_same_as_in_process(opik, spans, n_traces=2, batches=[first, second])
 
 
 def test_partial_success_names_the_rejected_spans(sidecar: SidecarProcess, opik: OpikStandin) -> None:
