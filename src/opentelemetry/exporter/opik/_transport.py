@@ -10,7 +10,6 @@ exported, and traced again: a feedback loop).
 from __future__ import annotations
 
 import email.utils
-import gzip
 import logging
 import re
 import ssl
@@ -23,6 +22,7 @@ import httpx
 
 from opentelemetry import context as otel_context
 
+from ._compress import gzip_compressor
 from ._config import OpikSettings
 from .version import __version__
 
@@ -168,8 +168,7 @@ class Transport:
     def __init__(self, settings: OpikSettings) -> None:
         self.settings = settings
         self.base = settings.url
-        self._gzip = settings.compression == "gzip"
-        self._level = settings.compression_level
+        self._gzip = gzip_compressor(settings.compression_level) if settings.compression == "gzip" else None
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -200,8 +199,8 @@ class Transport:
     def request(self, method: str, path: str, body: bytes, timeout: Optional[float] = None) -> Response:
         """Send ``body`` (uncompressed JSON); raises :class:`TransportError` without an answer."""
         headers: Dict[str, str] = {}
-        if self._gzip and len(body) >= 256:
-            body = gzip.compress(body, self._level, mtime=0)
+        if self._gzip is not None and len(body) >= 256:
+            body = self._gzip(body)
             headers["Content-Encoding"] = "gzip"
         kwargs: Dict[str, Any] = {}
         if timeout is not None:
