@@ -22,21 +22,23 @@ _UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}
 _MAX_MS = (1 << 48) - 1
 
 
-# hex digit -> the same digit with the RFC 9562 variant bits (10xx) set
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _sha256 = hashlib.sha256
+# the version nibble (bits 76-79) and the RFC 9562 variant bits (62-63), cleared then set
+_KEEP = ((1 << 128) - 1) & ~(0xF << 76) & ~(0x3 << 62)
+_SET = (0x7 << 76) | (0x2 << 62)
 
 
 def uuid7_from_otel_id(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> str:
     """UUIDv7 string: ``timestamp_ms`` then SHA-256 of the big-endian OTel id.
 
-    The version nibble (7) and the variant bits are set on the hex string
-    directly: one slice each instead of a bytearray round trip (hot path).
+    Built as one 128-bit int (version and variant set with two masks) and
+    formatted once: the hot path of id mapping, a few hundred ns cheaper than
+    slicing the hex of a bytes concatenation.
     """
     digest = _sha256(otel_id.to_bytes(id_bytes_len, "big")).digest()
-    ts = min(max(timestamp_ms, 0), _MAX_MS)
-    h = (ts.to_bytes(6, "big") + digest[:10]).hex()
-    return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    v = (min(max(timestamp_ms, 0), _MAX_MS) << 80) | int.from_bytes(digest[:10], "big")
+    h = "%032x" % ((v & _KEEP) | _SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def trace_uuid(trace_id: int, trace_start_ms: int) -> str:
