@@ -4,8 +4,10 @@ draining, and the guard that turns an internal error into a counted partial succ
 from __future__ import annotations
 
 import gzip
+import threading
+import time
 import zlib
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 from opik_standin import Fault, OpikStandin
@@ -145,3 +147,142 @@ def test_refused_credentials_make_senders_keep_their_spans() -> None:
             rx.writer.shutdown(0.5)
     finally:
         locked.stop()
+
+
+# -- answer first, map after (what opik-otel serve runs) ---------------------------------
+
+
+class _GatedPipeline(Pipeline):
+    """The real pipeline, held at a gate: shows what is answered before mapping ends."""
+
+    def __init__(self, settings: Any, stats: Stats) -> None:
+        super().__init__(settings, stats=stats)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail_next = False
+
+    def process(self, records: Any, default_project: Any = None) -> Any:
+        self.entered.set()
+        assert self.gate.wait(10)
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("a mapping bug")
+        return super().process(records, default_project)
+
+
+def _async_receiver(opik: OpikStandin, **kw: Any) -> Tuple[Receiver, _GatedPipeline]:
+    settings = kw.pop("settings", {})
+    s = resolve_settings(dict({"url": opik.url}, **settings))
+    stats = Stats()
+    pipeline = _GatedPipeline(s, stats)
+    rx = Receiver(s, pipeline, Writer(s, stats=stats), stats, Limits(), map_async=True, **kw)
+    return rx, pipeline
+
+
+def test_async_answers_before_mapping_and_delivers_after(opik: OpikStandin) -> None:
+    rx, pipeline = _async_receiver(opik)
+    try:
+        t0 = time.monotonic()
+        out = rx.export(_batch(2, 3))
+        assert out.code == OK and out.rejected == 0
+        assert time.monotonic() - t0 < 1.0  # answered while the mapping is still held at the gate
+        assert pipeline.entered.wait(5) and rx.pending_spans() == 6
+        assert "opik_otel_receiver_spans_pending 6" in rx.metrics_text()
+        assert opik.spans == {}  # nothing mapped, nothing sent yet
+        pipeline.gate.set()
+        opik.wait_for_counts(traces=2, spans=6)
+        assert rx.pending_spans() == 0 and rx._reserved_items == 0 and rx._reserved_bytes == 0
+    finally:
+        pipeline.gate.set()
+        rx.finish_mapping(5)
+        rx.writer.shutdown(1)
+
+
+def test_async_waits_for_mapping_room_then_says_busy(opik: OpikStandin) -> None:
+    rx, pipeline = _async_receiver(opik, max_pending_spans=4, max_wait=0.3)
+    try:
+        assert rx.export(_batch(2, 2)).code == OK  # 4 spans pending: the bound
+        assert pipeline.entered.wait(5)
+        t0 = time.monotonic()
+        out = rx.export(_batch(1, 2))
+        waited = time.monotonic() - t0
+        assert out.code == BUSY and "mapping is behind" in out.message and out.retry_after > 0
+        assert 0.25 <= waited < 3
+        assert rx.spans_refused == 2
+        # a waiting request is admitted as soon as the mapping makes room
+        result: List[Any] = []
+        rx.max_wait = 10
+        waiter = threading.Thread(target=lambda: result.append(rx.export(_batch(1, 2))))
+        waiter.start()
+        time.sleep(0.2)
+        assert not result  # still waiting
+        pipeline.gate.set()
+        waiter.join(10)
+        assert result and result[0].code == OK
+        opik.wait_for_counts(traces=3, spans=6)
+    finally:
+        pipeline.gate.set()
+        rx.finish_mapping(5)
+        rx.writer.shutdown(1)
+
+
+def test_async_reservations_count_against_the_writer_bounds(opik: OpikStandin) -> None:
+    opik.faults.add(Fault.respond(503, times=None))  # Opik down: the writer keeps what it has
+    rx, pipeline = _async_receiver(opik, settings={"max_queue_items": 40, "timeout": 0.2, "retry_deadline": 60})
+    try:
+        # 6 spans reserve ceil(6 * 2.0 * 1.25) = 15 items before any is mapped
+        assert rx.export(_batch(2, 3)).code == OK and rx._reserved_items == 15
+        assert rx.export(_batch(2, 3)).code == OK and rx._reserved_items == 30
+        out = rx.export(_batch(2, 3))  # 45 > 40: refused although nothing is in the writer yet
+        assert out.code == BUSY and "queue to Opik is full" in out.message
+        assert rx.writer.pending() == 0
+        too_big = rx.export(_batch(10, 2))  # 20 spans reserve 50 items: more than the queue can hold
+        assert too_big.code == TOO_LARGE
+        pipeline.gate.set()
+        assert rx.finish_mapping(10)
+        assert rx.writer.pending() == 16  # 4 traces + 12 spans, all queued against their reservations
+        assert rx._reserved_items == 0
+    finally:
+        opik.faults.clear()
+        pipeline.gate.set()
+        rx.finish_mapping(5)
+        rx.writer.shutdown(0.5)
+
+
+def test_async_mapping_error_is_counted_and_the_thread_goes_on(opik: OpikStandin, caplog: pytest.LogCaptureFixture) -> None:
+    rx, pipeline = _async_receiver(opik)
+    try:
+        pipeline.fail_next = True
+        assert rx.export(_batch(1, 3)).code == OK
+        assert rx.export(_batch(1, 2)).code == OK
+        pipeline.gate.set()
+        opik.wait_for_counts(traces=1, spans=2)
+        assert "a mapping bug" in caplog.text
+        assert rx.stats.snapshot()["spans_rejected"] == 3
+        assert rx.pending_spans() == 0 and rx._reserved_items == 0
+    finally:
+        pipeline.gate.set()
+        rx.finish_mapping(5)
+        rx.writer.shutdown(1)
+
+
+def test_async_draining_maps_what_was_acknowledged(opik: OpikStandin) -> None:
+    rx, pipeline = _async_receiver(opik, max_pending_spans=2, max_wait=10)
+    try:
+        assert rx.export(_batch(1, 2)).code == OK
+        assert pipeline.entered.wait(5)
+        waiter: List[Any] = []
+        t = threading.Thread(target=lambda: waiter.append(rx.export(_batch(1, 2))))
+        t.start()
+        time.sleep(0.2)
+        rx.start_draining()  # the waiting request is answered at once, not after max_wait
+        t.join(2)
+        assert waiter and waiter[0].code == UNAVAILABLE
+        assert rx.export(_batch(1)).code == UNAVAILABLE
+        pipeline.gate.set()
+        assert rx.finish_mapping(10)
+        assert rx.writer.flush(10)
+        assert len(opik.spans) == 2 and len(opik.traces) == 1  # the acknowledged request, nothing else
+    finally:
+        pipeline.gate.set()
+        rx.writer.shutdown(1)

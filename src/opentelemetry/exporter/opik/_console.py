@@ -52,7 +52,7 @@ class ConsoleWriter:
     def has_capacity(self, n_items: int = 1, n_bytes: int = 0) -> bool:
         return True
 
-    def submit(self, items: Sequence[Item]) -> int:
+    def submit(self, items: Sequence[Item], force: bool = False) -> int:
         traces: List[Dict[str, Any]] = []
         with self._lock:
             for item in items:
@@ -123,8 +123,8 @@ class TeeWriter:
         self.primary = primary
         self.console = ConsoleWriter(stream, Stats())
 
-    def submit(self, items: Sequence[Item]) -> int:
-        accepted = self.primary.submit(items)
+    def submit(self, items: Sequence[Item], force: bool = False) -> int:
+        accepted = self.primary.submit(items, force)
         if accepted:
             self.console.submit(items[:accepted])
         return accepted

@@ -181,8 +181,13 @@ class Writer:
             and self._queued_bytes + self._inflight_bytes + n_bytes <= s.max_queue_bytes
         )
 
-    def submit(self, items: Sequence[Item]) -> int:
-        """Queue ``items``; returns how many were accepted (the rest are dropped and counted). Never blocks."""
+    def submit(self, items: Sequence[Item], force: bool = False) -> int:
+        """Queue ``items``; returns how many were accepted (the rest are dropped and counted). Never blocks.
+
+        ``force`` queues them even past the bounds: for items already acknowledged
+        against a reservation (the sidecar answers before it maps), which the
+        bounds have counted in advance.
+        """
         if not items:
             return 0
         if self._pid != os.getpid():  # forked without the at-fork hook (uWSGI)
@@ -202,7 +207,7 @@ class Writer:
                 if item.size > s.max_queue_bytes:
                     too_large.append(item)
                     continue
-                if n_held >= s.max_queue_items or b_held + item.size > s.max_queue_bytes:
+                if not force and (n_held >= s.max_queue_items or b_held + item.size > s.max_queue_bytes):
                     break
                 q.append(item)
                 n_held += 1

@@ -1,17 +1,24 @@
 """The transport-independent part of the sidecar: limits, backpressure, routing, metrics.
 
 Both receivers (OTLP/HTTP and OTLP/gRPC) hand a decoded request to
-:meth:`Receiver.export`, which maps it through the shared pipeline and queues
-it on the shared writer *all or nothing*: when the writer's bounds would be
-exceeded nothing is queued and the caller answers "retry later" (HTTP 429 /
-gRPC RESOURCE_EXHAUSTED with a delay), so the sender keeps the data instead of
-the sidecar dropping part of it. Opik upserts by id, so a retried request
-never duplicates anything.
+:meth:`Receiver.export`, which queues it *all or nothing*: when the writer's
+bounds would be exceeded nothing is taken and the caller answers "retry later"
+(HTTP 429 / gRPC RESOURCE_EXHAUSTED with a delay), so the sender keeps the
+data instead of the sidecar dropping part of it. Opik upserts by id, so a
+retried request never duplicates anything.
+
+With ``map_async`` (what ``opik-otel serve`` runs) a request is answered once it
+is decoded and its room is reserved; a mapping thread then maps it and queues
+the items against that reservation. Senders wait for decoding only (a few ms
+per hundred spans) rather than for the whole mapping, and when the mapping
+falls behind, requests wait for room (bounded) and then get "retry later".
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import threading
 import time
 import zlib
@@ -108,6 +115,18 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return b"".join(parts)
 
 
+class _Job:
+    """An acknowledged request waiting for the mapping thread, with the room reserved for it."""
+
+    __slots__ = ("records", "project", "items", "bytes")
+
+    def __init__(self, records: List[Any], project: Optional[str], items: int, n_bytes: int) -> None:
+        self.records = records
+        self.project = project
+        self.items = items
+        self.bytes = n_bytes
+
+
 class Receiver:
     """Decoded OTLP requests -> pipeline -> writer, with backpressure and routing."""
 
@@ -121,6 +140,9 @@ class Receiver:
         retry_after: float = 1.0,
         probe_transport: Optional[Transport] = None,
         ready_cache_seconds: float = 5.0,
+        map_async: bool = False,
+        max_pending_spans: int = 8192,
+        max_wait: float = 5.0,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -141,6 +163,26 @@ class Receiver:
         self._ready_cache_seconds = ready_cache_seconds
         self._ready: Optional[Tuple[float, bool, str]] = None
         self._ready_lock = threading.Lock()
+        # -- answered, not yet mapped (map_async) -------------------------------------------
+        #: spans acknowledged and waiting for the mapping thread (a request is admitted
+        #: when they are fewer than this, or none)
+        self.max_pending_spans = max_pending_spans
+        #: seconds a request waits for the mapping to make room before "retry later"
+        self.max_wait = max_wait
+        self._cond = threading.Condition(self._submit_lock)
+        self._jobs: "collections.deque[_Job]" = collections.deque()
+        self._pending_spans = 0
+        #: writer room promised to acknowledged requests, by estimate
+        self._reserved_items = 0
+        self._reserved_bytes = 0
+        # learned Opik items and bytes per span (a trace row per root, a few KB each)
+        self._items_per_span = 2.0
+        self._bytes_per_span = 4096.0
+        self._mapping_stopped = False
+        self._mapper: Optional[threading.Thread] = None
+        if map_async:
+            self._mapper = threading.Thread(target=self._map_loop, name="opik-otel-map", daemon=True)
+            self._mapper.start()
 
     # -- decoding -------------------------------------------------------------------
     def decode(self, body: bytes, is_json: bool, encoding: str = "") -> Union[DecodedBatch, Outcome]:
@@ -164,17 +206,17 @@ class Receiver:
 
     def start_draining(self) -> None:
         """From now on requests are answered 503: nothing is queued once the writer closes."""
-        with self._submit_lock:
+        with self._cond:
             self.draining = True
+            self._cond.notify_all()  # requests waiting for mapping room are answered now
 
     # -- the one way in ------------------------------------------------------------------
     def export(self, batch: DecodedBatch, project: Optional[str] = None) -> Outcome:
-        """Map and queue ``batch`` all or nothing; ``project`` is the ``projectName`` header."""
+        """Queue ``batch`` all or nothing; ``project`` is the ``projectName`` header."""
         if self.draining:
-            return Outcome(UNAVAILABLE, "the sidecar is shutting down; retry against another replica", retry_after=self.retry_after)
+            return self._unavailable()
         records = batch.records
         writer = self.writer
-        s = self.settings
         if records and getattr(writer, "spool", None) is None and getattr(writer, "_auth_paused_until", 0.0) > time.monotonic():
             # Opik refused our credentials: the writer would drop what we accept, so the sender keeps it.
             self._refused(len(records))
@@ -183,16 +225,25 @@ class Receiver:
                 "Opik refuses the sidecar's credentials (fix OPIK_API_KEY / OPIK_WORKSPACE of the sidecar); retry later",
                 retry_after=self.retry_after,
             )
-        max_items = getattr(s, "max_queue_items", None)
+        max_items = getattr(self.settings, "max_queue_items", None)
         if max_items is not None and len(records) > max_items:
             self._refused(len(records))
             return self._too_large(len(records), "spans")
+        project = project.strip() if project else None
+        if self._mapper is not None:
+            return self._reserve(batch, project or None)
         if records and not writer.has_capacity(len(records), 0):  # cheap check before mapping
             self._refused(len(records))
             return self._busy()
-        project = project.strip() if project else None
+        return self._map_and_queue(batch, project or None)
+
+    def _map_and_queue(self, batch: DecodedBatch, project: Optional[str]) -> Outcome:
+        """Map now and queue the items if they all fit: the answer covers mapping errors too."""
+        records = batch.records
+        s = self.settings
+        writer = self.writer
         try:
-            processed = self.pipeline.process(records, project or None)
+            processed = self.pipeline.process(records, project)
         except Exception as exc:  # noqa: BLE001 - the mapper isolates spans; this is a bug, never a 5xx
             _logger.exception("unexpected error while mapping %d spans; they are dropped", len(records))
             self.stats.add("spans_rejected", len(records))
@@ -208,7 +259,7 @@ class Receiver:
             return self._too_large(len(items), f"Opik items ({n_bytes} bytes)")
         with self._submit_lock:  # the check and the submit are one step: all or nothing
             if self.draining:
-                return Outcome(UNAVAILABLE, "the sidecar is shutting down; retry against another replica", retry_after=self.retry_after)
+                return self._unavailable()
             if items and not writer.has_capacity(len(items), n_bytes):
                 self._refused(len(records))
                 return self._busy()
@@ -227,6 +278,95 @@ class Receiver:
             self.spans_accepted += len(records) - len(processed.rejected)
         return Outcome(OK, ". ".join(parts)[:4000], rejected)
 
+    # -- answer first, map after (map_async) ---------------------------------------------
+    def _estimate(self, n_spans: int) -> Tuple[int, int]:
+        """Writer room for ``n_spans`` spans, from what earlier spans mapped to (+25%)."""
+        return math.ceil(n_spans * self._items_per_span * 1.25), math.ceil(n_spans * self._bytes_per_span * 1.25)
+
+    def _reserve(self, batch: DecodedBatch, project: Optional[str]) -> Outcome:
+        """Admit ``batch`` for mapping against a reservation of writer room, or refuse it.
+
+        Blocks (at most ``max_wait`` seconds) while the mapping thread is behind; the
+        writer being full is answered at once: waiting would not empty it sooner.
+        """
+        records = batch.records
+        n = len(records)
+        if n:
+            s = self.settings
+            est_items, est_bytes = self._estimate(n)
+            if est_items > getattr(s, "max_queue_items", est_items) or est_bytes > getattr(s, "max_queue_bytes", est_bytes):
+                self._refused(n)
+                return self._too_large(est_items, f"Opik items (about {est_bytes} bytes)")
+            deadline = time.monotonic() + self.max_wait
+            with self._cond:
+                while True:
+                    if self.draining:
+                        return self._unavailable()
+                    if not self.writer.has_capacity(self._reserved_items + est_items, self._reserved_bytes + est_bytes):
+                        self._refused(n)
+                        return self._busy()
+                    if not self._pending_spans or self._pending_spans + n <= self.max_pending_spans:
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self._refused(n)
+                        return self._busy("the sidecar's mapping is behind the span rate")
+                    self._cond.wait(remaining)
+                self._pending_spans += n
+                self._reserved_items += est_items
+                self._reserved_bytes += est_bytes
+                self._jobs.append(_Job(records, project, est_items, est_bytes))
+                self._cond.notify_all()
+            with self._counters_lock:
+                self.spans_accepted += n
+        return Outcome(OK, batch.message()[:4000], batch.rejected)
+
+    def _map_loop(self) -> None:
+        """The mapping thread: map each admitted request, queue its items, release its reservation."""
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._jobs and not self._mapping_stopped:
+                    cond.wait()
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+            items: List[Any] = []
+            try:
+                items = self.pipeline.process(job.records, job.project).items  # logs and counts rejects
+            except Exception:  # noqa: BLE001 - a mapping bug drops this request, never the thread
+                _logger.exception("unexpected error while mapping %d spans; they are dropped", len(job.records))
+                self.stats.add("spans_rejected", len(job.records))
+            n = len(job.records)
+            n_bytes = sum(i.size for i in items)
+            with cond:
+                if n:
+                    # learn slowly: one odd request must not swing the estimate
+                    self._items_per_span += 0.2 * (len(items) / n - self._items_per_span)
+                    self._bytes_per_span += 0.2 * (n_bytes / n - self._bytes_per_span)
+                self._pending_spans -= n
+                self._reserved_items -= job.items
+                self._reserved_bytes -= job.bytes
+                if items:
+                    # the reservation counted them in already: queue them even past the bounds
+                    self.writer.submit(items, force=True)
+                cond.notify_all()
+
+    def pending_spans(self) -> int:
+        with self._cond:
+            return self._pending_spans
+
+    def finish_mapping(self, timeout: Optional[float] = None) -> bool:
+        """Map what was acknowledged, then stop the mapping thread (at shutdown); False on timeout."""
+        mapper = self._mapper
+        if mapper is None:
+            return True
+        with self._cond:
+            self._mapping_stopped = True
+            self._cond.notify_all()
+        mapper.join(timeout)
+        return not mapper.is_alive()
+
     def _too_large(self, n: int, what: str) -> Outcome:
         s = self.settings
         return Outcome(
@@ -235,12 +375,11 @@ class Receiver:
             f"({s.max_queue_items} items / {s.max_queue_bytes} bytes): send smaller batches",
         )
 
-    def _busy(self) -> Outcome:
-        return Outcome(
-            BUSY,
-            "the sidecar's queue to Opik is full (Opik is slower than the span rate or unreachable); retry later",
-            retry_after=self.retry_after,
-        )
+    def _busy(self, why: str = "the sidecar's queue to Opik is full (Opik is slower than the span rate or unreachable)") -> Outcome:
+        return Outcome(BUSY, f"{why}; retry later", retry_after=self.retry_after)
+
+    def _unavailable(self) -> Outcome:
+        return Outcome(UNAVAILABLE, "the sidecar is shutting down; retry against another replica", retry_after=self.retry_after)
 
     def _refused(self, n: int) -> None:
         with self._counters_lock:
@@ -328,6 +467,7 @@ class Receiver:
         lines.append(f"opik_otel_receiver_request_seconds_sum {seconds!r}")
         lines.append(f"opik_otel_receiver_request_seconds_count {timed}")
         metric("queue_items", "gauge", "items waiting for delivery to Opik", [("", self.writer.pending())])
+        metric("receiver_spans_pending", "gauge", "spans acknowledged and waiting to be mapped", [("", self.pending_spans())])
         return "\n".join(lines) + "\n"
 
 

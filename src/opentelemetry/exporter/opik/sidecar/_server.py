@@ -56,7 +56,7 @@ class ServeOptions:
     retry_after: float = 1.0
     #: total seconds for a graceful stop (finish requests, deliver, spool)
     shutdown_timeout: float = 20.0
-    #: run decoding and mapping on the event loop instead of a worker thread
+    #: decode, map and queue on the event loop before answering (no worker threads; for debugging)
     inline: bool = False
     #: also print each received trace as a tree (``--console``)
     console: bool = False
@@ -165,6 +165,7 @@ class Sidecar:
             limits=self.options.limits(),
             retry_after=self.options.retry_after,
             probe_transport=probe,
+            map_async=not self.options.inline,
         )
         self.http_port: Optional[int] = None
         self.grpc_port: Optional[int] = None
@@ -287,6 +288,10 @@ class Sidecar:
         loop = asyncio.get_running_loop()
         if self._executor is not None:
             await loop.run_in_executor(None, self._executor.shutdown, True)
+        # what was acknowledged but not mapped yet is mapped and queued before the writer closes
+        budget = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
+        if not await loop.run_in_executor(None, self.receiver.finish_mapping, budget):
+            _logger.error("the mapping of acknowledged spans did not finish within the shutdown timeout")
         close = getattr(self.pipeline, "close", None)
         if close is not None:  # items a stage still holds (the genai filter) were acknowledged: deliver them
             try:
