@@ -119,3 +119,19 @@ def test_an_unusable_certificate_file_is_a_clear_config_error(pki: Dict[str, Pat
     path = str(pki["bad"]) if which == "bad" else str(pki["bad"].parent / "nope.pem")
     with pytest.raises(ConfigError, match="OTEL_EXPORTER_OPIK_CERTIFICATE"):
         make_exporter(None, url="https://127.0.0.1:9/api", certificate=path)
+
+
+def test_tls_context_is_built_once_and_never_for_plain_http() -> None:
+    import ssl
+
+    from opentelemetry.exporter.opik._transport import _client_verify
+
+    # plain HTTP never does TLS (the client follows no redirects): no CA bundle to load
+    assert _client_verify("http://localhost:5173/api", True) is False
+    shared = _client_verify("https://www.comet.com/opik/api", True)
+    assert isinstance(shared, ssl.SSLContext)
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
+    assert _client_verify("https://other.example/api", True) is shared  # one per process
+    private = ssl.create_default_context()
+    assert _client_verify("https://opik.internal/api", private) is private  # a private CA is kept
+    assert _client_verify("https://opik.internal/api", False) is False  # verification off stays off

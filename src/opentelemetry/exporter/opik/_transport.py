@@ -162,6 +162,31 @@ def _verify(settings: OpikSettings) -> Any:
     return True
 
 
+_default_tls: Optional[ssl.SSLContext] = None
+_default_tls_lock = threading.Lock()
+
+
+def _client_verify(base_url: str, verify: Any) -> Any:
+    """What ``httpx.Client(verify=...)`` gets.
+
+    Building a TLS context loads the whole CA bundle (tens of ms, more on a busy
+    core), and httpx builds one per client even for plain HTTP. The client never
+    follows redirects, so a plain ``http://`` base never needs one; the default
+    verifying context is built once per process and shared (SSLContext is
+    thread-safe).
+    """
+    global _default_tls
+    if base_url.startswith("http://"):
+        return False  # no TLS on this client: nothing to verify, no CA bundle to load
+    make = getattr(httpx, "create_ssl_context", None)
+    if verify is not True or make is None:
+        return verify
+    with _default_tls_lock:
+        if _default_tls is None:
+            _default_tls = make()
+        return _default_tls
+
+
 class Transport:
     """Sends pre-encoded JSON bodies to Opik over one pooled connection."""
 
@@ -189,7 +214,7 @@ class Transport:
                     self._client = httpx.Client(
                         headers=self._headers,
                         timeout=httpx.Timeout(t, connect=min(t, 10.0)),
-                        verify=self._verify,
+                        verify=_client_verify(self.base, self._verify),
                         follow_redirects=False,
                         trust_env=False,
                     )
