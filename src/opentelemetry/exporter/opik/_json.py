@@ -1,8 +1,10 @@
 """JSON encoding and lenient parsing in one place.
 
 orjson is used when installed (the ``fast`` extra); the stdlib is the fallback.
-Both paths give the same bytes for the same input, except key spacing, and both
-accept every value OTel allows (huge ints, NaN, lone surrogates, bytes).
+Both accept every value OTel allows (huge ints, NaN, lone surrogates, bytes,
+non-string keys) and give the same JSON, with one difference: an integer
+beyond 64 bits is a string with orjson and a number with the stdlib (both
+keep its digits).
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ __all__ = ["dumps", "loads", "parse_json_like", "sanitize", "using_orjson"]
 
 def using_orjson() -> bool:
     return _orjson is not None
+
+
+def _key(k: Any) -> str:
+    """A dict key as the stdlib encoder writes it (``None`` -> ``null``, ``True`` -> ``true``)."""
+    if type(k) is str:
+        return k
+    if k is None or k is True or k is False:
+        return json.dumps(k)
+    if isinstance(k, float):
+        return repr(k) if math.isfinite(k) else json.dumps(k)
+    return str(k)
 
 
 def sanitize(value: Any, _depth: int = 0) -> Any:
@@ -48,13 +61,13 @@ def sanitize(value: Any, _depth: int = 0) -> Any:
     if _depth >= _MAX_DEPTH:
         return "[nested too deep]"
     if isinstance(value, dict):
-        return {str(k): sanitize(v, _depth + 1) for k, v in value.items()}
+        return {_key(k): sanitize(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [sanitize(v, _depth + 1) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "replace")
     if hasattr(value, "items"):
-        return {str(k): sanitize(v, _depth + 1) for k, v in value.items()}
+        return {_key(k): sanitize(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (set, frozenset)) or hasattr(value, "__iter__"):
         try:
             return [sanitize(v, _depth + 1) for v in value]
@@ -64,8 +77,6 @@ def sanitize(value: Any, _depth: int = 0) -> Any:
 
 
 if _orjson is not None:
-    _OPTS = _orjson.OPT_NON_STR_KEYS
-
     def dumps(value: Any) -> bytes:
         """Encode to compact UTF-8 JSON bytes; never raises on OTel values.
 
@@ -75,9 +86,11 @@ if _orjson is not None:
         weighs, and the writer's byte bound is the memory it really uses.
         """
         try:
-            out = _orjson.dumps(value, option=_OPTS)
+            # no OPT_NON_STR_KEYS: it costs ~20% on every item, and the rare dict with
+            # non-string keys takes the sanitize path below, which makes them strings
+            out = _orjson.dumps(value)
         except (TypeError, _orjson.JSONEncodeError):
-            out = _orjson.dumps(sanitize(value), option=_OPTS)
+            out = _orjson.dumps(sanitize(value))
         return memoryview(out).tobytes()
 
     _loads = _orjson.loads

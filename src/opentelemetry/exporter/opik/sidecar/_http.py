@@ -189,7 +189,7 @@ class OtlpHttpApp:
         self.receiver.count_response("http", str(status), time.perf_counter() - t0)
 
     def _process(self, body: bytes, is_json: bool, encoding: str, project: Optional[str]) -> Tuple[int, bytes, Optional[List[Tuple[bytes, bytes]]]]:
-        """The blocking part: decompress, decode, map, queue; returns the HTTP answer."""
+        """The blocking part: decompress, decode, then queue (or reserve room for) the spans; returns the HTTP answer."""
         decoded = self.receiver.decode(body, is_json, encoding)
         outcome = decoded if isinstance(decoded, Outcome) else self.receiver.export(decoded, project)
         if outcome.code == _core.OK:

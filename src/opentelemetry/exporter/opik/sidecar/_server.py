@@ -184,8 +184,9 @@ class Sidecar:
                 return fn(*args)
 
             return inline
-        # One worker: the mapping holds the GIL anyway, and one thread keeps requests in order
-        # while the event loop stays free to read bodies and answer health checks.
+        # One worker decodes (the receiver's own thread maps): Python code holds the GIL anyway,
+        # one thread keeps requests in order, and the event loop stays free to read bodies and
+        # answer health checks.
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="opik-otel-work")
         executor = self._executor
 
