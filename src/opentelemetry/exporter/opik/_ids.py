@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Optional
+from typing import Dict, Optional
 
 TRACESTATE_KEY = "opik"
 _UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -23,22 +23,28 @@ _MAX_MS = (1 << 48) - 1
 
 
 _sha256 = hashlib.sha256
-# the version nibble (bits 76-79) and the RFC 9562 variant bits (62-63), cleared then set
-_KEEP = ((1 << 128) - 1) & ~(0xF << 76) & ~(0x3 << 62)
-_SET = (0x7 << 76) | (0x2 << 62)
+# hex digit -> the same digit with the RFC 9562 variant bits (10xx) set
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+#: timestamp ms -> "tttttttt-tttt-7": every id of a trace shares it, so it is formatted once
+_prefixes: Dict[int, str] = {}
+_MAX_PREFIXES = 4096
 
 
 def uuid7_from_otel_id(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> str:
     """UUIDv7 string: ``timestamp_ms`` then SHA-256 of the big-endian OTel id.
 
-    Built as one 128-bit int (version and variant set with two masks) and
-    formatted once: the hot path of id mapping, a few hundred ns cheaper than
-    slicing the hex of a bytes concatenation.
+    The timestamp part, with the version nibble, is cached per millisecond (all
+    ids of a trace share it); the variant bits are set on the hex digit. This is
+    the hot path of id mapping.
     """
-    digest = _sha256(otel_id.to_bytes(id_bytes_len, "big")).digest()
-    v = (min(max(timestamp_ms, 0), _MAX_MS) << 80) | int.from_bytes(digest[:10], "big")
-    h = "%032x" % ((v & _KEEP) | _SET)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    prefix = _prefixes.get(timestamp_ms)
+    if prefix is None:
+        if len(_prefixes) >= _MAX_PREFIXES:
+            _prefixes.clear()
+        t = "%012x" % min(max(timestamp_ms, 0), _MAX_MS)
+        prefix = _prefixes[timestamp_ms] = f"{t[:8]}-{t[8:]}-7"
+    d = _sha256(otel_id.to_bytes(id_bytes_len, "big")).digest()[:10].hex()
+    return f"{prefix}{d[1:4]}-{_VARIANT[d[4]]}{d[5:8]}-{d[8:]}"
 
 
 def trace_uuid(trace_id: int, trace_start_ms: int) -> str:
