@@ -41,7 +41,7 @@ def uuid7_from_otel_id(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> st
     if prefix is None:
         if len(_prefixes) >= _MAX_PREFIXES:
             _prefixes.clear()
-        t = "%012x" % min(max(timestamp_ms, 0), _MAX_MS)
+        t = f"{min(max(timestamp_ms, 0), _MAX_MS):012x}"
         prefix = _prefixes[timestamp_ms] = f"{t[:8]}-{t[8:]}-7"
     d = _sha256(otel_id.to_bytes(id_bytes_len, "big")).digest()[:10].hex()
     return f"{prefix}{d[1:4]}-{_VARIANT[d[4]]}{d[5:8]}-{d[8:]}"
