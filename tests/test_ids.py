@@ -32,3 +32,15 @@ def test_layout_is_timestamp_then_sha256_with_version_and_variant() -> None:
 def test_timestamp_is_clamped_to_48_bits() -> None:
     assert uuid7_timestamp_ms(span_uuid(5, -1)) == 0
     assert uuid7_timestamp_ms(span_uuid(5, 1 << 50)) == (1 << 48) - 1
+
+
+def test_item_labels_name_the_span_by_otel_ids_and_are_formatted_lazily() -> None:
+    from opentelemetry.exporter.opik._items import Item, label_text
+    from opentelemetry.exporter.opik._record import SpanRecord
+
+    rec = SpanRecord(trace_id=0xABC, span_id=0x12, parent_span_id=None, name="chat 'x'", start_ns=1, end_ns=2, attributes={})
+    key = (rec.name, rec.trace_id, rec.span_id)
+    assert label_text(key) == rec.label() == f"span \"chat 'x'\" (trace_id={0xABC:032x} span_id={0x12:016x})"
+    item = Item("span", "id", b"{}", key)
+    assert item._label is key and item.label == rec.label()  # kept as the tuple until a log line asks
+    assert Item("span", "id", b"{}", "spooled label").label == "spooled label"

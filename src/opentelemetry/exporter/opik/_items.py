@@ -7,7 +7,7 @@ bytes joined, never re-encoded.
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence, Tuple, Union
 
 # kind -> (HTTP method, path under the base URL, body key)
 ENDPOINTS: Dict[str, Tuple[str, str, str]] = {
@@ -21,17 +21,34 @@ KIND_ORDER = ("trace", "span", "span_score")
 EXPORTED_COUNTER: Dict[str, str] = {"trace": "traces_exported", "span": "spans_exported", "span_score": "scores_exported"}
 
 
+#: what identifies an item in logs: the text, or ``(span name, OTel trace id, span id)``
+#: formatted only when a log line needs it (most items are never logged)
+Label = Union[str, Tuple[str, int, int]]
+
+
+def label_text(label: Label) -> str:
+    """``span 'name' (trace_id=... span_id=...)``: name and OTel ids, never content."""
+    if isinstance(label, str):
+        return label
+    name, trace_id, span_id = label
+    return f"span {name!r} (trace_id={trace_id:032x} span_id={span_id:016x})"
+
+
 class Item:
     """One Opik row, encoded once; ``id`` and ``body`` never change across re-sends (upserts stay stable)."""
 
-    __slots__ = ("kind", "id", "body", "label")
+    __slots__ = ("kind", "id", "body", "_label")
 
-    def __init__(self, kind: str, id: str, body: bytes, label: str) -> None:
+    def __init__(self, kind: str, id: str, body: bytes, label: Label) -> None:
         self.kind = kind
         self.id = id
         self.body = body
-        #: span name and OTel ids, for logs (never content)
-        self.label = label
+        self._label = label
+
+    @property
+    def label(self) -> str:
+        """Span name and OTel ids, for logs (never content)."""
+        return label_text(self._label)
 
     @property
     def size(self) -> int:

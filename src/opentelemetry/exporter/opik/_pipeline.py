@@ -126,9 +126,9 @@ class Pipeline:
         if self.mask is not None:
             data = self._apply_mask(m)
             if data is not None:
-                out.append(Item(m.kind, str(data.get("id", "")), dumps(data), m.label))
+                out.append(Item(m.kind, str(data.get("id", "")), dumps(data), m.label_key))
         else:
-            out.append(Item(m.kind, str(m.data.get("id", "")), dumps(m.data), m.label))
+            out.append(Item(m.kind, str(m.data.get("id", "")), dumps(m.data), m.label_key))
 
     def _apply_mask(self, m: Mapped) -> Optional[Dict[str, Any]]:
         """Run the user's hook on a private plain-JSON copy of the item.

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from .._config import OpikSettings
 from .._ids import span_uuid, trace_uuid
+from .._items import Label, label_text
 from .._json import parse_json_like
 from .._record import STATUS_UNSET, SpanRecord
 from . import core
@@ -52,13 +53,18 @@ def _where(exc: BaseException) -> str:
 class Mapped:
     """One Opik item: ``kind`` is ``trace``, ``span`` or ``span_score``."""
 
-    __slots__ = ("kind", "data", "label", "mapped")
+    __slots__ = ("kind", "data", "label_key", "mapped")
 
-    def __init__(self, kind: str, data: Dict[str, Any], label: str, mapped: MappedSpan) -> None:
+    def __init__(self, kind: str, data: Dict[str, Any], label: Label, mapped: MappedSpan) -> None:
         self.kind = kind
         self.data = data
-        self.label = label
+        #: passed on to the encoded :class:`Item` as it is; formatted only for a log line
+        self.label_key = label
         self.mapped = mapped
+
+    @property
+    def label(self) -> str:
+        return label_text(self.label_key)
 
 
 class MapResult:
@@ -235,7 +241,7 @@ class Mapper:
         environment = out.environment or self.settings.environment
         start = iso_ns(rec.start_ns)
         end = iso_ns(rec.end_ns)
-        label = rec.label()
+        label = (rec.name, rec.trace_id, rec.span_id)
         common: Dict[str, Any] = {
             "project_name": project,
             "name": out.name or "(unnamed span)",

@@ -308,7 +308,7 @@ class ContentStage:
                 stats.add("values_scrubbed", st.scrubbed)
             if originals:
                 stats.add("fields_truncated", len(originals))
-        return m if new is None else Mapped(m.kind, new, m.label, m.mapped)
+        return m if new is None else Mapped(m.kind, new, m.label_key, m.mapped)
 
     # -- the walk ----------------------------------------------------------------
     def _value(self, x: Any, depth: int, st: _State, parent: Any) -> Any:
@@ -594,7 +594,7 @@ class CaptureOff:
                 md2 = dict(md2)
                 md2["otel"] = dict(otel, events=events)
             new["metadata"] = md2
-        return Mapped(m.kind, new, m.label, m.mapped)
+        return Mapped(m.kind, new, m.label_key, m.mapped)
 
     @staticmethod
     def _event(e: Any) -> Any:
