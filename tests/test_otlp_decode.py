@@ -374,3 +374,35 @@ def test_any_protobuf_corruption_decodes_or_fails_cleanly(junk: bytes, at: int) 
     except DecodeError:
         return
     assert batch.rejected + len(batch.records) <= max(batch.span_count, 1)
+
+
+# -- lazy decoding (the sidecar answers after parsing and validating) ---------------------------
+
+
+def test_lazy_decoding_rejects_the_same_spans_and_converts_to_the_same_records(rich_spans: List[Any]) -> None:
+    body = _request(
+        _pb_span("good-1"),
+        _pb_span("short-trace-id", trace_id=b"\x01" * 8),
+        _pb_span("zero-span-id", span_id=b"\x00" * 8),
+        _pb_span("no-start", start_time_unix_nano=0),
+        _pb_span("bad-parent", parent_span_id=b"\x01\x02\x03"),
+        _pb_span("good-2"),
+    )
+    eager, lazy = decode_protobuf(body), decode_protobuf(body, lazy=True)
+    # before conversion: the answer's facts are final
+    assert lazy.records == [] and lazy.accepted == 2 and lazy.span_count == 6
+    assert lazy.rejected == eager.rejected == 4 and lazy.reasons == eager.reasons and lazy.message() == eager.message()
+    assert [_comparable(r) for r in lazy.materialize()] == [_comparable(r) for r in eager.records]
+    assert lazy.accepted == 2 and lazy.rejected == 4  # converting rejects nothing twice
+    assert lazy.materialize() is lazy.records  # once
+    rich = protobuf_body(rich_spans)
+    assert [_comparable(r) for r in decode_protobuf(rich, lazy=True).materialize()] == [_comparable(r) for r in decode_protobuf(rich).records]
+
+
+def test_lazy_decoding_counts_limits_when_it_converts() -> None:
+    attrs = [KeyValue(key=f"k{i}", value=AnyValue(int_value=i)) for i in range(30)]
+    body = _request(_pb_span("wide", attributes=attrs))
+    lazy = decode_protobuf(body, DecodeLimits(max_attributes=10), lazy=True)
+    assert lazy.attributes_cut == 0 and "attribute limit" not in lazy.message()
+    (r,) = lazy.materialize()
+    assert len(r.attributes) == 10 and lazy.attributes_cut == 1 and "attribute limit" in lazy.message()

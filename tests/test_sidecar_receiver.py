@@ -286,3 +286,36 @@ def test_async_draining_maps_what_was_acknowledged(opik: OpikStandin) -> None:
     finally:
         pipeline.gate.set()
         rx.writer.shutdown(1)
+
+
+def test_async_answers_from_a_parsed_request_and_converts_it_on_the_mapping_thread(opik: OpikStandin, caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from opentelemetry.exporter.opik._otlp import DecodeLimits
+
+    s = resolve_settings({"url": opik.url})
+    stats = Stats()
+    pipeline = _GatedPipeline(s, stats)
+    rx = Receiver(s, pipeline, Writer(s, stats=stats), stats, Limits(decode=DecodeLimits(max_attributes=3)), map_async=True)
+    try:
+        def build(tracer: Any) -> None:
+            with tracer.start_as_current_span("wide", attributes={f"k{i}": i for i in range(6)}):
+                tracer.start_span("child").end()
+
+        req = ExportTraceServiceRequest.FromString(protobuf_body(make_spans(build)))
+        req.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x00" * 8  # one bad span: rejected in the answer
+        batch = rx.decode(req.SerializeToString(), is_json=False)
+        assert isinstance(batch, DecodedBatch) and batch.records == [] and batch.accepted == 1
+        out = rx.export(batch)
+        assert out.code == OK and out.rejected == 1 and "span id is all zeros" in out.message
+        assert pipeline.entered.wait(5) and batch.records != []  # converted on the mapping thread
+        pipeline.gate.set()
+        opik.wait_for_counts(traces=1, spans=1)
+        deadline = time.monotonic() + 5
+        while "attribute limit" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "attribute limit" in caplog.text  # limits met after the answer are logged
+    finally:
+        pipeline.gate.set()
+        rx.finish_mapping(5)
+        rx.writer.shutdown(1)

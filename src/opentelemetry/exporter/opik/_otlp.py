@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from google.protobuf.message import DecodeError as _PbDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -84,10 +84,12 @@ DEFAULT_LIMITS = DecodeLimits()
 class DecodedBatch:
     """The records of one request, and what could not be decoded."""
 
-    __slots__ = ("records", "span_count", "rejected", "reasons", "attributes_cut", "depth_cut", "utf8_replaced")
+    __slots__ = ("records", "span_count", "rejected", "reasons", "attributes_cut", "depth_cut", "utf8_replaced", "_pending")
 
     def __init__(self) -> None:
         self.records: List[SpanRecord] = []
+        #: the conversion still to run (``decode_protobuf(lazy=True)``), see :meth:`materialize`
+        self._pending: Optional[Callable[[], None]] = None
         #: spans in the request, decoded or not
         self.span_count = 0
         #: spans that could not be decoded
@@ -100,6 +102,23 @@ class DecodedBatch:
         self.depth_cut = 0
         #: requests/spans whose invalid UTF-8 was replaced by U+FFFD
         self.utf8_replaced = 0
+
+    @property
+    def accepted(self) -> int:
+        """Spans that are (or will be, once materialized) records."""
+        return self.span_count - self.rejected if self._pending is not None else len(self.records)
+
+    def materialize(self) -> List[SpanRecord]:
+        """Run the deferred conversion (if any) and return the records.
+
+        Limits applied during the conversion (attributes cut, values nested too deep)
+        are counted in this batch then, after an early answer was sent.
+        """
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            pending()
+        return self.records
 
     def reject(self, where: str, reason: str, n: int = 1) -> None:
         self.rejected += n
@@ -172,13 +191,15 @@ def _utf8(b: Any) -> str:
 class _PbReader:
     """Converts parsed protobuf messages; ``lenient`` when strings were parsed as bytes."""
 
-    __slots__ = ("out", "max_depth", "max_attributes", "lenient")
+    __slots__ = ("out", "max_depth", "max_attributes", "lenient", "skip")
 
-    def __init__(self, out: DecodedBatch, limits: DecodeLimits, lenient: bool) -> None:
+    def __init__(self, out: DecodedBatch, limits: DecodeLimits, lenient: bool, skip: Optional[Set[Tuple[int, int, int]]] = None) -> None:
         self.out = out
         self.max_depth = limits.max_depth
         self.max_attributes = limits.max_attributes
         self.lenient = lenient
+        #: ``(resource, scope, span)`` positions already rejected by :func:`_validate`
+        self.skip = skip
 
     def value(self, v: Any, depth: int) -> Any:
         which = v.WhichOneof("value")
@@ -259,13 +280,16 @@ class _PbReader:
     def resource(self, rs: Any) -> Dict[str, Any]:
         return self.attrs(rs.resource.attributes)[0]
 
-    def scope_spans(self, ss: Any, resource: Dict[str, Any], where: str) -> None:
+    def scope_spans(self, ss: Any, resource: Dict[str, Any], where: str, pos: Tuple[int, int] = (0, 0)) -> None:
         scope = ss.scope
         name, version = _utf8(scope.name), _utf8(scope.version)
         out = self.out
         records = out.records
         span = self.span
+        skip = self.skip
         for k, sp in enumerate(ss.spans):
+            if skip and (pos[0], pos[1], k) in skip:
+                continue
             try:
                 records.append(span(sp, resource, name, version))
             except _Bad as exc:
@@ -275,19 +299,43 @@ class _PbReader:
         for i, rs in enumerate(req.resource_spans):
             resource = self.resource(rs)
             for j, ss in enumerate(rs.scope_spans):
-                self.scope_spans(ss, resource, f"resourceSpans[{i}].scopeSpans[{j}]")
+                self.scope_spans(ss, resource, f"resourceSpans[{i}].scopeSpans[{j}]", (i, j))
+
+
+def _validate(req: Any, out: DecodedBatch) -> Set[Tuple[int, int, int]]:
+    """Reject, as the conversion would, the spans it would reject (bad ids, no start time).
+
+    A few field reads per span: what an early answer must report, without converting.
+    """
+    bad: Set[Tuple[int, int, int]] = set()
+    for i, rs in enumerate(req.resource_spans):
+        for j, ss in enumerate(rs.scope_spans):
+            for k, sp in enumerate(ss.spans):
+                try:
+                    _ids(sp.trace_id, sp.span_id, sp.parent_span_id)
+                    if not sp.start_time_unix_nano:
+                        raise _Bad("start time is missing")
+                except _Bad as exc:
+                    bad.add((i, j, k))
+                    out.reject(f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}] ({_utf8(sp.name)!r})", str(exc))
+    return bad
 
 
 def _count_pb_spans(req: Any) -> int:
     return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
 
 
-def decode_protobuf(data: Union[bytes, bytearray, memoryview], limits: Optional[DecodeLimits] = None) -> DecodedBatch:
+def decode_protobuf(
+    data: Union[bytes, bytearray, memoryview], limits: Optional[DecodeLimits] = None, lazy: bool = False
+) -> DecodedBatch:
     """Decode a binary ``ExportTraceServiceRequest``.
 
     Raises :class:`DecodeError` when the body is not one (broken framing) and
     :class:`TooManySpans` beyond ``limits.max_spans``; bad spans inside are
-    rejected one by one in the returned batch.
+    rejected one by one in the returned batch. ``lazy`` parses and validates
+    only (the span count and the rejections are final) and leaves the
+    conversion to records to :meth:`DecodedBatch.materialize`: the sidecar
+    answers first and converts on its mapping thread.
     """
     limits = limits or DEFAULT_LIMITS
     out = DecodedBatch()
@@ -299,6 +347,10 @@ def decode_protobuf(data: Union[bytes, bytearray, memoryview], limits: Optional[
         out.span_count = _count_pb_spans(req)
         if out.span_count > limits.max_spans:
             raise TooManySpans(out.span_count, limits.max_spans)
+        if lazy:
+            reader = _PbReader(out, limits, lenient=False, skip=_validate(req, out))
+            out._pending = lambda: reader.request(req)
+            return out
         _PbReader(out, limits, lenient=False).request(req)
         return out
     _salvage(bytes(data), out, limits)

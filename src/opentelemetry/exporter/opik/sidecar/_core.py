@@ -118,10 +118,12 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 class _Job:
     """An acknowledged request waiting for the mapping thread, with the room reserved for it."""
 
-    __slots__ = ("records", "project", "items", "bytes")
+    __slots__ = ("batch", "spans", "project", "items", "bytes")
 
-    def __init__(self, records: List[Any], project: Optional[str], items: int, n_bytes: int) -> None:
-        self.records = records
+    def __init__(self, batch: DecodedBatch, spans: int, project: Optional[str], items: int, n_bytes: int) -> None:
+        self.batch = batch
+        #: spans acknowledged (counted in the pending bound)
+        self.spans = spans
         self.project = project
         self.items = items
         self.bytes = n_bytes
@@ -179,6 +181,7 @@ class Receiver:
         self._items_per_span = 2.0
         self._bytes_per_span = 4096.0
         self._mapping_stopped = False
+        self._limits_logged_at = -1e9
         self._mapper: Optional[threading.Thread] = None
         if map_async:
             self._mapper = threading.Thread(target=self._map_loop, name="opik-otel-map", daemon=True)
@@ -192,7 +195,10 @@ class Receiver:
             data = decompress(body, encoding, limit) if encoding else body
             if len(data) > limit:
                 raise BodyTooLarge()
-            return decode_json(data, self.limits.decode) if is_json else decode_protobuf(data, self.limits.decode)
+            if is_json:
+                return decode_json(data, self.limits.decode)
+            # answering first: parse and validate now, convert on the mapping thread
+            return decode_protobuf(data, self.limits.decode, lazy=self._mapper is not None)
         except BodyTooLarge:
             return Outcome(TOO_LARGE, f"the request body is larger than {limit} bytes after decompression; send smaller batches")
         except TooManySpans as exc:
@@ -215,31 +221,31 @@ class Receiver:
         """Queue ``batch`` all or nothing; ``project`` is the ``projectName`` header."""
         if self.draining:
             return self._unavailable()
-        records = batch.records
+        n = batch.accepted
         writer = self.writer
-        if records and getattr(writer, "spool", None) is None and getattr(writer, "_auth_paused_until", 0.0) > time.monotonic():
+        if n and getattr(writer, "spool", None) is None and getattr(writer, "_auth_paused_until", 0.0) > time.monotonic():
             # Opik refused our credentials: the writer would drop what we accept, so the sender keeps it.
-            self._refused(len(records))
+            self._refused(n)
             return Outcome(
                 UNAVAILABLE,
                 "Opik refuses the sidecar's credentials (fix OPIK_API_KEY / OPIK_WORKSPACE of the sidecar); retry later",
                 retry_after=self.retry_after,
             )
         max_items = getattr(self.settings, "max_queue_items", None)
-        if max_items is not None and len(records) > max_items:
-            self._refused(len(records))
-            return self._too_large(len(records), "spans")
+        if max_items is not None and n > max_items:
+            self._refused(n)
+            return self._too_large(n, "spans")
         project = project.strip() if project else None
         if self._mapper is not None:
             return self._reserve(batch, project or None)
-        if records and not writer.has_capacity(len(records), 0):  # cheap check before mapping
-            self._refused(len(records))
+        if n and not writer.has_capacity(n, 0):  # cheap check before mapping
+            self._refused(n)
             return self._busy()
         return self._map_and_queue(batch, project or None)
 
     def _map_and_queue(self, batch: DecodedBatch, project: Optional[str]) -> Outcome:
         """Map now and queue the items if they all fit: the answer covers mapping errors too."""
-        records = batch.records
+        records = batch.materialize()
         s = self.settings
         writer = self.writer
         try:
@@ -289,8 +295,7 @@ class Receiver:
         Blocks (at most ``max_wait`` seconds) while the mapping thread is behind; the
         writer being full is answered at once: waiting would not empty it sooner.
         """
-        records = batch.records
-        n = len(records)
+        n = batch.accepted
         if n:
             s = self.settings
             est_items, est_bytes = self._estimate(n)
@@ -315,7 +320,7 @@ class Receiver:
                 self._pending_spans += n
                 self._reserved_items += est_items
                 self._reserved_bytes += est_bytes
-                self._jobs.append(_Job(records, project, est_items, est_bytes))
+                self._jobs.append(_Job(batch, n, project, est_items, est_bytes))
                 self._cond.notify_all()
             with self._counters_lock:
                 self.spans_accepted += n
@@ -332,25 +337,36 @@ class Receiver:
                     return
                 job = self._jobs.popleft()
             items: List[Any] = []
+            n = job.spans
             try:
-                items = self.pipeline.process(job.records, job.project).items  # logs and counts rejects
+                records = job.batch.materialize()
+                self._warn_limits(job.batch)
+                items = self.pipeline.process(records, job.project).items  # logs and counts rejects
             except Exception:  # noqa: BLE001 - a mapping bug drops this request, never the thread
-                _logger.exception("unexpected error while mapping %d spans; they are dropped", len(job.records))
-                self.stats.add("spans_rejected", len(job.records))
-            n = len(job.records)
+                _logger.exception("unexpected error while mapping %d spans; they are dropped", n)
+                self.stats.add("spans_rejected", n)
             n_bytes = sum(i.size for i in items)
             with cond:
                 if n:
                     # learn slowly: one odd request must not swing the estimate
                     self._items_per_span += 0.2 * (len(items) / n - self._items_per_span)
                     self._bytes_per_span += 0.2 * (n_bytes / n - self._bytes_per_span)
-                self._pending_spans -= n
+                self._pending_spans -= job.spans
                 self._reserved_items -= job.items
                 self._reserved_bytes -= job.bytes
                 if items:
                     # the reservation counted them in already: queue them even past the bounds
                     self.writer.submit(items, force=True)
                 cond.notify_all()
+
+    def _warn_limits(self, batch: DecodedBatch) -> None:
+        """Limits met while converting after the answer: a log line (at most one a minute) instead."""
+        if not (batch.attributes_cut or batch.depth_cut):
+            return
+        now = time.monotonic()
+        if now - self._limits_logged_at >= 60.0:
+            self._limits_logged_at = now
+            _logger.warning("a request was accepted with limits applied: %s (logged at most once a minute)", "; ".join(batch.warnings()))
 
     def pending_spans(self) -> int:
         with self._cond:
