@@ -58,3 +58,14 @@ def _span(**fields: object) -> Item:
     return Item("span", data["id"], json.dumps(data).encode(), "span 'llm call'")
 
 
+
+
+def test_request_body_is_the_items_bytes_joined() -> None:
+    from opentelemetry.exporter.opik._items import request_body
+
+    for kind, key in (("trace", "traces"), ("span", "spans"), ("span_score", "scores")):
+        for n in (0, 1, 3):
+            items = [Item(kind, str(i), json.dumps({"id": i, "x": "é"}).encode(), "l") for i in range(n)]
+            before = [i.body for i in items]
+            assert json.loads(request_body(kind, items)) == {key: [{"id": i, "x": "é"} for i in range(n)]}
+            assert [i.body for i in items] == before  # bodies are never changed (re-sends stay identical)
