@@ -198,8 +198,10 @@ def machine() -> Dict[str, Any]:
         "opentelemetry-exporter-otlp-proto-http",
         "protobuf",
         "orjson",
+        "isal",
         "httpx",
         "uvicorn",
+        "httptools",
     ):
         try:
             versions[dist] = metadata.version(dist)
