@@ -172,6 +172,26 @@ def _texts(attrs: Mapping[str, Any], keys: Optional[List[str]], prefix: str) -> 
     return [p.get("text", p) if isinstance(p, dict) else p for p in unflatten(attrs, keys, prefix)]
 
 
+def _read_side(out: MappedSpan, attrs: Mapping[str, Any], side: str, keys: Optional[List[str]], prefix: str) -> None:
+    """``input`` or ``output``: the JSON ``<side>.value``, else the flattened messages (or
+    prompts/choices) under ``prefix`` rebuilt, else the plain ``<side>.value``; its mime
+    type is then consumed."""
+    setter = out.set_input if side == "input" else out.set_output
+    value_key = side + ".value"
+    as_json = _json_value(attrs, value_key)
+    if as_json is not None:
+        setter(as_json, value_key)
+    elif keys:
+        rebuild = _messages if prefix.endswith("_messages.") else _texts
+        # a plain-text <side>.value is what the messages already hold
+        setter(rebuild(attrs, keys, prefix), value_key if value_key in attrs else None)
+    elif value_key in attrs:
+        setter(attrs[value_key], value_key)
+    else:
+        return
+    out.used.add(side + ".mime_type")
+
+
 def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
     used = out.used
     g = groups(out)
@@ -185,18 +205,7 @@ def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
             used.update(keys)
 
     if out.input is None:
-        in_json = _json_value(attrs, "input.value")
-        if in_json is not None:
-            out.set_input(in_json, "input.value")
-            used.add("input.mime_type")
-        elif in_keys:
-            rebuild = _messages if in_prefix == "llm.input_messages." else _texts
-            # a plain-text input.value is the prompt the messages already hold
-            out.set_input(rebuild(attrs, in_keys, in_prefix), "input.value" if "input.value" in attrs else None)
-            used.add("input.mime_type")
-        elif "input.value" in attrs:
-            out.set_input(attrs["input.value"], "input.value")
-            used.add("input.mime_type")
+        _read_side(out, attrs, "input", in_keys, in_prefix)
     emb = g.get("embedding.embeddings.")
     if emb:
         used.update(emb)  # vectors would only bloat metadata
@@ -205,17 +214,7 @@ def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
             out.set_input({"texts": [t for t in texts if t is not None]})
 
     if out.output is None:
-        out_json = _json_value(attrs, "output.value")
-        if out_json is not None:
-            out.set_output(out_json, "output.value")
-            used.add("output.mime_type")
-        elif out_keys:
-            rebuild = _messages if out_prefix == "llm.output_messages." else _texts
-            out.set_output(rebuild(attrs, out_keys, out_prefix), "output.value" if "output.value" in attrs else None)
-            used.add("output.mime_type")
-        elif "output.value" in attrs:
-            out.set_output(attrs["output.value"], "output.value")
-            used.add("output.mime_type")
+        _read_side(out, attrs, "output", out_keys, out_prefix)
 
     docs = g.get("retrieval.documents.")
     if docs:
