@@ -319,3 +319,25 @@ def test_async_answers_from_a_parsed_request_and_converts_it_on_the_mapping_thre
         pipeline.gate.set()
         rx.finish_mapping(5)
         rx.writer.shutdown(1)
+
+
+def test_max_pending_spans_comes_from_the_flag_or_the_environment(opik: OpikStandin) -> None:
+    import argparse
+
+    from opentelemetry.exporter.opik.sidecar._cli import _UsageError, add_serve_arguments, serve_options
+    from opentelemetry.exporter.opik.sidecar._server import Sidecar
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    assert serve_options(parser.parse_args(["--no-grpc"]), env={}).max_pending_spans == 8192
+    assert serve_options(parser.parse_args(["--no-grpc"]), env={"OPIK_OTEL_MAX_PENDING_SPANS": "2048"}).max_pending_spans == 2048
+    options = serve_options(parser.parse_args(["--no-grpc", "--max-pending-spans", "1024"]), env={"OPIK_OTEL_MAX_PENDING_SPANS": "2048"})
+    assert options.max_pending_spans == 1024
+    with pytest.raises(_UsageError, match="--max-pending-spans must be positive"):
+        serve_options(parser.parse_args(["--no-grpc", "--max-pending-spans", "0"]), env={})
+    sidecar = Sidecar(resolve_settings({"url": opik.url}), options)
+    try:
+        assert sidecar.receiver.max_pending_spans == 1024 and sidecar.receiver._mapper is not None
+    finally:
+        sidecar.receiver.finish_mapping(5)
+        sidecar.writer.shutdown(1)

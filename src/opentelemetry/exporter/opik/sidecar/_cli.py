@@ -33,6 +33,7 @@ _ENV: Dict[str, Any] = {
     "max_depth": ("OPIK_OTEL_MAX_DEPTH", int, 32),
     "max_connections": ("OPIK_OTEL_MAX_CONNECTIONS", int, 100),
     "max_inflight_bytes": ("OPIK_OTEL_MAX_INFLIGHT_BYTES", int, None),
+    "max_pending_spans": ("OPIK_OTEL_MAX_PENDING_SPANS", int, 8192),
     "retry_after": ("OPIK_OTEL_RETRY_AFTER", float, 1.0),
     "shutdown_timeout": ("OPIK_OTEL_SHUTDOWN_TIMEOUT", float, 20.0),
     "console": ("OPIK_OTEL_CONSOLE", lambda v: v.strip().lower() in ("1", "true", "yes", "on"), False),
@@ -87,6 +88,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="request bytes held at once across connections; more: 503 + Retry-After (default 4 x --max-body-bytes, "
         "at least 64 MiB) [OPIK_OTEL_MAX_INFLIGHT_BYTES]",
+    )
+    g.add_argument(
+        "--max-pending-spans",
+        type=int,
+        metavar="N",
+        help="spans answered but not yet mapped; beyond it a request waits up to 5 s for room, then 429 + Retry-After "
+        "(default 8192) [OPIK_OTEL_MAX_PENDING_SPANS]",
     )
 
     g = parser.add_argument_group("behaviour")

@@ -52,6 +52,8 @@ class ServeOptions:
     max_connections: int = 100
     #: request bytes held at once across connections (None: 4 x max_body_bytes, at least 64 MiB)
     max_inflight_bytes: Optional[int] = None
+    #: spans answered and not yet mapped; beyond it requests wait for room (then 429)
+    max_pending_spans: int = 8192
     #: seconds sent in Retry-After / RetryInfo when the queue to Opik is full
     retry_after: float = 1.0
     #: total seconds for a graceful stop (finish requests, deliver, spool)
@@ -166,6 +168,7 @@ class Sidecar:
             retry_after=self.options.retry_after,
             probe_transport=probe,
             map_async=not self.options.inline,
+            max_pending_spans=self.options.max_pending_spans,
         )
         self.http_port: Optional[int] = None
         self.grpc_port: Optional[int] = None
