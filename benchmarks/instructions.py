@@ -1,0 +1,141 @@
+"""Instructions per span, counted by callgrind: our exporter path against the official OTLP encoding.
+
+CPU time on a shared machine varies by 15-20% from one round to the next; an
+instruction count does not. This script runs the same seeded SDK spans through
+two paths, each in its own process under ``valgrind --tool=callgrind``:
+
+* **opik**: ``from_readable_span``, the pipeline (convention readers, privacy,
+  JSON encoding), the request bodies and gzip, as the exporter runs them;
+* **otlp**: the official exporter's ``encode_spans(...).SerializePartialToString()``.
+
+A third process builds the same spans and warms both paths but runs neither.
+Its count is subtracted from the other two. HTTP is left out of both paths; it
+is a few percent of either exporter's CPU (see README.md).
+
+    python benchmarks/instructions.py [--spans 1536] [--shape agent|llm] [--spans-per-trace 3] [--out F]
+
+It needs ``valgrind``. A run of 1,536 spans takes about a minute and a half on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any, Dict, List
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def _child(mode: str, shape: str, n: int, per_trace: int) -> None:
+    """One measured process: build the spans, warm both paths, then run ``mode`` once."""
+    sys.path.insert(0, HERE)
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from spans import SpanFactory, batches
+
+    from opentelemetry.exporter.opik._compress import gzip_compressor
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._items import KIND_ORDER, request_body
+    from opentelemetry.exporter.opik._pipeline import Pipeline
+    from opentelemetry.exporter.opik._record import from_readable_span
+
+    settings = resolve_settings({"url": "http://127.0.0.1:9/api"}, env={"OPIK_CONFIG_PATH": "/nonexistent/opik.config"})
+    gz = gzip_compressor(settings.compression_level)
+    spans = SpanFactory().build(shape, n, spans_per_trace=per_trace)
+    warm = SpanFactory(seed=7).build(shape, min(n, 200), spans_per_trace=per_trace)
+
+    def opik(group: List[Any]) -> None:
+        pipeline = Pipeline(settings)
+        for batch in batches(group):
+            items = pipeline.process([from_readable_span(s) for s in batch]).items
+            for kind in KIND_ORDER:
+                of_kind = [i for i in items if i.kind == kind]
+                if of_kind:
+                    gz(request_body(kind, of_kind))
+
+    def otlp(group: List[Any]) -> None:
+        for batch in batches(group):
+            encode_spans(batch).SerializePartialToString()
+
+    opik(warm)
+    otlp(warm)
+    if mode == "opik":
+        opik(spans)
+    elif mode == "otlp":
+        otlp(spans)
+    print(len(spans))
+
+
+def _count(mode: str, args: argparse.Namespace) -> int:
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        mode,
+        "--shape",
+        args.shape,
+        "--spans",
+        str(args.spans),
+        "--spans-per-trace",
+        str(args.spans_per_trace),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    m = _COLLECTED.search(r.stderr)
+    if r.returncode != 0 or m is None:
+        raise SystemExit(f"callgrind run {mode!r} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+    return int(m.group(1))
+
+
+def main(argv: List[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spans", type=int, default=1536, help="spans measured (whole traces, at least this many)")
+    ap.add_argument("--shape", choices=("agent", "llm"), default="agent", help="agent traces (agent, LLM, tool) or LLM-only traces")
+    ap.add_argument("--spans-per-trace", type=int, default=3, help="for --shape llm")
+    ap.add_argument("--out", help="also write the figures as JSON")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(args.child, args.shape, args.spans, args.spans_per_trace)
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: this measurement needs it (apt install valgrind)", file=sys.stderr)
+        return 2
+    # the spans are whole traces: count them as the child builds them
+    sys.path.insert(0, HERE)
+    from spans import SpanFactory
+
+    n = len(SpanFactory().build(args.shape, args.spans, spans_per_trace=args.spans_per_trace))
+    # instruction counts do not depend on load: the three processes run side by side
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {mode: pool.submit(_count, mode, args) for mode in ("base", "opik", "otlp")}
+        counts: Dict[str, int] = {mode: f.result() for mode, f in futures.items()}
+    per_span = {mode: (counts[mode] - counts["base"]) / n for mode in ("opik", "otlp")}
+    result = {
+        "shape": args.shape,
+        "spans_per_trace": args.spans_per_trace if args.shape == "llm" else 3,
+        "spans": n,
+        "instructions": counts,
+        "instructions_per_span": per_span,
+        "ratio_opik_vs_otlp": per_span["opik"] / per_span["otlp"],
+    }
+    print(f"{n} spans ({args.shape}), instructions per span counted by callgrind:")
+    print(f"  opik (records, pipeline, request bodies, gzip): {per_span['opik']:>12,.0f}")
+    print(f"  otlp (encode_spans + serialize):                {per_span['otlp']:>12,.0f}")
+    print(f"  ratio opik / otlp:                              {result['ratio_opik_vs_otlp']:>12.3f}")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
