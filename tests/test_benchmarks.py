@@ -13,24 +13,29 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
-    out = tmp_path / "quick.json"
+def _run_benchmark(script: str, args: List[str], out: Path, timeout: float) -> Tuple["subprocess.CompletedProcess[str]", Dict[str, Any]]:
+    """Run ``benchmarks/<script>`` with ``--out``; the process and the JSON it wrote."""
     r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         cwd=str(ROOT),
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    res: Dict[str, Any] = json.loads(out.read_text())
+    return r, json.loads(out.read_text())
+
+
+def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    r, res = _run_benchmark("run.py", ["--quick"], out, timeout=240)
     s = res["sections"]
     assert set(s) == {"exporter", "gzip", "scaling", "sidecar", "memory"}
 
@@ -89,15 +94,7 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="the instruction count needs valgrind")
 def test_instruction_count_runs(tmp_path: Path) -> None:
     out = tmp_path / "instructions.json"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "instructions.py"), "--spans", "24", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=str(ROOT),
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    res: Dict[str, Any] = json.loads(out.read_text())
+    r, res = _run_benchmark("instructions.py", ["--spans", "24"], out, timeout=600)
     counts = res["instructions"]
     # both paths did measurable work on top of the same baseline (no figure is asserted)
     assert counts["opik"] > counts["base"] and counts["otlp"] > counts["base"]

@@ -184,8 +184,9 @@ def test_parent_equal_to_the_trace_id_is_a_root_and_remote_flags_are_read() -> N
     assert r.parent_span_id is None
 
 
-def test_bad_spans_are_rejected_one_by_one_with_reasons() -> None:
-    body = _request(
+def _good_and_bad_request() -> bytes:
+    """Two good spans around four that must be rejected, each for another reason."""
+    return _request(
         _pb_span("good-1"),
         _pb_span("short-trace-id", trace_id=b"\x01" * 8),
         _pb_span("zero-span-id", span_id=b"\x00" * 8),
@@ -193,6 +194,10 @@ def test_bad_spans_are_rejected_one_by_one_with_reasons() -> None:
         _pb_span("bad-parent", parent_span_id=b"\x01\x02\x03"),
         _pb_span("good-2"),
     )
+
+
+def test_bad_spans_are_rejected_one_by_one_with_reasons() -> None:
+    body = _good_and_bad_request()
     batch = decode_protobuf(body)
     assert [r.name for r in batch.records] == ["good-1", "good-2"]
     assert batch.span_count == 6 and batch.rejected == 4
@@ -380,14 +385,7 @@ def test_any_protobuf_corruption_decodes_or_fails_cleanly(junk: bytes, at: int) 
 
 
 def test_lazy_decoding_rejects_the_same_spans_and_converts_to_the_same_records(rich_spans: List[Any]) -> None:
-    body = _request(
-        _pb_span("good-1"),
-        _pb_span("short-trace-id", trace_id=b"\x01" * 8),
-        _pb_span("zero-span-id", span_id=b"\x00" * 8),
-        _pb_span("no-start", start_time_unix_nano=0),
-        _pb_span("bad-parent", parent_span_id=b"\x01\x02\x03"),
-        _pb_span("good-2"),
-    )
+    body = _good_and_bad_request()
     eager, lazy = decode_protobuf(body), decode_protobuf(body, lazy=True)
     # before conversion: the answer's facts are final
     assert lazy.records == [] and lazy.accepted == 2 and lazy.span_count == 6
