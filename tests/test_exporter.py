@@ -325,3 +325,37 @@ def test_a_span_that_fails_to_map_is_counted_and_never_sinks_the_batch(
     assert exporter.stats()["spans_rejected"] == 1
     assert "'bad'" in caplog.text and "ValueError in fragile_reader" in caplog.text
     assert "hunter2" not in caplog.text
+
+
+def test_internal_errors_are_logged_by_type_and_place_never_by_their_text(
+    opik: OpikStandin, provider_for: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing privacy stage drops its items (fail closed) and a failing pipeline fails the
+    export; both log where it happened, never the exception's message, which may quote content."""
+
+    def leaky_stage(m: Any) -> Any:
+        raise ValueError("content-hunter2")
+
+    provider, exporter = provider_for()
+    exporter._pipeline.stages = [leaky_stage]
+    tracer = provider.get_tracer("t")
+    caplog.set_level("DEBUG")
+    with tracer.start_as_current_span("root"):
+        pass
+    provider.force_flush()
+    assert exporter.stats()["dropped"]["stage_error"] == 2  # the trace row and its span
+    assert "ValueError" in caplog.text and "leaky_stage (test_exporter.py:" in caplog.text
+
+    def broken_process(records: Any, default_project: Any = None) -> Any:
+        raise RuntimeError("content-hunter2")
+
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    exporter._pipeline.process = broken_process  # type: ignore[method-assign]
+    span = tracer.start_span("other")
+    span.end()
+    assert exporter.export([span]) is SpanExportResult.FAILURE  # type: ignore[list-item]
+    del exporter._pipeline.process
+    assert "failed to export 1 spans: RuntimeError" in caplog.text
+    assert "broken_process (test_exporter.py:" in caplog.text
+    assert "hunter2" not in caplog.text

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._config import OpikSettings, resolve_settings
 from ._console import ConsoleWriter
+from ._errors import trail, where
 from ._pipeline import MaskHook, Pipeline
 from ._record import SpanRecord, from_readable_span
 from ._stats import Stats
@@ -85,13 +86,13 @@ class OpikSpanExporter(SpanExporter):
                     records.append(from_readable_span(span))
                 except Exception as exc:  # noqa: BLE001 - a bad span never sinks the batch
                     self._stats.add("spans_rejected")
-                    _logger.warning("could not read span %r: %s", getattr(span, "name", "?"), exc)
+                    _logger.warning("could not read span %r: %s", getattr(span, "name", "?"), where(exc))
             processed = self._pipeline.process(records)
             accepted = self._writer.submit(processed.items)
             ok = accepted == len(processed.items) and len(records) == len(spans)
             return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
-        except Exception:  # noqa: BLE001 - export() never raises
-            _logger.exception("Opik exporter failed to export %d spans", len(spans))
+        except Exception as exc:  # noqa: BLE001 - export() never raises
+            _logger.error("Opik exporter failed to export %d spans: %s", len(spans), trail(exc))
             return SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -103,8 +104,8 @@ class OpikSpanExporter(SpanExporter):
         self._shutdown = True
         try:  # stages holding spans (span_filter=genai) resolve them now
             self._writer.submit(self._pipeline.close())
-        except Exception:  # noqa: BLE001 - shutdown never raises
-            _logger.exception("Opik exporter: could not resolve held spans at shutdown")
+        except Exception as exc:  # noqa: BLE001 - shutdown never raises
+            _logger.error("Opik exporter: could not resolve held spans at shutdown: %s", trail(exc))
         self._writer.shutdown(timeout_millis / 1000)
 
     def stats(self) -> Dict[str, object]:

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._config import OpikSettings
+from ._errors import trail
 from ._items import Item
 from ._json import dumps, loads
 from ._mapping import Mapped, Mapper
@@ -117,11 +118,13 @@ class Pipeline:
                         self._run(m2, i + 1, out)
                     return
                 m = r  # type: ignore[assignment]
-        except Exception:  # noqa: BLE001 - fail closed: an item a privacy stage could not judge is not sent
+        except Exception as exc:  # noqa: BLE001 - fail closed: an item a privacy stage could not judge is not sent
             self.stats.drop("stage_error")
             if not self._stage_failed:
                 self._stage_failed = True
-                _logger.exception("a privacy/filter stage failed on %s; such items are dropped (logged once)", m.label)
+                _logger.error(
+                    "a privacy/filter stage failed on %s; such items are dropped (logged once): %s", m.label, trail(exc)
+                )
             return
         if self.mask is not None:
             data = self._apply_mask(m)

@@ -12,6 +12,7 @@ import logging
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .._config import OpikSettings
+from .._errors import where
 from .._ids import span_uuid, trace_uuid
 from .._items import Label, label_text
 from .._json import parse_json_like
@@ -38,16 +39,6 @@ def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int)
     if sid is None:
         sid = memo[key] = span_uuid(otel_span_id, start_ms)
     return sid
-
-
-def _where(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return type(exc).__name__
-    code = tb.tb_frame.f_code
-    return f"{type(exc).__name__} in {code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno})"
 
 
 class Mapped:
@@ -147,7 +138,7 @@ class Mapper:
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
                 # The exception's text may quote span content: report only its type and where.
                 if rejected is not None:
-                    rejected.append((rec.label(), _where(exc)))
+                    rejected.append((rec.label(), where(exc)))
                 continue
             yield traces + spans + scores if traces or scores else spans
 

@@ -25,6 +25,7 @@ import zlib
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .._config import OpikSettings
+from .._errors import trail
 from .._otlp import DecodedBatch, DecodeError, DecodeLimits, TooManySpans, decode_json, decode_protobuf
 from .._pipeline import Pipeline
 from .._stats import Stats
@@ -207,7 +208,7 @@ class Receiver:
             kind = "OTLP/JSON" if is_json else "OTLP protobuf"
             return Outcome(INVALID, f"the body is not a valid {kind} ExportTraceServiceRequest: {exc}")
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not become a 5xx or stop the sidecar
-            _logger.exception("unexpected error while decoding an OTLP request")
+            _logger.error("unexpected error while decoding an OTLP request: %s", trail(exc))
             return Outcome(INVALID, f"the body could not be decoded ({type(exc).__name__}); see the sidecar log")
 
     def start_draining(self) -> None:
@@ -251,7 +252,7 @@ class Receiver:
         try:
             processed = self.pipeline.process(records, project)
         except Exception as exc:  # noqa: BLE001 - the mapper isolates spans; this is a bug, never a 5xx
-            _logger.exception("unexpected error while mapping %d spans; they are dropped", len(records))
+            _logger.error("unexpected error while mapping %d spans; they are dropped: %s", len(records), trail(exc))
             self.stats.add("spans_rejected", len(records))
             return Outcome(
                 OK,
@@ -342,8 +343,8 @@ class Receiver:
                 records = job.batch.materialize()
                 self._warn_limits(job.batch)
                 items = self.pipeline.process(records, job.project).items  # logs and counts rejects
-            except Exception:  # noqa: BLE001 - a mapping bug drops this request, never the thread
-                _logger.exception("unexpected error while mapping %d spans; they are dropped", n)
+            except Exception as exc:  # noqa: BLE001 - a mapping bug drops this request, never the thread
+                _logger.error("unexpected error while mapping %d spans; they are dropped: %s", n, trail(exc))
                 self.stats.add("spans_rejected", n)
             n_bytes = sum(i.size for i in items)
             with cond:

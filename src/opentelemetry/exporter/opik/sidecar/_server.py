@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import uvicorn
 
 from .._config import OpikSettings
+from .._errors import trail
 from .._otlp import DecodeLimits
 from .._pipeline import Pipeline
 from .._stats import Stats
@@ -302,8 +303,8 @@ class Sidecar:
                 held = close()
                 if held:
                     self.writer.submit(held)
-            except Exception:  # noqa: BLE001 - shutdown goes on; the writer still delivers the rest
-                _logger.exception("could not release the items the pipeline held at shutdown")
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on; the writer still delivers the rest
+                _logger.error("could not release the items the pipeline held at shutdown: %s", trail(exc))
         remaining = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
         done = await loop.run_in_executor(None, self.writer.shutdown, remaining)
         snap: Dict[str, Any] = self.stats.snapshot()
