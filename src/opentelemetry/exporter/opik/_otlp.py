@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from google.protobuf.message import DecodeError as _PbDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -161,7 +161,11 @@ def _trace_state_hint(ts: str) -> Optional[int]:
     return None
 
 
-def _ids(tid: bytes, sid: bytes, pid: bytes) -> Tuple[int, int, Optional[int]]:
+#: (trace id, span id, parent span id or None) of one span, checked
+_Ids = Tuple[int, int, Optional[int]]
+
+
+def _ids(tid: bytes, sid: bytes, pid: bytes) -> _Ids:
     if len(tid) != 16:
         raise _Bad(f"trace id must be 16 bytes, got {len(tid)}")
     if len(sid) != 8:
@@ -191,15 +195,15 @@ def _utf8(b: Any) -> str:
 class _PbReader:
     """Converts parsed protobuf messages; ``lenient`` when strings were parsed as bytes."""
 
-    __slots__ = ("out", "max_depth", "max_attributes", "lenient", "skip")
+    __slots__ = ("out", "max_depth", "max_attributes", "lenient", "checked")
 
-    def __init__(self, out: DecodedBatch, limits: DecodeLimits, lenient: bool, skip: Optional[Set[Tuple[int, int, int]]] = None) -> None:
+    def __init__(self, out: DecodedBatch, limits: DecodeLimits, lenient: bool, checked: Optional[List[Optional[_Ids]]] = None) -> None:
         self.out = out
         self.max_depth = limits.max_depth
         self.max_attributes = limits.max_attributes
         self.lenient = lenient
-        #: ``(resource, scope, span)`` positions already rejected by :func:`_validate`
-        self.skip = skip
+        #: each span's ids from :func:`_validate`, in request order (None: rejected there)
+        self.checked = iter(checked) if checked is not None else None
 
     def value(self, v: Any, depth: int) -> Any:
         which = v.WhichOneof("value")
@@ -240,8 +244,8 @@ class _PbReader:
                 out[kv.key] = self.value(v, depth)
         return out, cut
 
-    def span(self, sp: Any, resource: Dict[str, Any], scope_name: str, scope_version: str) -> SpanRecord:
-        trace_id, span_id, parent = _ids(sp.trace_id, sp.span_id, sp.parent_span_id)
+    def span(self, sp: Any, resource: Dict[str, Any], scope_name: str, scope_version: str, ids: Optional[_Ids] = None) -> SpanRecord:
+        trace_id, span_id, parent = ids or _ids(sp.trace_id, sp.span_id, sp.parent_span_id)
         start = sp.start_time_unix_nano
         if not start:
             raise _Bad("start time is missing")
@@ -280,18 +284,19 @@ class _PbReader:
     def resource(self, rs: Any) -> Dict[str, Any]:
         return self.attrs(rs.resource.attributes)[0]
 
-    def scope_spans(self, ss: Any, resource: Dict[str, Any], where: str, pos: Tuple[int, int] = (0, 0)) -> None:
+    def scope_spans(self, ss: Any, resource: Dict[str, Any], where: str) -> None:
         scope = ss.scope
         name, version = _utf8(scope.name), _utf8(scope.version)
         out = self.out
         records = out.records
         span = self.span
-        skip = self.skip
+        checked = self.checked
         for k, sp in enumerate(ss.spans):
-            if skip and (pos[0], pos[1], k) in skip:
-                continue
+            ids = next(checked) if checked is not None else None  # type: ignore[call-overload]
+            if checked is not None and ids is None:
+                continue  # rejected (and reported) by _validate
             try:
-                records.append(span(sp, resource, name, version))
+                records.append(span(sp, resource, name, version, ids))
             except _Bad as exc:
                 out.reject(f"{where}.spans[{k}] ({_utf8(sp.name)!r})", str(exc))
 
@@ -299,26 +304,30 @@ class _PbReader:
         for i, rs in enumerate(req.resource_spans):
             resource = self.resource(rs)
             for j, ss in enumerate(rs.scope_spans):
-                self.scope_spans(ss, resource, f"resourceSpans[{i}].scopeSpans[{j}]", (i, j))
+                self.scope_spans(ss, resource, f"resourceSpans[{i}].scopeSpans[{j}]")
 
 
-def _validate(req: Any, out: DecodedBatch) -> Set[Tuple[int, int, int]]:
+def _validate(req: Any, out: DecodedBatch) -> List[Optional[_Ids]]:
     """Reject, as the conversion would, the spans it would reject (bad ids, no start time).
 
     A few field reads per span: what an early answer must report, without converting.
+    Returns each span's ids in request order, None where rejected: the conversion
+    takes them instead of reading and checking them again.
     """
-    bad: Set[Tuple[int, int, int]] = set()
+    checked: List[Optional[_Ids]] = []
+    add = checked.append
     for i, rs in enumerate(req.resource_spans):
         for j, ss in enumerate(rs.scope_spans):
             for k, sp in enumerate(ss.spans):
                 try:
-                    _ids(sp.trace_id, sp.span_id, sp.parent_span_id)
+                    ids = _ids(sp.trace_id, sp.span_id, sp.parent_span_id)
                     if not sp.start_time_unix_nano:
                         raise _Bad("start time is missing")
+                    add(ids)
                 except _Bad as exc:
-                    bad.add((i, j, k))
+                    add(None)
                     out.reject(f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}] ({_utf8(sp.name)!r})", str(exc))
-    return bad
+    return checked
 
 
 def _count_pb_spans(req: Any) -> int:
@@ -348,7 +357,7 @@ def decode_protobuf(
         if out.span_count > limits.max_spans:
             raise TooManySpans(out.span_count, limits.max_spans)
         if lazy:
-            reader = _PbReader(out, limits, lenient=False, skip=_validate(req, out))
+            reader = _PbReader(out, limits, lenient=False, checked=_validate(req, out))
             out._pending = lambda: reader.request(req)
             return out
         _PbReader(out, limits, lenient=False).request(req)
