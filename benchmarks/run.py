@@ -45,6 +45,8 @@ TARGETS = {
     "exporter_overload_rss_delta_mb_max": 150.0,
     "sidecar_overload_rss_mb_max": 300.0,
     "spans_per_trace_spread_max": 0.20,
+    # the reference: the OTLP exporter's CPU per 1,000 agent spans on its machine
+    "reference_otlp_cpu_ms_per_1000": 40.0,
 }
 
 

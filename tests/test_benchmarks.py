@@ -85,9 +85,13 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
         "exporter_ratio_vs_otlp",
         "spans_per_trace_spread",
         "sidecar_spans_per_s",
+        "sidecar_cpu_vs_otlp_exporter",
+        "sidecar_spans_per_s_at_reference_speed",
         "exporter_overload_rss_delta_mb",
     ):
         assert key in summary, key
+    # the target restated against the reference exporter: 50 ms per 1,000 spans over its 40 ms
+    assert summary["sidecar_cpu_vs_otlp_exporter_max"] == pytest.approx(1.25)
     assert "Exporter CPU per 1,000 spans" in r.stdout and "Sidecar" in r.stdout and "Summary vs targets" in r.stdout
 
 
