@@ -6,11 +6,15 @@ two paths, each in its own process under ``valgrind --tool=callgrind``:
 
 * **opik**: ``from_readable_span``, the pipeline (convention readers, privacy,
   JSON encoding), the request bodies and gzip, as the exporter runs them;
-* **otlp**: the official exporter's ``encode_spans(...).SerializePartialToString()``.
+* **otlp**: the official exporter's ``encode_spans(...).SerializePartialToString()``;
+* **sidecar**: what ``opik-otel serve`` does with the OTLP requests of those
+  spans (512 per request): parse and validate, convert to records, the same
+  pipeline, request bodies and gzip.
 
-A third process builds the same spans and warms both paths but runs neither.
-Its count is subtracted from the other two. HTTP is left out of both paths; it
-is a few percent of either exporter's CPU (see README.md).
+A fourth process builds the same spans (and their OTLP requests) and warms
+every path but runs none. Its count is subtracted from the others. HTTP is left
+out of every path; it is a few percent of either exporter's CPU and about a
+fifth of the sidecar's (its server and its client, see README.md).
 
     python benchmarks/instructions.py [--spans 1536] [--shape agent|llm] [--spans-per-trace 3] [--out F]
 
@@ -42,6 +46,7 @@ def _child(mode: str, shape: str, n: int, per_trace: int) -> None:
     from opentelemetry.exporter.opik._compress import gzip_compressor
     from opentelemetry.exporter.opik._config import resolve_settings
     from opentelemetry.exporter.opik._items import KIND_ORDER, request_body
+    from opentelemetry.exporter.opik._otlp import decode_protobuf
     from opentelemetry.exporter.opik._pipeline import Pipeline
     from opentelemetry.exporter.opik._record import from_readable_span
 
@@ -50,25 +55,41 @@ def _child(mode: str, shape: str, n: int, per_trace: int) -> None:
     spans = SpanFactory().build(shape, n, spans_per_trace=per_trace)
     warm = SpanFactory(seed=7).build(shape, min(n, 200), spans_per_trace=per_trace)
 
+    def deliver(pipeline: Pipeline, records: List[Any]) -> None:
+        items = pipeline.process(records).items
+        for kind in KIND_ORDER:
+            of_kind = [i for i in items if i.kind == kind]
+            if of_kind:
+                gz(request_body(kind, of_kind))
+
     def opik(group: List[Any]) -> None:
         pipeline = Pipeline(settings)
         for batch in batches(group):
-            items = pipeline.process([from_readable_span(s) for s in batch]).items
-            for kind in KIND_ORDER:
-                of_kind = [i for i in items if i.kind == kind]
-                if of_kind:
-                    gz(request_body(kind, of_kind))
+            deliver(pipeline, [from_readable_span(s) for s in batch])
 
     def otlp(group: List[Any]) -> None:
         for batch in batches(group):
             encode_spans(batch).SerializePartialToString()
 
+    def sidecar(bodies: List[bytes]) -> None:
+        pipeline = Pipeline(settings)
+        for body in bodies:
+            decoded = decode_protobuf(body, lazy=True)  # the answer is sent here
+            deliver(pipeline, decoded.materialize())
+
+    def requests(group: List[Any]) -> List[bytes]:
+        return [encode_spans(batch).SerializeToString() for batch in batches(group)]
+
+    bodies, warm_bodies = requests(spans), requests(warm)
     opik(warm)
     otlp(warm)
+    sidecar(warm_bodies)
     if mode == "opik":
         opik(spans)
     elif mode == "otlp":
         otlp(spans)
+    elif mode == "sidecar":
+        sidecar(bodies)
     print(len(spans))
 
 
@@ -114,11 +135,12 @@ def main(argv: List[str]) -> int:
     from spans import SpanFactory
 
     n = len(SpanFactory().build(args.shape, args.spans, spans_per_trace=args.spans_per_trace))
-    # instruction counts do not depend on load: the three processes run side by side
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {mode: pool.submit(_count, mode, args) for mode in ("base", "opik", "otlp")}
+    # instruction counts do not depend on load: the processes run side by side
+    modes = ("base", "opik", "otlp", "sidecar")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(modes)) as pool:
+        futures = {mode: pool.submit(_count, mode, args) for mode in modes}
         counts: Dict[str, int] = {mode: f.result() for mode, f in futures.items()}
-    per_span = {mode: (counts[mode] - counts["base"]) / n for mode in ("opik", "otlp")}
+    per_span = {mode: (counts[mode] - counts["base"]) / n for mode in modes[1:]}
     result = {
         "shape": args.shape,
         "spans_per_trace": args.spans_per_trace if args.shape == "llm" else 3,
@@ -126,11 +148,14 @@ def main(argv: List[str]) -> int:
         "instructions": counts,
         "instructions_per_span": per_span,
         "ratio_opik_vs_otlp": per_span["opik"] / per_span["otlp"],
+        "ratio_sidecar_vs_otlp": per_span["sidecar"] / per_span["otlp"],
     }
     print(f"{n} spans ({args.shape}), instructions per span counted by callgrind:")
     print(f"  opik (records, pipeline, request bodies, gzip): {per_span['opik']:>12,.0f}")
     print(f"  otlp (encode_spans + serialize):                {per_span['otlp']:>12,.0f}")
+    print(f"  sidecar (parse, records, pipeline, bodies, gzip): {per_span['sidecar']:>10,.0f}")
     print(f"  ratio opik / otlp:                              {result['ratio_opik_vs_otlp']:>12.3f}")
+    print(f"  ratio sidecar / otlp:                           {result['ratio_sidecar_vs_otlp']:>12.3f}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

@@ -37,22 +37,20 @@ def label_text(label: Label) -> str:
 class Item:
     """One Opik row, encoded once; ``id`` and ``body`` never change across re-sends (upserts stay stable)."""
 
-    __slots__ = ("kind", "id", "body", "_label")
+    __slots__ = ("kind", "id", "body", "size", "_label")
 
     def __init__(self, kind: str, id: str, body: bytes, label: Label) -> None:
         self.kind = kind
         self.id = id
         self.body = body
+        #: ``len(body)``, read several times per item by the writer's bounds and budgets
+        self.size = len(body)
         self._label = label
 
     @property
     def label(self) -> str:
         """Span name and OTel ids, for logs (never content)."""
         return label_text(self._label)
-
-    @property
-    def size(self) -> int:
-        return len(self.body)
 
     def __repr__(self) -> str:
         return f"Item({self.kind}, {self.id}, {len(self.body)} bytes, {self.label})"

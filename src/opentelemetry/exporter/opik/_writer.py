@@ -149,6 +149,10 @@ class Writer:
         self._inflight_bytes = 0
         #: unresolved items of the batch being sent, by id(): what a takeover spools
         self._current: Dict[int, Item] = {}
+        #: takeovers so far, and the count when the batch being sent was taken from the queue:
+        #: while they are equal, every item of the batch is still the sender's
+        self._takeovers = 0
+        self._batch_takeovers = 0
         self._cond = threading.Condition(threading.Lock())
         self._abort = threading.Event()
         self._interrupt = threading.Event()
@@ -352,6 +356,7 @@ class Writer:
         with self._cond:
             items = list(self._current.values()) + list(self._queue)
             self._current.clear()
+            self._takeovers += 1
             self._queue.clear()
             self._queued_bytes = 0
             self._inflight_items = 0
@@ -444,17 +449,24 @@ class Writer:
                 return [] if not self._closed else None
             cap_items = s.batch_max_items * 3
             cap_bytes = self._byte_budget * 3
-            out: List[Item] = []
-            size = 0
             q = self._queue
-            while q and len(out) < cap_items and (not out or size + q[0].size <= cap_bytes):
-                item = q.popleft()
-                size += item.size
-                out.append(item)
+            out: List[Item]
+            if len(q) <= cap_items and self._queued_bytes <= cap_bytes:
+                out = list(q)  # the usual case: everything queued fits in one batch
+                q.clear()
+                size = self._queued_bytes
+            else:
+                out = []
+                size = 0
+                while q and len(out) < cap_items and (not out or size + q[0].size <= cap_bytes):
+                    item = q.popleft()
+                    size += item.size
+                    out.append(item)
             self._queued_bytes -= size
             self._inflight_items += len(out)
             self._inflight_bytes += size
             self._current = {id(i): i for i in out}
+            self._batch_takeovers = self._takeovers
             self._interrupt.clear()
             if self._abort.is_set():
                 self._interrupt.set()
@@ -475,17 +487,18 @@ class Writer:
             _logger.error("Opik exporter: %d items of unknown kind %r dropped", len(items), kind)
 
     def _chunks(self, items: List[Item]) -> List[List[Item]]:
-        s = self.settings
+        max_items = self.settings.batch_max_items
         budget = self._byte_budget
         out: List[List[Item]] = []
         cur: List[Item] = []
         size = 0
         for item in items:
-            if cur and (len(cur) >= s.batch_max_items or size + item.size > budget):
+            n = item.size
+            if cur and (len(cur) >= max_items or size + n > budget):
                 out.append(cur)
                 cur, size = [], 0
             cur.append(item)
-            size += item.size
+            size += n
         if cur:
             out.append(cur)
         return out
@@ -523,8 +536,8 @@ class Writer:
 
     def _deliver(self, kind: str, items: List[Item], deadline: float, budget: List[int]) -> None:
         """Resolve ``items`` completely: delivered, split, isolated, shrunk, spooled or dropped."""
-        if not self._replaying:
-            with self._cond:  # a flush/shutdown may have taken some over (and spooled them)
+        if not self._replaying and self._takeovers != self._batch_takeovers:
+            with self._cond:  # a flush/shutdown took some over (and spooled them)
                 items = [i for i in items if id(i) in self._current]
         if not items:
             return
