@@ -144,7 +144,7 @@ def run_scaling(q: bool) -> Dict[str, Any]:
     with sink(cpu=other) as url:
         return worker(
             "cpu",
-            {"sink": url, "variants": ["otlp", "opik"], "rounds": 1 if q else 7, "workloads": workloads},
+            {"sink": url, "variants": ["otlp", "opik"], "rounds": 1 if q else 7, "workloads": workloads, "interleave": True},
             cpu=me,
         )
 

@@ -134,50 +134,75 @@ def _median(xs: List[float]) -> float:
 
 
 def cmd_cpu(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """CPU per variant and workload; ``interleave`` runs every workload in each round.
+
+    Without it a workload's rounds run back to back, then the next workload's. With it
+    (the scaling section) each round visits every workload in a rotating order, so a
+    drift of the shared machine's speed over minutes falls on all of them alike and
+    the workloads can be compared round by round.
+    """
     from spans import SpanFactory, batches, describe
 
     sink = cfg["sink"]
     variants: List[str] = cfg["variants"]
     out: Dict[str, Any] = {"workloads": []}
     factory = SpanFactory(seed=cfg.get("seed", 42))
-    for wl in cfg["workloads"]:
+
+    def prepare(wl: Dict[str, Any]) -> Tuple[Sequence[Sequence[Any]], Sequence[Any], Dict[str, Any]]:
         spans = factory.build(wl["shape"], wl["n"], wl.get("spans_per_trace", 3), wl.get("payload"))
         warm = factory.build(wl["shape"], min(64, wl["n"]), wl.get("spans_per_trace", 3), wl.get("payload"))
         n_traces, attr_bytes = describe(spans)
-        bs = batches(spans, 512)
+        info = {"name": wl["name"], "spans": len(spans), "traces": n_traces, "attr_bytes_per_span": round(attr_bytes)}
+        return batches(spans, 512), warm, info
+
+    def one_round(r: int, bs: Sequence[Sequence[Any]], warm: Sequence[Any], runs: Dict[str, List[Dict[str, Any]]]) -> None:
+        k = r % len(variants)
+        for v in variants[k:] + variants[:k]:  # alternate which exporter goes first
+            runs[v].append(_one_window(v, sink, bs, warm))
+
+    workloads = cfg["workloads"]
+    if cfg.get("interleave"):
+        prepared = [prepare(wl) for wl in workloads]
+        all_runs: List[Dict[str, List[Dict[str, Any]]]] = [{v: [] for v in variants} for _ in workloads]
+        for r in range(cfg["rounds"]):
+            k = r % len(workloads)
+            for i in list(range(k, len(workloads))) + list(range(k)):
+                bs, warm, _ = prepared[i]
+                one_round(r, bs, warm, all_runs[i])
+        for (bs, _, info), runs in zip(prepared, all_runs):
+            out["workloads"].append(_summarize(info, runs, sum(len(b) for b in bs)))
+        return out
+    for wl in workloads:
+        bs, warm, info = prepare(wl)
         runs: Dict[str, List[Dict[str, Any]]] = {v: [] for v in variants}
         for r in range(cfg["rounds"]):
-            k = r % len(variants)
-            for v in variants[k:] + variants[:k]:  # alternate which exporter goes first
-                runs[v].append(_one_window(v, sink, bs, warm))
-        res: Dict[str, Any] = {
-            "name": wl["name"],
-            "spans": len(spans),
-            "traces": n_traces,
-            "attr_bytes_per_span": round(attr_bytes),
-            "variants": {},
-        }
-        for v, rs in runs.items():
-            errors = [x["error"] for x in rs if x["error"]]
-            res["variants"][v] = {
-                "cpu_ms_per_1000_median": _median([x["cpu_ms_per_1000"] for x in rs]),
-                "cpu_ms_per_1000_all": [round(x["cpu_ms_per_1000"], 2) for x in rs],
-                "wall_s_median": _median([x["wall_s"] for x in rs]),
-                "requests": rs[-1]["requests"],
-                "bytes_sent_per_span": rs[-1]["bytes_sent"] / len(spans),
-                "errors": errors,
-            }
-        # ratios are taken within a round (same conditions), then the median over rounds
-        for v, rs in runs.items():
-            res["variants"][v]["ratio_median"] = {
-                o: _median([a["cpu_ms_per_1000"] / b["cpu_ms_per_1000"] for a, b in zip(rs, ors)])
-                for o, ors in runs.items()
-                if o != v
-            }
-        out["workloads"].append(res)
-        del spans, warm, bs
+            one_round(r, bs, warm, runs)
+        out["workloads"].append(_summarize(info, runs, info["spans"]))
+        del bs, warm
         gc.collect()
     return out
+
+
+def _summarize(info: Dict[str, Any], runs: Dict[str, List[Dict[str, Any]]], n_spans: int) -> Dict[str, Any]:
+    res: Dict[str, Any] = dict(info, variants={})
+    for v, rs in runs.items():
+        errors = [x["error"] for x in rs if x["error"]]
+        res["variants"][v] = {
+            "cpu_ms_per_1000_median": _median([x["cpu_ms_per_1000"] for x in rs]),
+            "cpu_ms_per_1000_all": [round(x["cpu_ms_per_1000"], 2) for x in rs],
+            "wall_s_median": _median([x["wall_s"] for x in rs]),
+            "requests": rs[-1]["requests"],
+            "bytes_sent_per_span": rs[-1]["bytes_sent"] / n_spans,
+            "errors": errors,
+        }
+    # ratios are taken within a round (same conditions), then the median over rounds
+    for v, rs in runs.items():
+        res["variants"][v]["ratio_median"] = {
+            o: _median([a["cpu_ms_per_1000"] / b["cpu_ms_per_1000"] for a, b in zip(rs, ors)])
+            for o, ors in runs.items()
+            if o != v
+        }
+    return res
 
 
 class _NullExporter:

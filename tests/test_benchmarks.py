@@ -102,5 +102,6 @@ def test_instruction_count_runs(tmp_path: Path) -> None:
     counts = res["instructions"]
     # both paths did measurable work on top of the same baseline (no figure is asserted)
     assert counts["opik"] > counts["base"] and counts["otlp"] > counts["base"]
+    assert counts["sidecar"] > counts["base"]  # the sidecar's path, from the OTLP requests of the same spans
     assert res["spans"] >= 24 and res["instructions_per_span"]["opik"] > 0
-    assert "ratio opik / otlp" in r.stdout
+    assert "ratio opik / otlp" in r.stdout and "ratio sidecar / otlp" in r.stdout

@@ -9,11 +9,12 @@ finding the bug needs instead: the exception's type and the frames it passed.
 from __future__ import annotations
 
 import traceback
+from typing import Optional
 
 __all__ = ["where", "trail"]
 
 
-def _frame(filename: str, lineno: "int | None", name: str) -> str:
+def _frame(filename: str, lineno: Optional[int], name: str) -> str:
     return f"{name} ({filename.rsplit('/', 1)[-1]}:{lineno})"
 
 
