@@ -44,12 +44,6 @@ def _ratio(w: Optional[Dict[str, Any]], v: str, ref: str) -> Optional[float]:
     return w["variants"][v]["ratio_median"].get(ref)
 
 
-def _median_of(xs: List[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-
 def summary(results: Dict[str, Any]) -> Dict[str, Any]:
     """The headline figures, each next to its target."""
     s = results["sections"]
@@ -73,13 +67,10 @@ def summary(results: Dict[str, Any]) -> Dict[str, Any]:
         out["exporter_target_met"] = r is not None and r <= t["exporter_ratio_max"]
     sc = s.get("scaling")
     if sc:
-        shapes = [_workload(sc, n) for n in ("1 span/trace", "10 spans/trace", "100 spans/trace")]
-        per = [_cpu(w, "opik") for w in shapes]
+        per = [_cpu(_workload(sc, n), "opik") for n in ("1 span/trace", "10 spans/trace", "100 spans/trace")]
         if all(p for p in per):
-            # of the medians, and (the workloads ran interleaved) round by round, then the median
-            out["spans_per_trace_spread_of_medians"] = max(per) / min(per) - 1  # type: ignore[arg-type,operator]
-            rounds = list(zip(*(w["variants"]["opik"]["cpu_ms_per_1000_all"] for w in shapes)))  # type: ignore[index]
-            spread = _median_of([max(r) / min(r) - 1 for r in rounds])
+            # of the medians: a spread taken round by round would add up three rounds' noise
+            spread = max(per) / min(per) - 1  # type: ignore[arg-type,operator]
             out["spans_per_trace_spread"] = spread
             out["spans_per_trace_target_met"] = spread <= t["spans_per_trace_spread_max"]
     sd = s.get("sidecar")

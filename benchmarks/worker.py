@@ -139,7 +139,7 @@ def cmd_cpu(cfg: Dict[str, Any]) -> Dict[str, Any]:
     Without it a workload's rounds run back to back, then the next workload's. With it
     (the scaling section) each round visits every workload in a rotating order, so a
     drift of the shared machine's speed over minutes falls on all of them alike and
-    the workloads can be compared round by round.
+    their medians compare fairly.
     """
     from spans import SpanFactory, batches, describe
 
