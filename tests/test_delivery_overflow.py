@@ -73,10 +73,11 @@ def test_burst_larger_than_the_byte_bound_keeps_memory_bounded() -> None:
         after = tracemalloc.take_snapshot().filter_traces(ours)
     finally:
         tracemalloc.stop()
-    # 2000 items of ~2 kB (4 MB) went through; what the exporter still holds is about the bound, not
-    # the burst (the margin is for other tests' background writers, which tracemalloc sees too).
+    # 2000 items of ~2 kB (4 MB) went through; what the exporter still holds is the bound plus fixed
+    # costs (its HTTP client, counters: about 270 kB alone), not the burst. The margin is for other
+    # tests' background writers, which tracemalloc sees too (up to 700 kB measured in the full suite).
     held = sum(d.size_diff for d in after.compare_to(before, "filename"))
-    assert held < 10 * bound, f"the exporter holds {held} bytes more than before the burst"
+    assert held < 1_000_000, f"the exporter holds {held} bytes more than before the burst (4 MB went through)"
     stats = exporter.stats()
     kept = stats["queue_items"]
     assert 0 < kept < 2000
