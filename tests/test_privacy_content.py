@@ -248,3 +248,36 @@ def test_shared_objects_of_a_trace_row_and_its_root_span_are_not_changed() -> No
     for out in (t2.data, s2.data):
         assert "sk-proj" not in json.dumps(out) and len(dumps(out["input"])) <= 1024
         assert out["metadata"][NOTE_KEY]["original_size_bytes"]["input"] > 5000
+
+
+def test_a_root_span_after_its_clean_trace_row_is_not_judged_twice() -> None:
+    """The root span's content fields are its trace row's objects: judged once, for both."""
+    settings = resolve_settings({}, env={})
+    clean, secret = _records({"input.value": json.dumps({"q": "what is the weather in Paris today?"})}, 2)
+    secret.attributes["output.value"] = json.dumps({"leak": "token sk-proj-Zq8xV2mN4pL7rT1yW9cB3dF6hJ0kS5aE"})
+    stage = ContentStage(settings)
+    walked = []
+    real_scan = stage._scan_item
+
+    def counting_scan(d: Any, strs: Any, clean_objs: Any) -> bool:
+        walked.append(d.get("id"))
+        return real_scan(d, strs, clean_objs)
+
+    stage._scan_item = counting_scan  # type: ignore[method-assign]
+    trace, span = Mapper(settings).map([clean]).items
+    assert span.twin is trace and trace.twin is None
+    assert stage(trace) is trace and stage(span) is span
+    assert walked == [trace.data["id"]]  # the span was passed on its twin's verdict
+
+    # a trace row that needed a change: its span is judged (and changed) on its own
+    trace, span = Mapper(settings).map([secret]).items
+    t2, s2 = stage(trace), stage(span)
+    assert t2 is not trace and s2 is not span and walked[-2:] == [trace.data["id"], span.data["id"]]
+    for out in (t2.data, s2.data):
+        assert "sk-proj" not in json.dumps(out)
+
+    # a span whose twin is not the item judged last is judged on its own
+    trace, span = Mapper(settings).map(_records({"k": "v"})).items
+    stage(trace)
+    stage(Mapper(settings).map(_records({"other": "x"}, 1)).items[0])
+    assert stage(span) is span and walked[-1] == span.data["id"]

@@ -44,7 +44,7 @@ def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int)
 class Mapped:
     """One Opik item: ``kind`` is ``trace``, ``span`` or ``span_score``."""
 
-    __slots__ = ("kind", "data", "label_key", "mapped")
+    __slots__ = ("kind", "data", "label_key", "mapped", "twin")
 
     def __init__(self, kind: str, data: Dict[str, Any], label: Label, mapped: MappedSpan) -> None:
         self.kind = kind
@@ -52,6 +52,10 @@ class Mapped:
         #: passed on to the encoded :class:`Item` as it is; formatted only for a log line
         self.label_key = label
         self.mapped = mapped
+        #: for a root span: its trace row, whose content fields (input, output, metadata,
+        #: tags, error_info, name) are the very same objects; a stage that judged the trace
+        #: row as it is need not judge them again. None otherwise, and on every copy.
+        self.twin: Optional[Mapped] = None
 
     @property
     def label(self) -> str:
@@ -268,7 +272,8 @@ class Mapper:
             span["usage"] = out.usage
         if out.cost is not None:
             span["total_estimated_cost"] = out.cost
-        spans.append(Mapped("span", span, label, out))
+        span_m = Mapped("span", span, label, out)
+        spans.append(span_m)
         if trace_row:
             trace = common
             trace["id"] = trace_id
@@ -280,7 +285,9 @@ class Mapper:
                 trace["ttft"] = out.ttft_ms
             elif info.first_token_ns is not None and info.first_token_ns >= rec.start_ns:
                 trace["ttft"] = (info.first_token_ns - rec.start_ns) / 1e6
-            traces.append(Mapped("trace", trace, label, out))
+            trace_m = Mapped("trace", trace, label, out)
+            span_m.twin = trace_m
+            traces.append(trace_m)
         for score in out.feedback_scores:
             s = dict(score)
             s["id"] = span_id

@@ -108,9 +108,16 @@ class ContentStage:
         self._resource_memo: Tuple[Any, Any] = (None, None)
         #: objects of the previous item found clean (a trace row's, for its root span)
         self._memo: List[Any] = []
+        #: the last item found clean as it is (a trace row, for its root span)
+        self._clean_item: Optional[Mapped] = None
         self._scan = self._make_scan()
 
     def __call__(self, m: Mapped) -> Mapped:
+        if m.twin is not None and m.twin is self._clean_item:
+            # a root span right after its trace row, found clean unchanged: the span's
+            # content fields are the trace row's own objects (its extra keys are ids,
+            # type, model, provider, usage, cost and ttft, which are not content)
+            return m
         # Fast path: a read-only scan (keys checked in C, long strings collected) and one
         # check over all collected text at once. Most spans end here, unchanged.
         strs: List[str] = []
@@ -120,6 +127,7 @@ class ContentStage:
         if strs and self.scrubber is not None and self.scrubber.any_might_hold_secret(strs):
             return self._rewrite(m)
         self._memo = clean
+        self._clean_item = m
         return m
 
     def _scan_item(self, d: Dict[str, Any], strs: List[str], clean: List[Any]) -> bool:
