@@ -9,16 +9,22 @@ two paths, each in its own process under ``valgrind --tool=callgrind``:
 * **otlp**: the official exporter's ``encode_spans(...).SerializePartialToString()``;
 * **sidecar**: what ``opik-otel serve`` does with the OTLP requests of those
   spans (512 per request): parse and validate, convert to records, the same
-  pipeline, request bodies and gzip.
+  pipeline, request bodies and gzip;
+* **opik-exporter** and **otlp-exporter**: the whole exporters, ``OpikSpanExporter``
+  and the official ``OTLPSpanExporter`` (HTTP/protobuf, no compression, its
+  default), each exporting the spans in batches of 512 to a local sink and
+  flushing: with the sender thread, its queue and HTTP (callgrind counts every
+  thread). This is the issue's comparison, without the machine's noise.
 
-A fourth process builds the same spans (and their OTLP requests) and warms
-every path but runs none. Its count is subtracted from the others. HTTP is left
-out of every path; it is a few percent of either exporter's CPU and about a
-fifth of the sidecar's (its server and its client, see README.md).
+A further process builds the same spans (and their OTLP requests), creates and
+warms both exporters and every path, but runs none. Its count is subtracted from
+the others. HTTP is in the two whole-exporter counts only; it is a few percent
+of either exporter's CPU and about a fifth of the sidecar's (its server and its
+client, see README.md).
 
     python benchmarks/instructions.py [--spans 1536] [--shape agent|llm] [--spans-per-trace 3] [--out F]
 
-It needs ``valgrind``. A run of 1,536 spans takes about a minute and a half on 2 cores.
+It needs ``valgrind``. A run of 1,536 spans takes about three minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -37,11 +43,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def _child(mode: str, shape: str, n: int, per_trace: int) -> None:
-    """One measured process: build the spans, warm both paths, then run ``mode`` once."""
+def _child(mode: str, shape: str, n: int, per_trace: int, sink_url: str) -> None:
+    """One measured process: build the spans, warm every path, then run ``mode`` once."""
     sys.path.insert(0, HERE)
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from spans import SpanFactory, batches
+
+    from opentelemetry.exporter.opik import OpikSpanExporter
 
     from opentelemetry.exporter.opik._compress import gzip_compressor
     from opentelemetry.exporter.opik._config import resolve_settings
@@ -81,6 +90,14 @@ def _child(mode: str, shape: str, n: int, per_trace: int) -> None:
         return [encode_spans(batch).SerializeToString() for batch in batches(group)]
 
     bodies, warm_bodies = requests(spans), requests(warm)
+    no_config = {"OPIK_CONFIG_PATH": "/nonexistent/opik.config"}
+    exporters: Dict[str, Any] = {
+        "opik-exporter": OpikSpanExporter(settings=resolve_settings({"url": sink_url + "/api"}, env=no_config)),
+        "otlp-exporter": OTLPSpanExporter(endpoint=sink_url + "/v1/traces"),
+    }
+    for exporter in exporters.values():
+        exporter.export(warm)
+        exporter.force_flush()
     opik(warm)
     otlp(warm)
     sidecar(warm_bodies)
@@ -90,6 +107,16 @@ def _child(mode: str, shape: str, n: int, per_trace: int) -> None:
         otlp(spans)
     elif mode == "sidecar":
         sidecar(bodies)
+    elif mode in exporters:
+        exporter = exporters[mode]
+        for batch in batches(spans):
+            exporter.export(batch)
+        exporter.force_flush()
+        if mode == "opik-exporter":
+            stats = exporter.stats()
+            assert stats["spans_exported"] >= len(spans) and not stats["dropped"], stats
+    for exporter in exporters.values():
+        exporter.shutdown()
     print(len(spans))
 
 
@@ -108,6 +135,8 @@ def _count(mode: str, args: argparse.Namespace) -> int:
         str(args.spans),
         "--spans-per-trace",
         str(args.spans_per_trace),
+        "--sink",
+        args.sink,
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     m = _COLLECTED.search(r.stderr)
@@ -123,9 +152,10 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--spans-per-trace", type=int, default=3, help="for --shape llm")
     ap.add_argument("--out", help="also write the figures as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--sink", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        _child(args.child, args.shape, args.spans, args.spans_per_trace)
+        _child(args.child, args.shape, args.spans, args.spans_per_trace, args.sink)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: this measurement needs it (apt install valgrind)", file=sys.stderr)
@@ -135,9 +165,12 @@ def main(argv: List[str]) -> int:
     from spans import SpanFactory
 
     n = len(SpanFactory().build(args.shape, args.spans, spans_per_trace=args.spans_per_trace))
+    from sink import sink
+
     # instruction counts do not depend on load: the processes run side by side
-    modes = ("base", "opik", "otlp", "sidecar")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(modes)) as pool:
+    modes = ("base", "opik", "otlp", "sidecar", "opik-exporter", "otlp-exporter")
+    with sink() as url, concurrent.futures.ThreadPoolExecutor(max_workers=len(modes)) as pool:
+        args.sink = url
         futures = {mode: pool.submit(_count, mode, args) for mode in modes}
         counts: Dict[str, int] = {mode: f.result() for mode, f in futures.items()}
     per_span = {mode: (counts[mode] - counts["base"]) / n for mode in modes[1:]}
@@ -149,6 +182,7 @@ def main(argv: List[str]) -> int:
         "instructions_per_span": per_span,
         "ratio_opik_vs_otlp": per_span["opik"] / per_span["otlp"],
         "ratio_sidecar_vs_otlp": per_span["sidecar"] / per_span["otlp"],
+        "ratio_exporter_vs_otlp_exporter": per_span["opik-exporter"] / per_span["otlp-exporter"],
     }
     print(f"{n} spans ({args.shape}), instructions per span counted by callgrind:")
     print(f"  opik (records, pipeline, request bodies, gzip): {per_span['opik']:>12,.0f}")
@@ -156,6 +190,10 @@ def main(argv: List[str]) -> int:
     print(f"  sidecar (parse, records, pipeline, bodies, gzip): {per_span['sidecar']:>10,.0f}")
     print(f"  ratio opik / otlp:                              {result['ratio_opik_vs_otlp']:>12.3f}")
     print(f"  ratio sidecar / otlp:                           {result['ratio_sidecar_vs_otlp']:>12.3f}")
+    print("whole exporters, batches of 512 to a local sink, with their threads and HTTP:")
+    print(f"  OpikSpanExporter (gzip):                        {per_span['opik-exporter']:>12,.0f}")
+    print(f"  OTLPSpanExporter (no compression):              {per_span['otlp-exporter']:>12,.0f}")
+    print(f"  ratio:                                          {result['ratio_exporter_vs_otlp_exporter']:>12.3f}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

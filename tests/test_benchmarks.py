@@ -103,5 +103,8 @@ def test_instruction_count_runs(tmp_path: Path) -> None:
     # both paths did measurable work on top of the same baseline (no figure is asserted)
     assert counts["opik"] > counts["base"] and counts["otlp"] > counts["base"]
     assert counts["sidecar"] > counts["base"]  # the sidecar's path, from the OTLP requests of the same spans
+    # and the whole exporters, which exported every span to the sink (the child checks ours)
+    assert counts["opik-exporter"] > counts["base"] and counts["otlp-exporter"] > counts["base"]
+    assert res["ratio_exporter_vs_otlp_exporter"] > 0
     assert res["spans"] >= 24 and res["instructions_per_span"]["opik"] > 0
     assert "ratio opik / otlp" in r.stdout and "ratio sidecar / otlp" in r.stdout
