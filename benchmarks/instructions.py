@@ -51,7 +51,6 @@ def _child(mode: str, shape: str, n: int, per_trace: int, sink_url: str) -> None
     from spans import SpanFactory, batches
 
     from opentelemetry.exporter.opik import OpikSpanExporter
-
     from opentelemetry.exporter.opik._compress import gzip_compressor
     from opentelemetry.exporter.opik._config import resolve_settings
     from opentelemetry.exporter.opik._items import KIND_ORDER, request_body
