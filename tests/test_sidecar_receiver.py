@@ -7,6 +7,7 @@ import gzip
 import threading
 import time
 import zlib
+from contextlib import contextmanager
 from typing import Any, Iterator, List, Tuple
 
 import pytest
@@ -172,18 +173,26 @@ class _GatedPipeline(Pipeline):
         return super().process(records, default_project)
 
 
-def _async_receiver(opik: OpikStandin, **kw: Any) -> Tuple[Receiver, _GatedPipeline]:
+@contextmanager
+def _async_receiver(opik: OpikStandin, shutdown: float = 1.0, **kw: Any) -> Iterator[Tuple[Receiver, _GatedPipeline]]:
+    """A receiver that maps on its own thread through a gated pipeline; opened, then always
+    released (gate open, mapping finished, writer shut down) whatever the test asserted."""
     settings = kw.pop("settings", {})
+    limits = kw.pop("limits", None) or Limits()
     s = resolve_settings(dict({"url": opik.url}, **settings))
     stats = Stats()
     pipeline = _GatedPipeline(s, stats)
-    rx = Receiver(s, pipeline, Writer(s, stats=stats), stats, Limits(), map_async=True, **kw)
-    return rx, pipeline
+    rx = Receiver(s, pipeline, Writer(s, stats=stats), stats, limits, map_async=True, **kw)
+    try:
+        yield rx, pipeline
+    finally:
+        pipeline.gate.set()
+        rx.finish_mapping(5)
+        rx.writer.shutdown(shutdown)
 
 
 def test_async_answers_before_mapping_and_delivers_after(opik: OpikStandin) -> None:
-    rx, pipeline = _async_receiver(opik)
-    try:
+    with _async_receiver(opik) as (rx, pipeline):
         t0 = time.monotonic()
         out = rx.export(_batch(2, 3))
         assert out.code == OK and out.rejected == 0
@@ -194,15 +203,10 @@ def test_async_answers_before_mapping_and_delivers_after(opik: OpikStandin) -> N
         pipeline.gate.set()
         opik.wait_for_counts(traces=2, spans=6)
         assert rx.pending_spans() == 0 and rx._reserved_items == 0 and rx._reserved_bytes == 0
-    finally:
-        pipeline.gate.set()
-        rx.finish_mapping(5)
-        rx.writer.shutdown(1)
 
 
 def test_async_waits_for_mapping_room_then_says_busy(opik: OpikStandin) -> None:
-    rx, pipeline = _async_receiver(opik, max_pending_spans=4, max_wait=0.3)
-    try:
+    with _async_receiver(opik, max_pending_spans=4, max_wait=0.3) as (rx, pipeline):
         assert rx.export(_batch(2, 2)).code == OK  # 4 spans pending: the bound
         assert pipeline.entered.wait(5)
         t0 = time.monotonic()
@@ -222,38 +226,30 @@ def test_async_waits_for_mapping_room_then_says_busy(opik: OpikStandin) -> None:
         waiter.join(10)
         assert result and result[0].code == OK
         opik.wait_for_counts(traces=3, spans=6)
-    finally:
-        pipeline.gate.set()
-        rx.finish_mapping(5)
-        rx.writer.shutdown(1)
 
 
 def test_async_reservations_count_against_the_writer_bounds(opik: OpikStandin) -> None:
     opik.faults.add(Fault.respond(503, times=None))  # Opik down: the writer keeps what it has
-    rx, pipeline = _async_receiver(opik, settings={"max_queue_items": 40, "timeout": 0.2, "retry_deadline": 60})
-    try:
-        # 6 spans reserve ceil(6 * 2.0 * 1.25) = 15 items before any is mapped
-        assert rx.export(_batch(2, 3)).code == OK and rx._reserved_items == 15
-        assert rx.export(_batch(2, 3)).code == OK and rx._reserved_items == 30
-        out = rx.export(_batch(2, 3))  # 45 > 40: refused although nothing is in the writer yet
-        assert out.code == BUSY and "queue to Opik is full" in out.message
-        assert rx.writer.pending() == 0
-        too_big = rx.export(_batch(10, 2))  # 20 spans reserve 50 items: more than the queue can hold
-        assert too_big.code == TOO_LARGE
-        pipeline.gate.set()
-        assert rx.finish_mapping(10)
-        assert rx.writer.pending() == 16  # 4 traces + 12 spans, all queued against their reservations
-        assert rx._reserved_items == 0
-    finally:
-        opik.faults.clear()
-        pipeline.gate.set()
-        rx.finish_mapping(5)
-        rx.writer.shutdown(0.5)
+    with _async_receiver(opik, settings={"max_queue_items": 40, "timeout": 0.2, "retry_deadline": 60}, shutdown=0.5) as (rx, pipeline):
+        try:
+            # 6 spans reserve ceil(6 * 2.0 * 1.25) = 15 items before any is mapped
+            assert rx.export(_batch(2, 3)).code == OK and rx._reserved_items == 15
+            assert rx.export(_batch(2, 3)).code == OK and rx._reserved_items == 30
+            out = rx.export(_batch(2, 3))  # 45 > 40: refused although nothing is in the writer yet
+            assert out.code == BUSY and "queue to Opik is full" in out.message
+            assert rx.writer.pending() == 0
+            too_big = rx.export(_batch(10, 2))  # 20 spans reserve 50 items: more than the queue can hold
+            assert too_big.code == TOO_LARGE
+            pipeline.gate.set()
+            assert rx.finish_mapping(10)
+            assert rx.writer.pending() == 16  # 4 traces + 12 spans, all queued against their reservations
+            assert rx._reserved_items == 0
+        finally:
+            opik.faults.clear()
 
 
 def test_async_mapping_error_is_counted_and_the_thread_goes_on(opik: OpikStandin, caplog: pytest.LogCaptureFixture) -> None:
-    rx, pipeline = _async_receiver(opik)
-    try:
+    with _async_receiver(opik) as (rx, pipeline):
         pipeline.fail_next = True
         assert rx.export(_batch(1, 3)).code == OK
         assert rx.export(_batch(1, 2)).code == OK
@@ -263,15 +259,10 @@ def test_async_mapping_error_is_counted_and_the_thread_goes_on(opik: OpikStandin
         assert "a mapping bug" not in caplog.text
         assert rx.stats.snapshot()["spans_rejected"] == 3
         assert rx.pending_spans() == 0 and rx._reserved_items == 0
-    finally:
-        pipeline.gate.set()
-        rx.finish_mapping(5)
-        rx.writer.shutdown(1)
 
 
 def test_async_draining_maps_what_was_acknowledged(opik: OpikStandin) -> None:
-    rx, pipeline = _async_receiver(opik, max_pending_spans=2, max_wait=10)
-    try:
+    with _async_receiver(opik, max_pending_spans=2, max_wait=10) as (rx, pipeline):
         assert rx.export(_batch(1, 2)).code == OK
         assert pipeline.entered.wait(5)
         waiter: List[Any] = []
@@ -286,9 +277,6 @@ def test_async_draining_maps_what_was_acknowledged(opik: OpikStandin) -> None:
         assert rx.finish_mapping(10)
         assert rx.writer.flush(10)
         assert len(opik.spans) == 2 and len(opik.traces) == 1  # the acknowledged request, nothing else
-    finally:
-        pipeline.gate.set()
-        rx.writer.shutdown(1)
 
 
 def test_async_answers_from_a_parsed_request_and_converts_it_on_the_mapping_thread(opik: OpikStandin, caplog: pytest.LogCaptureFixture) -> None:
@@ -296,11 +284,7 @@ def test_async_answers_from_a_parsed_request_and_converts_it_on_the_mapping_thre
 
     from opentelemetry.exporter.opik._otlp import DecodeLimits
 
-    s = resolve_settings({"url": opik.url})
-    stats = Stats()
-    pipeline = _GatedPipeline(s, stats)
-    rx = Receiver(s, pipeline, Writer(s, stats=stats), stats, Limits(decode=DecodeLimits(max_attributes=3)), map_async=True)
-    try:
+    with _async_receiver(opik, limits=Limits(decode=DecodeLimits(max_attributes=3))) as (rx, pipeline):
         def build(tracer: Any) -> None:
             with tracer.start_as_current_span("wide", attributes={f"k{i}": i for i in range(6)}):
                 tracer.start_span("child").end()
@@ -318,10 +302,6 @@ def test_async_answers_from_a_parsed_request_and_converts_it_on_the_mapping_thre
         while "attribute limit" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "attribute limit" in caplog.text  # limits met after the answer are logged
-    finally:
-        pipeline.gate.set()
-        rx.finish_mapping(5)
-        rx.writer.shutdown(1)
 
 
 def test_max_pending_spans_comes_from_the_flag_or_the_environment(opik: OpikStandin) -> None:
