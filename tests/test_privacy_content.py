@@ -259,9 +259,9 @@ def test_a_root_span_after_its_clean_trace_row_is_not_judged_twice() -> None:
     walked = []
     real_scan = stage._scan_item
 
-    def counting_scan(d: Any, strs: Any, clean_objs: Any) -> bool:
+    def counting_scan(d: Any, *rest: Any) -> bool:
         walked.append(d.get("id"))
-        return real_scan(d, strs, clean_objs)
+        return real_scan(d, *rest)
 
     stage._scan_item = counting_scan  # type: ignore[method-assign]
     trace, span = Mapper(settings).map([clean]).items

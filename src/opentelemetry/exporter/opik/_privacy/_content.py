@@ -106,8 +106,6 @@ class ContentStage:
         self._min = MIN_SECRET_LEN
         self.stats = stats
         self._resource_memo: Tuple[Any, Any] = (None, None)
-        #: objects of the previous item found clean (a trace row's, for its root span)
-        self._memo: List[Any] = []
         #: the last item found clean as it is (a trace row, for its root span)
         self._clean_item: Optional[Mapped] = None
         self._scan = self._make_scan()
@@ -121,41 +119,32 @@ class ContentStage:
         # Fast path: a read-only scan (keys checked in C, long strings collected) and one
         # check over all collected text at once. Most spans end here, unchanged.
         strs: List[str] = []
-        clean: List[Any] = []
-        if self._scan_item(m.data, strs, clean):
+        if self._scan_item(m.data, strs):
             return self._rewrite(m)
         if strs and self.scrubber is not None and self.scrubber.any_might_hold_secret(strs):
             return self._rewrite(m)
-        self._memo = clean
         self._clean_item = m
         return m
 
-    def _scan_item(self, d: Dict[str, Any], strs: List[str], clean: List[Any]) -> bool:
-        """True when the item may need a change (secret key, blob, size, odd type).
-
-        ``clean`` receives the scanned objects, to be remembered if their strings pass too.
-        """
+    def _scan_item(self, d: Dict[str, Any], strs: List[str]) -> bool:
+        """True when the item may need a change (secret key, blob, size, odd type); ``strs``
+        receives the strings long enough to be judged for secrets."""
         scan = self._scan
         cap = self.field_max
-        memo = self._memo
         cnt = [0]
+        fields = 0
         for f in WALKED:
             v = d.get(f)
             if v is None:
                 continue
-            # a trace row and its root span share these objects: found clean once is enough
-            for obj in memo:
-                if obj is v:
-                    break
-            else:
-                if f == "metadata" and type(v) is dict and type(v.get("otel")) is dict:
-                    if self._scan_metadata(v, strs, cnt):
-                        return True
-                elif scan(v, 0, strs, cnt):
+            fields += 1
+            if f == "metadata" and type(v) is dict and type(v.get("otel")) is dict:
+                if self._scan_metadata(v, strs, cnt):
                     return True
-            clean.append(v)
+            elif scan(v, 0, strs, cnt):
+                return True
         # one bound for all fields together: if they fit, each does (else measured on the slow path)
-        bound = cnt[0] * _ENTRY_BOUND + 64 * len(clean)
+        bound = cnt[0] * _ENTRY_BOUND + 64 * fields
         if bound > cap or sum(map(len, strs)) * 6 > cap - bound:
             return True
         for f in CAPPED_STRINGS:
