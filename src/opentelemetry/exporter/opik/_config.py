@@ -138,6 +138,7 @@ SPECS: Tuple[_Spec, ...] = (
     _Spec("scopes_deny", _PREFIX + "SCOPES_DENY", _parse_list, (), None, "drop spans of these instrumentation scopes (prefixes)"),
     _Spec("field_max_bytes", _PREFIX + "FIELD_MAX_BYTES", _positive_int(256), 4 * 1024 * 1024, None, "cap per input/output/metadata value; longer strings are shortened inside the JSON"),
     _Spec("blob_max_bytes", _PREFIX + "BLOB_MAX_BYTES", _positive_int(64), 32 * 1024, None, "base64 images/blobs larger than this become a placeholder"),
+    _Spec("message_format", _PREFIX + "MESSAGE_FORMAT", _choice("opik", "otel"), "opik", None, "`opik` reshapes LLM messages into the chat form Opik's UI renders; `otel` keeps them as the instrumentation sent them"),
     _Spec("project_from_service_name", _PREFIX + "PROJECT_FROM_SERVICE_NAME", _parse_bool, False, None, "use the resource `service.name` as project when no `opik.project_name`"),
 )
 _BY_FIELD = {s.field: s for s in SPECS}
@@ -174,6 +175,7 @@ class OpikSettings:
     scopes_deny: Tuple[str, ...]
     field_max_bytes: int
     blob_max_bytes: int
+    message_format: str
     project_from_service_name: bool
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 

@@ -17,7 +17,7 @@ from .._ids import span_uuid, trace_uuid
 from .._items import Label, label_text
 from .._json import parse_json_like
 from .._record import STATUS_UNSET, SpanRecord
-from . import core
+from . import core, messages
 from ._model import MappedSpan
 from ._time import iso_ns
 from ._traces import TraceCache, TraceInfo
@@ -39,6 +39,37 @@ def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int)
     if sid is None:
         sid = memo[key] = span_uuid(otel_span_id, start_ms)
     return sid
+
+
+_TEXT_CAP = 32_768
+
+
+def _note_conversation(info: TraceInfo, out: MappedSpan) -> None:
+    """Remember the trace's first question and last answer, for a root span that has neither."""
+    rec = out.record
+    q = messages.question(out.input)
+    if q and (info.question is None or rec.start_ns < info.question[0]):
+        info.question = (rec.start_ns, q[:_TEXT_CAP])
+    a = messages.answer(out.output)
+    if a and (info.answer is None or rec.end_ns >= info.answer[0]):
+        info.answer = (rec.end_ns, a[:_TEXT_CAP])
+
+
+def _readable_trace(trace: Dict[str, Any], info: TraceInfo) -> bool:
+    """Give the trace row the text a person reads in the thread view; True when nothing changed.
+
+    The root span's own input/output stay when they read as text; otherwise the
+    trace's first LLM question and last LLM answer stand in for them.
+    """
+    unchanged = True
+    if info.question is not None and messages.question(trace.get("input")) is None:
+        trace["input"] = {"messages": [{"role": "user", "content": info.question[1]}]}
+        unchanged = False
+    if info.answer is not None and messages.answer(trace.get("output")) is None:
+        trace["output"] = {"choices": [{"index": 0, "message": {"role": "assistant", "content": info.answer[1]}}]}
+        unchanged = False
+    info.question = info.answer = None
+    return unchanged
 
 
 class Mapped:
@@ -83,11 +114,14 @@ class Mapper:
         self.settings = settings
         self.readers = tuple(readers) if readers is not None else _default_readers()
         self.cache = cache if cache is not None else TraceCache()
+        self._reshape = settings.message_format == "opik"
 
     def read(self, record: SpanRecord) -> MappedSpan:
         out = MappedSpan(record)
         for reader in self.readers:
             reader(out)
+        if self._reshape:
+            messages.normalize(out)
         return out
 
     def map(self, records: Iterable[SpanRecord], default_project: Optional[str] = None) -> MapResult:
@@ -137,6 +171,8 @@ class Mapper:
                 with self.cache.lock:
                     info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
                     self._note(info, out)
+                    if self._reshape and out.type == "llm":
+                        _note_conversation(info, out)
                 trace_row = rec.is_local_root and "trace_id" not in out.opik_ids
                 self._emit(out, info, default_project, trace_row, traces, spans, scores, span_ids)
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
@@ -285,8 +321,10 @@ class Mapper:
                 trace["ttft"] = out.ttft_ms
             elif info.first_token_ns is not None and info.first_token_ns >= rec.start_ns:
                 trace["ttft"] = (info.first_token_ns - rec.start_ns) / 1e6
+            shared = not self._reshape or _readable_trace(trace, info)
             trace_m = Mapped("trace", trace, label, out)
-            span_m.twin = trace_m
+            if shared:  # the content fields are the span's own objects
+                span_m.twin = trace_m
             traces.append(trace_m)
         for score in out.feedback_scores:
             s = dict(score)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Optional
+from typing import Optional, Tuple
 
 
 class TraceInfo:
-    __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched", "opik_id")
+    __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched", "opik_id", "question", "answer")
 
     def __init__(self, start_ms: int, now: float) -> None:
         self.start_ms = start_ms
@@ -24,6 +24,10 @@ class TraceInfo:
         self.thread_id: Optional[str] = None
         self.first_token_ns: Optional[int] = None
         self.genai = False
+        #: ``(start ns, text)`` of the trace's first LLM call's question and
+        #: ``(end ns, text)`` of its last answer, until the trace row is written
+        self.question: Optional[Tuple[int, str]] = None
+        self.answer: Optional[Tuple[int, str]] = None
         self.touched = now
 
 

@@ -1,0 +1,194 @@
+"""The message normalizer: every family's input/output -> the shapes Opik's UI renders.
+
+Opik's Messages view and its table/thread text read OpenAI chat shapes (see
+``docs/mapping.md``, "How content is shaped"). Convention readers store content
+as their family has it; :func:`normalize` runs once per span after all of them
+and rewrites it:
+
+* LLM spans: input ``{"messages": [OpenAI chat messages], ...request params}``,
+  output ``{"choices": [{"index", "message", "finish_reason"}]}``;
+* agent, chain and other spans whose content is a conversation: input
+  ``{"messages": [...]}`` (the table shows the last user message), output
+  ``{"messages": [...]}`` (the last assistant message);
+* tool spans are left as their readers made them (arguments and result).
+
+:func:`question` and :func:`answer` give the plain text a person reads for a
+field, which the trace row uses. ``OTEL_EXPORTER_OPIK_MESSAGE_FORMAT=otel``
+turns this module off.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from .._model import MappedSpan
+from ._chat import ROLES, is_message_like, to_chat, to_choices, to_messages
+from ._content import as_text
+
+__all__ = ["normalize", "llm_input", "llm_output", "conversation", "question", "answer", "to_chat", "to_choices"]
+
+IO = Dict[str, Any]
+
+
+def _is_chat(msgs: Any) -> bool:
+    return isinstance(msgs, list) and bool(msgs) and all(
+        isinstance(m, dict) and m.get("role") in ROLES and "parts" not in m for m in msgs
+    )
+
+
+def _messages_of(value: IO, key: str) -> Optional[List[Any]]:
+    """``value[key]`` when it is a list of messages (a LangChain batch of one unwrapped)."""
+    msgs = value.get(key)
+    if not isinstance(msgs, list) or not msgs:
+        return None
+    if len(msgs) == 1 and isinstance(msgs[0], list):
+        msgs = msgs[0]
+    if all(is_message_like(m) for m in msgs):
+        return msgs
+    return None
+
+
+def _only_text(value: IO) -> Optional[str]:
+    """The text of ``{"value": "..."}`` / ``{"prompt": "..."}`` style objects of one string."""
+    if len(value) == 1:
+        v = next(iter(value.values()))
+        if isinstance(v, str) and v:
+            return v
+    return None
+
+
+def llm_input(value: Optional[IO]) -> Optional[IO]:
+    if not isinstance(value, dict):
+        return value
+    for key in ("messages", "contents", "input"):
+        msgs = _messages_of(value, key)
+        if msgs is not None:
+            chat = to_chat(msgs)
+            if not chat:
+                return value
+            rest = {k: v for k, v in value.items() if k != key}
+            return {"messages": chat, **rest}
+    text = _only_text(value)
+    if text is not None:
+        return {"messages": [{"role": "user", "content": text}]}
+    return value
+
+
+def _normalized_choices(choices: List[Any]) -> List[Any]:
+    result = []
+    for n, c in enumerate(choices):
+        if not isinstance(c, dict) or not isinstance(c.get("message"), dict):
+            return choices
+        msgs = [m for m in to_messages(c["message"], "assistant") if m["role"] != "tool"]
+        if not msgs:
+            return choices
+        result.append({**c, "index": c.get("index", n), "message": msgs[0]})
+    return result
+
+
+def llm_output(value: Optional[IO]) -> Optional[IO]:
+    if not isinstance(value, dict):
+        return value
+    choices = value.get("choices")
+    if isinstance(choices, list) and choices:
+        return {**value, "choices": _normalized_choices(choices)}
+    for key in ("messages", "output"):
+        msgs = _messages_of(value, key)
+        if msgs is not None:
+            made = to_choices([_one_assistant_turn(msgs)] if key == "output" else msgs)
+            if made:
+                rest = {k: v for k, v in value.items() if k != key}
+                return {"choices": made, **rest}
+    content = value.get("content")
+    if isinstance(content, dict) and isinstance(content.get("parts"), list):  # Gemini/ADK response
+        made = to_choices([{**content, "role": "assistant", "finish_reason": value.get("finish_reason")}])
+        if made:
+            return {"choices": made, **{k: v for k, v in value.items() if k != "content"}}
+    text = _only_text(value)
+    if text is not None:
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+    return value
+
+
+def _one_assistant_turn(items: List[Any]) -> Dict[str, Any]:
+    """Responses-API output items (messages, function calls, reasoning) as one assistant message."""
+    chat = [m for m in to_chat(items, "assistant") if m["role"] == "assistant"]
+    merged: Dict[str, Any] = {"role": "assistant"}
+    texts = [m["content"] for m in chat if isinstance(m.get("content"), str)]
+    if texts:
+        merged["content"] = "\n".join(texts)
+    calls = [c for m in chat for c in m.get("tool_calls", ())]
+    if calls:
+        merged["tool_calls"] = calls
+    reasoning = [m["reasoning_content"] for m in chat if "reasoning_content" in m]
+    if reasoning:
+        merged["reasoning_content"] = "\n".join(reasoning)
+    return merged
+
+
+def conversation(value: Optional[IO], side: str) -> Optional[IO]:
+    """An agent/chain field that holds a conversation -> ``{"messages": [OpenAI chat]}``."""
+    if not isinstance(value, dict):
+        return value
+    msgs = _messages_of(value, "messages")
+    if msgs is None or _is_chat(msgs):
+        return value
+    chat = to_chat(msgs, "assistant" if side == "output" else "user")
+    return {**value, "messages": chat} if chat else value
+
+
+def normalize(out: MappedSpan) -> None:
+    """Rewrite one span's input/output into the shapes Opik renders."""
+    if out.type == "llm":
+        out.input = llm_input(out.input)
+        out.output = llm_output(out.output)
+    elif out.type != "tool":
+        out.input = conversation(out.input, "input")
+        out.output = conversation(out.output, "output")
+
+
+def _text_of_content(content: Any) -> Optional[str]:
+    if isinstance(content, str):
+        return content or None
+    if isinstance(content, list):
+        for p in reversed(content):
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) and p["text"]:
+                return p["text"]
+    return None
+
+
+def question(value: Any) -> Optional[str]:
+    """The text a person reads for an input: the last user message, or a lone string."""
+    if isinstance(value, str):
+        return value or None
+    if not isinstance(value, dict):
+        return None
+    msgs = value.get("messages")
+    if isinstance(msgs, list):
+        for m in reversed(msgs):
+            if isinstance(m, dict) and m.get("role") == "user":
+                return _text_of_content(m.get("content"))
+        return None
+    return _only_text(value)
+
+
+def answer(value: Any) -> Optional[str]:
+    """The text a person reads for an output: the last choice's (or assistant message's) text."""
+    if isinstance(value, str):
+        return value or None
+    if not isinstance(value, dict):
+        return None
+    choices = value.get("choices")
+    if isinstance(choices, list) and choices:
+        msg = choices[-1].get("message") if isinstance(choices[-1], dict) else None
+        content = msg.get("content") if isinstance(msg, dict) else None
+        return content if isinstance(content, str) and content else None
+    msgs = value.get("messages")
+    if isinstance(msgs, list):
+        for m in reversed(msgs):
+            if isinstance(m, dict) and m.get("role") == "assistant":
+                c = m.get("content")
+                return c if isinstance(c, str) and c else None
+        return None
+    text = _only_text(value)
+    return text if text is not None else (as_text(value["output"]) if isinstance(value.get("output"), str) else None)
