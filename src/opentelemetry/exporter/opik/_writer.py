@@ -15,8 +15,12 @@ exactly one outcome, each counted in :class:`Stats`:
 * isolated on 400/422: Opik's error indexes (or bisection) find the rejected
   items, every other item is delivered, each rejected item is logged once with
   Opik's error text and its span name and ids;
-* paused on 401/403: one clear error naming URL, workspace and the setting to
-  fix, no request for minutes, drops counted;
+* retried on 401/403 too, with a backoff from 1 s doubling to 60 s, until the
+  retry deadline: one clear error naming URL, workspace and the setting to fix,
+  and nothing dropped for a refusal that goes away (a key rotated, a proxy
+  restarting). A refusal that lasts the whole deadline is confirmed: those items
+  are spooled or dropped as ``unauthorized`` and, for ``auth_pause``, new ones
+  too without a request, after which one request tries again;
 * spooled to disk (if a spool is configured) when undeliverable now, and
   re-sent from the spool when Opik answers again or at the next start.
 
@@ -50,8 +54,11 @@ _logger = logging.getLogger("opentelemetry.exporter.opik")
 #: first retry wait bound (seconds); doubles per attempt up to BACKOFF_CAP (full jitter below it)
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-#: no request for this long after a 401/403
-AUTH_PAUSE = 300.0
+#: retry waits after a 401/403: from this, doubling per attempt, up to AUTH_BACKOFF_CAP
+AUTH_BACKOFF_BASE = 1.0
+AUTH_BACKOFF_CAP = 60.0
+#: no request for this long after a refusal confirmed over a whole retry deadline
+AUTH_PAUSE = 60.0
 #: how long the sender lets a burst gather before it cuts a request
 LINGER = 0.05
 #: after a failed re-send from the spool, wait this long before the next one unless a request succeeds
@@ -159,6 +166,8 @@ class Writer:
         self._close_by: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
         self._auth_paused_until = 0.0
+        #: a refusal was logged and no request succeeded since (one error line per episode)
+        self._auth_logged = False
         self._pid = os.getpid()
         self._log = _RateLimitedLog()
         self._dropped_unlogged = 0
@@ -329,8 +338,9 @@ class Writer:
         with self._cond:
             self._close_by = end - reserve
             self._cond.notify_all()
-        if self.spool is not None:
-            self._interrupt.set()  # a retry wait in progress re-checks: with a spool, closing does not wait on a down Opik
+        # A retry wait in progress re-checks: with a spool, closing does not wait on a down Opik,
+        # and a refusal of our credentials gets one last attempt, not the rest of the backoff.
+        self._interrupt.set()
         if self.pending():
             if self._ensure_thread():
                 done = self._wait_idle(end - reserve)
@@ -566,8 +576,7 @@ class Writer:
                 self._deliver_oversized(kind, items[0], deadline, target, budget)
         elif status in (400, 422):
             self._isolate(kind, items, resp, deadline, budget)
-        elif status in (401, 403):
-            self._auth_failed(status, resp)
+        elif status in (401, 403):  # pragma: no cover - _request_with_retry retries these
             self._give_up(items, "unauthorized")
         else:
             self._final_error(kind, items, resp)
@@ -649,10 +658,9 @@ class Writer:
 
     def _auth_failed(self, status: int, resp: Response) -> None:
         s = self.settings
-        already = time.monotonic() < self._auth_paused_until
-        self._auth_paused_until = time.monotonic() + self.auth_pause
-        if already:
+        if self._auth_logged:
             return
+        self._auth_logged = True
         key_src = s.sources.get("api_key", "") if s.sources else ""
         ws_src = s.sources.get("workspace", "default") if s.sources else "default"
         if status == 401:
@@ -665,9 +673,10 @@ class Writer:
         opik_says = resp.text.strip()[:200]
         _logger.error(
             "Opik at %s refused the credentials (HTTP %d%s) for workspace %r: fix %s. "
-            "Sending is paused for %d s; spans meanwhile are %s and counted in exporter.stats().",
+            "Retrying with backoff for up to %d s, keeping the spans; if Opik still refuses then, they are %s "
+            "and counted in exporter.stats().",
             safe_url(s.url), status, f": {opik_says}" if opik_says else "", s.workspace, fix,
-            int(self.auth_pause), "spooled" if self.spool is not None else "dropped",
+            int(s.retry_deadline), "spooled" if self.spool is not None else "dropped",
         )
 
     def _final_error(self, kind: str, items: List[Item], resp: Response) -> None:
@@ -697,6 +706,7 @@ class Writer:
         body = request_body(kind, items)
         attempt = 0
         last_chance = False
+        refused = False  # the last answer refused our credentials
         while True:
             limit, closing = deadline, False
             close_by = self._close_by
@@ -706,7 +716,7 @@ class Writer:
                 raise _GiveUp("shutdown")
             remaining = limit - time.monotonic()
             if remaining <= 0.01:
-                raise _GiveUp("shutdown" if closing else "retry_deadline")
+                raise _GiveUp("unauthorized" if refused else ("shutdown" if closing else "retry_deadline"))
             t0 = time.monotonic()
             resp: Optional[Response] = None
             err: Optional[str] = None
@@ -717,15 +727,23 @@ class Writer:
             self.stats.record_request(
                 time.monotonic() - t0, "error" if resp is None else ("ok" if resp.ok else f"http_{resp.status}")
             )
-            if resp is not None and resp.status not in RETRYABLE_STATUS:
+            refused = resp is not None and resp.status in (401, 403)
+            if resp is not None and resp.status not in RETRYABLE_STATUS and not refused:
                 self._note_up(resp.ok)
                 return resp
+            if refused and resp is not None:
+                self._auth_failed(resp.status, resp)
+                if closing:
+                    raise _GiveUp("unauthorized")  # shutting down: that was the last attempt
             self._note_down()
+            gave_up = "unauthorized" if refused else ("shutdown" if closing else "retry_deadline")
             if self._closed and self.spool is not None:
-                raise _GiveUp("shutdown")  # spooled now and re-sent later beats holding up the exit
+                raise _GiveUp(gave_up if refused else "shutdown")  # spooled now and re-sent later beats holding up the exit
             hint = resp.server_delay() if resp is not None else None
-            cap = min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, 30)))
-            delay = random.uniform(0.0, cap)  # full jitter
+            if refused:  # a credentials problem is fixed by people: no storm, but no hurry to give up either
+                delay = min(AUTH_BACKOFF_CAP, AUTH_BACKOFF_BASE * (2 ** min(attempt, 30)))
+            else:
+                delay = random.uniform(0.0, min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, 30))))
             if hint is not None:
                 delay = max(delay, hint)
             elif attempt == 0 and err is not None:
@@ -736,7 +754,9 @@ class Writer:
                 # server said not before then: giving up early would waste the rest of the window.
                 room = limit - now - min(self.settings.timeout, 2.0)
                 if last_chance or room <= 0.05 or (hint is not None and now + hint >= limit):
-                    raise _GiveUp("shutdown" if closing else "retry_deadline")
+                    if refused and not closing:
+                        self._auth_paused_until = time.monotonic() + self.auth_pause  # confirmed
+                    raise _GiveUp(gave_up)
                 delay, last_chance = room, True
             why = err or f"HTTP {resp.status if resp is not None else '?'}"
             if delay > 0:
@@ -757,6 +777,7 @@ class Writer:
     def _note_up(self, ok: bool) -> None:
         if ok:
             self._next_replay_at = 0.0
+            self._auth_logged = False
         if self._down_since is not None:
             down = time.monotonic() - self._down_since
             self._down_since = None
@@ -929,4 +950,4 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_at_exit)
 
-__all__ = ["AUTH_PAUSE", "BACKOFF_BASE", "BACKOFF_CAP", "Writer"]
+__all__ = ["AUTH_BACKOFF_BASE", "AUTH_BACKOFF_CAP", "AUTH_PAUSE", "BACKOFF_BASE", "BACKOFF_CAP", "Writer"]
