@@ -11,15 +11,25 @@ server really did (token counts, first-chunk delay), for the test to compare.
 
 One process per instrumentation: they patch the same client classes, and
 Traceloop's ``uninstrument()`` does not unwrap (see ``data/instrumentation_spans.md``).
+
+Cases: ``warmup``, ``chat``, ``stream``, ``tool`` (one call answered by a tool
+call), ``tool_round_trip`` (tool call -> the app runs the tool and sends its
+result -> the final text answer: two LLM calls in one trace), ``image`` (a PNG
+data URL next to the question), ``error`` (the server answers 500),
+``long_stream`` and ``turn1``..``turn3`` (one conversation: each turn sends the
+whole history, the root span carries ``gen_ai.conversation.id``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import struct
 import sys
+import zlib
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 # before any instrumentation is imported: the latest GenAI conventions, content on spans
 os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
@@ -54,6 +64,29 @@ TOOLS = [
 ]
 
 
+TOOL_QUESTION = "Weather in Paris?"
+TOOL_RESULT = "Sunny, 21 C"
+TOOL_ANSWER = "It is sunny in Paris, 21 C."
+IMAGE_QUESTION = "What is in this image?"
+TURNS = [
+    ("My name is Ada.", "Nice to meet you, Ada."),
+    ("What is my name?", "Your name is Ada."),
+    ("Spell it backwards.", "A-d-A."),
+]
+
+
+def tiny_png() -> str:
+    """A real 2x2 red PNG as a data URL."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def _instrumentor(which: str) -> Any:
     if which == "openai_v2":
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
@@ -61,6 +94,10 @@ def _instrumentor(which: str) -> Any:
         from openinference.instrumentation.openai import OpenAIInstrumentor  # type: ignore[no-redef]
     elif which == "traceloop":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor  # type: ignore[no-redef]
+
+        # no image uploader: data-URL images stay inline as semconv ``blob`` parts. The default
+        # (``lambda *args: ""``) is awaited, raises, and 0.62.4 then drops the whole input silently.
+        return OpenAIInstrumentor(upload_base64_image=None)
     else:
         raise SystemExit(f"unknown instrumentation {which!r}")
     return OpenAIInstrumentor()
@@ -117,6 +154,40 @@ def main(which: str, url: str, project: str) -> Dict[str, Any]:
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS
             )
+        with tracer.start_as_current_span("case:tool_round_trip"):
+            history: List[Dict[str, Any]] = [{"role": "user", "content": TOOL_QUESTION}]
+            first = client.chat.completions.create(model="gpt-4o-mini", messages=history, tools=TOOLS)
+            call = first.choices[0].message.tool_calls[0]
+            history.append({
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": call.id, "type": "function",
+                                "function": {"name": call.function.name, "arguments": call.function.arguments}}],
+            })
+            history.append({"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT})
+            server.config.content = TOOL_ANSWER
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=history, tools=TOOLS)
+            finally:
+                server.config.content = CONTENT
+            facts["tool_call_id"] = call.id
+        with tracer.start_as_current_span("case:image"):
+            facts["image_url"] = tiny_png()
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": [
+                {"type": "text", "text": IMAGE_QUESTION},
+                {"type": "image_url", "image_url": {"url": facts["image_url"]}},
+            ]}])
+        conversation: List[Dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+        facts["conversation_id"] = f"conv-{which}"
+        for n, (question, reply) in enumerate(TURNS, 1):
+            with tracer.start_as_current_span(f"case:turn{n}", attributes={"gen_ai.conversation.id": f"conv-{which}"}):
+                conversation.append({"role": "user", "content": question})
+                server.config.content = reply
+                try:
+                    answer = client.chat.completions.create(model="gpt-4o-mini", messages=conversation)
+                finally:
+                    server.config.content = CONTENT
+                conversation.append({"role": "assistant", "content": answer.choices[0].message.content})
         with tracer.start_as_current_span("case:error"):
             try:
                 client.chat.completions.create(model="error-model", messages=messages)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import opik_ui
 import pytest
 from conftest_conventions import Recorder, children_of, iso, mapped, strip
 from opentelemetry.trace import SpanKind
@@ -55,10 +56,10 @@ def test_current_inference_span_full_mapping() -> None:
                   "cache_read_input_tokens": 100, "reasoning_tokens": 12},
         "ttft": 250.5,
         "input": {"messages": [
-            {"role": "system", "parts": [{"type": "text", "content": "Answer in French."}]},
-            {"role": "user", "parts": [{"type": "text", "content": "Hi"}]},
+            {"role": "system", "content": "Answer in French."},
+            {"role": "user", "content": "Hi"},
         ]},
-        "output": {"messages": [{"role": "assistant", "parts": [{"type": "text", "content": "Salut"}], "finish_reason": "stop"}]},
+        "output": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Salut"}, "finish_reason": "stop"}]},
         "metadata": {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": "gemini-2.0-flash",
@@ -77,6 +78,8 @@ def test_current_inference_span_full_mapping() -> None:
         "ttft": 250.5,
     }
     assert span["metadata"]["otel"]["span_kind"] == "CLIENT"
+    assert opik_ui.problems(span, "Hi", "Salut") == []
+    assert opik_ui.problems(result.trace, "Hi", "Salut") == []
 
 
 def test_structured_message_values() -> None:
@@ -86,8 +89,36 @@ def test_structured_message_values() -> None:
     rec.span("chat m", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.input.messages": messages,
                         "gen_ai.output.messages": ({"role": "assistant", "parts": ({"type": "text", "content": "Yo"},)},)}, 0, 1)
     span = mapped(rec.finished()).span("chat m")
-    assert span["input"] == {"messages": [{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]}
-    assert span["output"] == {"messages": [{"role": "assistant", "parts": [{"type": "text", "content": "Yo"}]}]}
+    assert span["input"] == {"messages": [{"role": "user", "content": "Hi"}]}
+    assert span["output"] == {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Yo"}}]}
+    assert opik_ui.problems(span, "Hi", "Yo") == []
+
+
+def test_structured_messages_with_image_and_tool_round_trip() -> None:
+    """Structured values keep their tuples all the way down: parts, tool calls, blobs."""
+    rec = Recorder()
+    messages = (
+        {"role": "user", "parts": ({"type": "text", "content": "What is this?"},
+                                   {"type": "blob", "modality": "image", "mime_type": "image/png", "content": "iVBORw0K"})},
+        {"role": "assistant", "parts": ({"type": "tool_call", "id": "c1", "name": "look", "arguments": {"zoom": 2}},)},
+        {"role": "tool", "parts": ({"type": "tool_call_response", "id": "c1", "response": "a cat"},)},
+    )
+    rec.span("chat m", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.input.messages": messages,
+                        "gen_ai.system_instructions": ({"type": "text", "content": "Be brief."},),
+                        "gen_ai.output.messages": ({"role": "assistant", "finish_reason": "stop",
+                                                    "parts": ({"type": "text", "content": "A cat."},)},)}, 0, 1)
+    span = mapped(rec.finished()).span("chat m")
+    assert span["input"] == {"messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "look", "arguments": '{"zoom":2}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "a cat"},
+    ]}
+    assert span["output"] == {"choices": [{"index": 0, "message": {"role": "assistant", "content": "A cat."},
+                                           "finish_reason": "stop"}]}
+    assert opik_ui.problems(span, "What is this?", "A cat.") == []
 
 
 def test_legacy_span_events_and_system() -> None:
@@ -119,10 +150,11 @@ def test_legacy_span_events_and_system() -> None:
         "provider": "azure",
         "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
         "input": {"messages": [{"role": "user", "content": "Tell me a joke"}]},
-        "output": {"messages": [{"role": "assistant", "content": "No."}]},
+        "output": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "No."}}]},
         "metadata": {"gen_ai.request.model": "gpt-4", "gen_ai.response.finish_reasons": ["stop"]},
     }
     assert "events" not in span["metadata"]["otel"]  # consumed, not repeated
+    assert opik_ui.problems(span, "Tell me a joke", "No.") == []
 
 
 def test_message_events_routed_onto_the_span() -> None:
@@ -133,8 +165,56 @@ def test_message_events_routed_onto_the_span() -> None:
                      ("gen_ai.user.message", 1, {"content": "Hi"}),
                      ("gen_ai.choice", 9, {"index": 0, "finish_reason": "stop", "message": '{"content": "Hello"}'})])
     span = mapped(rec.finished()).span("chat m")
-    assert span["input"] == {"messages": [{"content": "Be kind", "role": "system"}, {"content": "Hi", "role": "user"}]}
-    assert span["output"] == {"choices": [{"index": 0, "finish_reason": "stop", "message": '{"content": "Hello"}'}]}
+    assert span["input"] == {"messages": [{"role": "system", "content": "Be kind"}, {"role": "user", "content": "Hi"}]}
+    # the choice's ``message`` arrives as a JSON string: parsed, given its role
+    assert span["output"] == {"choices": [{"index": 0, "finish_reason": "stop",
+                                           "message": {"role": "assistant", "content": "Hello"}}]}
+    assert opik_ui.problems(span, "Hi", "Hello") == []
+    assert "events" not in span["metadata"]["otel"]
+
+
+def test_message_events_with_a_tool_round_trip_and_nested_bodies() -> None:
+    """Event bodies whose nested values are JSON strings, structured values or dotted keys."""
+    calls = [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]
+    rec = Recorder()
+    rec.span("chat m", {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "m"}, 0, 10,
+             events=[("gen_ai.user.message", 1, {"content": "Weather in Paris?"}),
+                     ("gen_ai.assistant.message", 1, {"tool_calls": json.dumps(calls)}),
+                     ("gen_ai.tool.message", 1, {"id": "c1", "content": "sunny"}),
+                     ("gen_ai.user.message", 1, {"content": '"And tomorrow?"'}),  # a JSON-encoded string
+                     ("gen_ai.choice", 9, {"index": 0, "finish_reason": "tool_calls",
+                                           "message.role": "assistant",
+                                           "message.tool_calls.0.id": "c2",
+                                           "message.tool_calls.0.type": "function",
+                                           "message.tool_calls.0.function.name": "get_forecast",
+                                           "message.tool_calls.0.function.arguments": '{"day": 1}'}),
+                     ("gen_ai.choice", 9, {"index": 1, "finish_reason": "stop",
+                                           "message": json.dumps({"content": json.dumps("Rain.")})})])
+    span = mapped(rec.finished()).span("chat m")
+    assert span["input"] == {"messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "user", "content": "And tomorrow?"},
+    ]}
+    assert span["output"] == {"choices": [
+        {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c2", "type": "function", "function": {"name": "get_forecast", "arguments": '{"day": 1}'}}]}},
+        {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "Rain."}},
+    ]}
+    assert opik_ui.problems(span, "And tomorrow?", "Rain.") == []
+    assert "events" not in span["metadata"]["otel"]
+
+
+def test_choice_event_with_plain_text_message_and_no_index() -> None:
+    rec = Recorder()
+    rec.span("chat m", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}, 0, 10,
+             events=[("gen_ai.user.message", 1, {"content": "Hi", "gen_ai.system": "openai"}),
+                     ("gen_ai.choice", 9, {"finish_reason": "stop", "message": "Hello there"})])
+    span = mapped(rec.finished()).span("chat m")
+    assert span["output"] == {"choices": [{"index": 0, "finish_reason": "stop",
+                                           "message": {"role": "assistant", "content": "Hello there"}}]}
+    assert opik_ui.problems(span, "Hi", "Hello there") == []
 
 
 def test_evaluations_become_feedback_scores() -> None:

@@ -4,13 +4,15 @@ Attribute sets as ``opentelemetry-instrumentation-openai`` 0.44 with
 ``opentelemetry-semantic-conventions-ai`` 0.4.9 wrote them, and as
 ``traceloop-sdk``'s ``@workflow``/``@task``/``@tool`` decorators and
 ``Traceloop.set_association_properties`` write them (the new JSON format is
-covered with the real instrumentation in ``test_instrumentations.py``).
+covered with the real instrumentation in ``test_instrumentations.py``). LLM
+spans are checked with ``opik_ui`` the way Opik's UI reads them.
 """
 
 from __future__ import annotations
 
 import json
 
+import opik_ui
 from conftest_conventions import Recorder, mapped, strip
 from opentelemetry.trace import SpanKind
 
@@ -64,10 +66,11 @@ def test_old_flattened_chat_full_mapping() -> None:
             {"role": "system", "content": "You are terse."},
             {"role": "user", "content": [{"type": "text", "text": "What is this?"},
                                          {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
-            {"role": "assistant", "tool_calls": [{"id": "call_1", "name": "look", "arguments": '{"zoom": 2}'}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": '{"zoom": 2}'}}]},
             {"role": "tool", "tool_call_id": "call_1", "content": "a cat"},
         ]},
-        "output": {"messages": [{"finish_reason": "stop", "role": "assistant", "content": "A cat."}]},
+        "output": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "A cat."}, "finish_reason": "stop"}]},
         "metadata": {
             "llm.request.type": "chat",
             "gen_ai.request.model": "gpt-4o-mini",
@@ -81,6 +84,50 @@ def test_old_flattened_chat_full_mapping() -> None:
     assert "events" not in span["metadata"]["otel"]  # chunk events are consumed, never listed
     assert strip(result.trace) == {"name": "openai.chat", "input": span["input"], "output": span["output"],
                                    "metadata": strip(span)["metadata"], "ttft": 350.25}
+    assert opik_ui.problems(span, "What is this?", "A cat.") == []
+    assert opik_ui.problems(result.trace, "What is this?", "A cat.") == []
+
+
+def test_old_format_tool_call_answers() -> None:
+    """A completion that only calls tools (``tool_calls.K.*``) or a legacy ``function_call``."""
+    base = {"llm.request.type": "chat", "gen_ai.system": "OpenAI", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Weather in Paris?",
+            "gen_ai.completion.0.role": "assistant"}
+    rec = Recorder()
+    rec.span("tools", {**base, "gen_ai.completion.0.finish_reason": "tool_calls",
+                       "gen_ai.completion.0.tool_calls.0.id": "call_1",
+                       "gen_ai.completion.0.tool_calls.0.name": "get_weather",
+                       "gen_ai.completion.0.tool_calls.0.arguments": '{"city": "Paris"}'}, 0, 1)
+    rec.span("function", {**base, "gen_ai.completion.0.finish_reason": "function_call",
+                          "gen_ai.completion.0.function_call.name": "get_weather",
+                          "gen_ai.completion.0.function_call.arguments": '{"city": "Paris"}'}, 2, 3)
+    result = mapped(rec.finished())
+    for name, call_id, finish in (("tools", "call_1", "tool_calls"), ("function", "call_0", "function_call")):
+        span = result.span(name)
+        assert span["output"] == {"choices": [{"index": 0, "finish_reason": finish, "message": {
+            "role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}}]}
+        assert opik_ui.problems(span, "Weather in Paris?") == []
+        assert "gen_ai.completion.0.finish_reason" not in span["metadata"]
+
+
+def test_old_format_anthropic_blocks_and_several_completions() -> None:
+    rec = Recorder()
+    rec.span("anthropic.chat", {
+        "llm.request.type": "chat", "gen_ai.system": "Anthropic", "gen_ai.request.model": "claude-sonnet-4",
+        "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "Be nice",
+        "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": json.dumps([{"type": "text", "text": "Weather?"}]),
+        "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.finish_reason": "tool_use",
+        "gen_ai.completion.0.content": json.dumps([{"type": "text", "text": "Let me check."},
+                                                   {"type": "tool_use", "id": "t1", "name": "w", "input": {"c": "P"}}]),
+    }, 0, 1)
+    span = mapped(rec.finished()).span("anthropic.chat")
+    assert span["input"] == {"messages": [{"role": "system", "content": "Be nice"}, {"role": "user", "content": "Weather?"}]}
+    assert span["output"] == {"choices": [{"index": 0, "finish_reason": "tool_use", "message": {
+        "role": "assistant", "content": "Let me check.",
+        "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "w", "arguments": '{"c":"P"}'}}]}}]}
+    assert span["provider"] == "anthropic"
+    assert opik_ui.problems(span, "Weather?", "Let me check.") == []
 
 
 def test_chunk_events_after_a_drop_give_no_ttft() -> None:
@@ -98,7 +145,20 @@ def test_legacy_completions_api_prompt() -> None:
                                    "gen_ai.prompt.0.user": "Say hi", "gen_ai.completion.0.content": "hi"}, 0, 1)
     span = mapped(rec.finished()).span("openai.completion")
     assert span["input"] == {"messages": [{"role": "user", "content": "Say hi"}]}
-    assert span["output"] == {"messages": [{"content": "hi"}]}
+    # a completion item has no role: it is the assistant's answer
+    assert span["output"] == {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}
+    assert opik_ui.problems(span, "Say hi", "hi") == []
+
+
+def test_old_format_embedding_input() -> None:
+    rec = Recorder()
+    rec.span("openai.embeddings", {"llm.request.type": "embedding", "gen_ai.system": "openai",
+                                   "gen_ai.request.model": "text-embedding-3-small",
+                                   "gen_ai.prompt.0.content": "embed me"}, 0, 1)
+    span = mapped(rec.finished()).span("openai.embeddings")
+    assert span["type"] == "llm"
+    assert span["input"] == {"messages": [{"role": "user", "content": "embed me"}]}
+    assert opik_ui.problems(span, "embed me") == []
 
 
 def test_workflow_task_tool_and_association_properties() -> None:
@@ -149,13 +209,19 @@ def test_workflow_task_tool_and_association_properties() -> None:
             "traceloop.entity.path": "",
         },
     }
+    # the workflow's arguments do not read as text: the trace row shows the LLM call's question;
+    # its output is one string, which reads as it is
     assert strip(result.trace) == {
         "name": "joke_generator.workflow",
-        "input": workflow["input"],
+        "input": {"messages": [{"role": "user", "content": "What is this?"}]},
         "output": workflow["output"],
         "metadata": strip(workflow)["metadata"],
         "thread_id": "chat-5",
     }
+    assert opik_ui.table_text(result.trace["input"], "input") == "What is this?"
+    assert opik_ui.table_text(result.trace["output"], "output") == "Why did the cat sit on the computer?"
+    llm = result.span("openai.chat")
+    assert opik_ui.problems(llm, "What is this?", "A cat.") == []
     t = result.span("create_joke.task")
     assert t["input"] == {"value": '{"args": [], "kwargs": {"topic": "cats and a very long descrip'}
     assert t["metadata"]["truncated"] is True

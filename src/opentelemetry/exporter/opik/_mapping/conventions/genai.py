@@ -13,7 +13,14 @@ Traceloop's new format, Pydantic AI, Vercel's ``@ai-sdk/otel``, ADK...).
   strings or structured values), ``gen_ai.system_instructions`` prepended as a
   system message, tool arguments/result, the pre-1.28 span events
   ``gen_ai.content.prompt``/``gen_ai.content.completion`` and string
-  ``gen_ai.prompt``/``gen_ai.completion``;
+  ``gen_ai.prompt``/``gen_ai.completion``; structured values (tuples of
+  mappings) made plain lists and dicts;
+* the v1.28-1.36 events when they sit on the span:
+  ``gen_ai.{system,user,assistant,tool}.message`` -> input messages (a tool
+  message's ``id`` is its ``tool_call_id``), ``gen_ai.choice`` (``{"index",
+  "finish_reason", "message"}``) -> output choices; nested values given as
+  JSON strings or dotted keys (``message.content``) and JSON-encoded string
+  contents are unwrapped. The normalizer makes all of these OpenAI chat shapes;
 * usage in Opik's keys from every spelling (``input_tokens``/``prompt_tokens``,
   ``cache_read.input_tokens``/``cache_read_input_tokens``, ...);
 * ttft from ``gen_ai.response.time_to_first_chunk`` (seconds) or the metric
@@ -24,7 +31,7 @@ Traceloop's new format, Pydantic AI, Vercel's ``@ai-sdk/otel``, ADK...).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .._model import MappedSpan, is_empty
 from . import _common as c
@@ -70,6 +77,7 @@ EV_PROMPT = "gen_ai.content.prompt"
 EV_COMPLETION = "gen_ai.content.completion"
 EV_CHOICE = "gen_ai.choice"
 EV_EVALUATION = "gen_ai.evaluation.result"
+EV_DETAILS = "gen_ai.client.inference.operation.details"
 MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
     "gen_ai.user.message": "user",
@@ -77,7 +85,10 @@ MESSAGE_EVENTS = {
     "gen_ai.tool.message": "tool",
 }
 _MESSAGE_EVENT_NAMES = frozenset(MESSAGE_EVENTS)
-_EVENT_NAMES = frozenset((EV_PROMPT, EV_COMPLETION, EV_CHOICE, EV_EVALUATION, *MESSAGE_EVENTS))
+_EVENT_NAMES = frozenset((EV_PROMPT, EV_COMPLETION, EV_CHOICE, EV_EVALUATION, EV_DETAILS, *MESSAGE_EVENTS))
+
+_EVENT_ENVELOPE = frozenset(("gen_ai.system", "gen_ai.provider.name", "event.name"))
+_NESTED = frozenset(("message", "tool_calls"))
 
 _EVAL_KEYS = (
     "gen_ai.evaluation.name",
@@ -162,9 +173,13 @@ def read(out: MappedSpan) -> None:
         if not c.set_ttft_seconds(out, "gen_ai.response.time_to_first_chunk"):
             c.set_ttft_seconds(out, "gen_ai.client.operation.time_to_first_chunk")
 
-    # --- input / output
-    _read_input(out, attrs, evs)
-    _read_output(out, attrs, evs)
+    # --- input / output (span attributes, and the same keys on operation-details events)
+    details = _operation_details(out) if evs and EV_DETAILS in evs else None
+    src = {**details[0], **attrs} if details else attrs
+    _read_input(out, src, evs)
+    _read_output(out, src, evs)
+    if details:
+        _details_read(out, *details)
 
     # --- evaluations -> feedback scores
     if "gen_ai.evaluation.name" in attrs:
@@ -180,8 +195,146 @@ def read(out: MappedSpan) -> None:
         out.used.add("event:" + EV_EVALUATION)
 
 
+def _plain(value: Any) -> Any:
+    """Structured attribute values (tuples of mappings, SDK >= 1.45) as JSON lists and dicts."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _event_body(attributes: Mapping[str, Any]) -> Dict[str, Any]:
+    """A legacy event's body from its attributes: nested values may be JSON strings or dotted keys.
+
+    ``{"message": '{"content": "Hi"}'}`` and ``{"message.content": "Hi"}`` both
+    give ``{"message": {"content": "Hi"}}`` (``tool_calls.0.function.name``
+    likewise gives a list); ``gen_ai.system`` and ``event.name`` are the
+    event's envelope, not its body.
+    """
+    body: Dict[str, Any] = {}
+    for key, value in attributes.items():
+        if key in _EVENT_ENVELOPE:
+            continue
+        value = _plain(value)
+        if isinstance(value, str) and key in _NESTED:
+            parsed, ok = c.parse_json(value)
+            if ok and isinstance(parsed, (dict, list)):
+                value = parsed
+        path = key.split(".")
+        if len(path) > 1 and path[0] in _NESTED:
+            node: Dict[str, Any] = body
+            for seg in path[:-1]:
+                nxt = node.setdefault(seg, {})
+                if not isinstance(nxt, dict):  # a leaf where a branch is expected: keep the key
+                    break
+                node = nxt
+            else:
+                node.setdefault(path[-1], value)
+                continue
+        body.setdefault(key, value)
+    return {k: _lists(v) for k, v in body.items()}
+
+
+def _lists(node: Any) -> Any:
+    """Dicts whose keys are all indexes (``{"0": ..., "1": ...}``) as lists, in numeric order."""
+    if isinstance(node, dict):
+        if node and all(isinstance(k, str) and k.isdigit() for k in node):
+            return [_lists(node[k]) for k in sorted(node, key=int)]
+        return {k: _lists(v) for k, v in node.items()}
+    return node
+
+
+def _json_string_content(m: Dict[str, Any]) -> Dict[str, Any]:
+    """``content`` given as a JSON-encoded string (``'"Hello"'``) unwrapped once."""
+    content = m.get("content")
+    if isinstance(content, str) and content[:1] == '"':
+        parsed, ok = c.parse_json(content)
+        if ok and isinstance(parsed, str):
+            return {**m, "content": parsed}
+    return m
+
+
+def _event_message(attributes: Mapping[str, Any], role: str) -> Dict[str, Any]:
+    """One ``gen_ai.{system,user,assistant,tool}.message`` event as a chat message."""
+    m = _json_string_content(_event_body(attributes))
+    m.setdefault("role", role)
+    if role == "tool" and "tool_call_id" not in m and "id" in m:
+        m["tool_call_id"] = m.pop("id")
+    return m
+
+
+def _event_choice(attributes: Mapping[str, Any], n: int) -> Dict[str, Any]:
+    """One ``gen_ai.choice`` event (``{"index", "finish_reason", "message": {...}}``) as an OpenAI choice."""
+    body = _event_body(attributes)
+    message = body.pop("message", None)
+    if isinstance(message, str):  # plain text, not JSON
+        message = {"content": message}
+    if not isinstance(message, dict):
+        message = {}
+    message = _json_string_content(dict(message))
+    message.setdefault("role", "assistant")
+    if "tool_calls" in body and "tool_calls" not in message:
+        message["tool_calls"] = body.pop("tool_calls")
+    index = c.to_float(body.pop("index", n))
+    choice: Dict[str, Any] = {"index": int(index) if index is not None else n, "message": message}
+    if "finish_reason" in body:
+        choice["finish_reason"] = body.pop("finish_reason")
+    choice.update(body)
+    return choice
+
+
+_DETAIL_MESSAGES = frozenset(("gen_ai.input.messages", "gen_ai.output.messages"))
+
+
+def _operation_details(out: MappedSpan) -> Tuple[Dict[str, Any], bool]:
+    """The attributes of a span's ``gen_ai.client.inference.operation.details`` events, and whether all can be read.
+
+    Instrumentations that keep content off span attributes (Strands with the
+    latest conventions) put ``gen_ai.input.messages``, ``gen_ai.output.messages``,
+    ``gen_ai.system_instructions`` and ``gen_ai.tool.definitions`` on this event;
+    they are read exactly like the same span attributes. Several such events on
+    one span are joined, their message lists concatenated in order. A key the span
+    also has with another value, or a second differing value, cannot be read so:
+    the events then also stay in ``metadata.otel.events``.
+    """
+    attrs = out.record.attributes
+    details: Dict[str, Any] = {}
+    complete = True
+    for ev in c.all_events(out, EV_DETAILS):
+        for k, v in ev.attributes.items():
+            if k in attrs:
+                complete = complete and attrs[k] == v
+            elif k not in details:
+                details[k] = v
+            elif k in _DETAIL_MESSAGES:
+                before, ok = c.parse_json(details[k])
+                more, ok2 = c.parse_json(v)
+                if ok and ok2 and isinstance(before, (list, tuple)) and isinstance(more, (list, tuple)):
+                    details[k] = [*before, *more]
+                else:
+                    complete = False
+            else:
+                complete = complete and details[k] == v
+    return details, complete
+
+
+def _details_read(out: MappedSpan, details: Mapping[str, Any], complete: bool) -> None:
+    """Event keys the readers left unused go to metadata, as the same attributes would; the events are marked read."""
+    md = out.metadata
+    for k, v in details.items():
+        if k in out.used:
+            continue
+        if k in md:
+            complete = False
+            continue
+        md[k] = c.parse_json(v)[0] if isinstance(v, str) and v[:1] in ("{", "[") else v
+    if complete:
+        out.used.add("event:" + EV_DETAILS)
+
+
 def _system_message(value: Any) -> Dict[str, Any]:
-    parsed, _ = c.parse_json(value)
+    parsed, _ = c.parse_json(_plain(value))
     if isinstance(parsed, (list, tuple)):
         return {"role": "system", "parts": list(parsed)}
     return {"role": "system", "parts": [{"type": "text", "content": parsed}]}
@@ -192,6 +345,7 @@ def _read_input(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, Any
     sys_instr = get("gen_ai.system_instructions")
     v = get("gen_ai.input.messages")
     if v is not None:
+        v = _plain(v)
         if sys_instr is not None and out.input is None:
             msgs, ok = c.parse_json(v)
             if ok and isinstance(msgs, (list, tuple)):
@@ -217,9 +371,7 @@ def _read_input(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, Any
         for e in out.record.events:
             role = MESSAGE_EVENTS.get(e.name)
             if role is not None:
-                m = {k: val for k, val in e.attributes.items() if k != "gen_ai.system"}
-                m.setdefault("role", role)
-                messages.append(m)
+                messages.append(_event_message(e.attributes, role))
         out.set_input(messages)
         out.used.update("event:" + n for n in MESSAGE_EVENTS if n in evs)
 
@@ -228,7 +380,7 @@ def _read_output(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, An
     get = attrs.get
     v = get("gen_ai.output.messages")
     if v is not None:
-        out.set_output(v, "gen_ai.output.messages")
+        out.set_output(_plain(v), "gen_ai.output.messages")
     v = get("gen_ai.tool.call.result")
     if v is not None:
         out.set_output(v, "gen_ai.tool.call.result")
@@ -242,7 +394,7 @@ def _read_output(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, An
         out.used.add("event:" + EV_COMPLETION)
         out.set_output(ev.attributes.get("gen_ai.completion"))
     if EV_CHOICE in evs and out.output is None:
-        choices = [dict(e.attributes) for e in c.all_events(out, EV_CHOICE)]
+        choices = [_event_choice(e.attributes, n) for n, e in enumerate(c.all_events(out, EV_CHOICE))]
         out.set_output({"choices": choices})
         out.used.add("event:" + EV_CHOICE)
 

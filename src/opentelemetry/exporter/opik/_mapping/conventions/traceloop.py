@@ -10,7 +10,10 @@ Traceloop's own:
   at the attribute length limit; a cut value is kept raw and flagged
   ``metadata.truncated``;
 * the old flattened format: ``gen_ai.prompt.N.*``/``gen_ai.completion.N.*``
-  reassembled, ``llm.request.type`` -> ``llm``, ``llm.usage.total_tokens``;
+  reassembled into messages (role-less items given ``user``/``assistant``,
+  legacy ``function_call`` as a tool call; the normalizer then makes them
+  OpenAI ``messages``/``choices``), ``llm.request.type`` -> ``llm``,
+  ``llm.usage.total_tokens``;
 * ``traceloop.association.properties.*`` merged into metadata (``session_id``,
   ``conversation_id``, ``chat_id``, ``thread_id`` give the thread);
 * ttft from the first ``gen_ai.content.completion.chunk`` (or old
@@ -85,13 +88,13 @@ def read(out: MappedSpan) -> None:
     prompt_keys = g.get("gen_ai.prompt.")
     if prompt_keys:
         out.used.update(prompt_keys)
-        out.set_input(_messages(unflatten(attrs, prompt_keys, "gen_ai.prompt.")))
+        out.set_input(_messages(unflatten(attrs, prompt_keys, "gen_ai.prompt."), "user"))
         out.set_type("llm")
         out.is_genai = True
     completion_keys = g.get("gen_ai.completion.")
     if completion_keys:
         out.used.update(completion_keys)
-        out.set_output(_messages(unflatten(attrs, completion_keys, "gen_ai.completion.")))
+        out.set_output(_messages(unflatten(attrs, completion_keys, "gen_ai.completion."), "assistant"))
 
     c.read_usage(out, (("llm.usage.total_tokens", c.TOTAL),))
 
@@ -113,8 +116,15 @@ def read(out: MappedSpan) -> None:
                     c.set_ttft_at(out, evs[name].time_ns)
 
 
-def _messages(items: List[Any]) -> List[Any]:
-    """Old-format items -> messages: JSON contents parsed, legacy ``{"user": text}`` given a role."""
+def _messages(items: List[Any], role: str) -> List[Any]:
+    """Old-format items -> chat messages.
+
+    JSON contents are parsed (a list of content blocks, Anthropic's included);
+    the completions API's ``{"user": text}`` prompt becomes a user message; an
+    item without a role (completions, embeddings) gets ``role`` (``user`` in a
+    prompt, ``assistant`` in a completion); a legacy ``function_call`` becomes a
+    tool call.
+    """
     result = []
     for m in items:
         if isinstance(m, dict):
@@ -125,5 +135,9 @@ def _messages(items: List[Any]) -> List[Any]:
                     m["content"] = parsed
             if "role" not in m and "user" in m and "content" not in m:
                 m = {"role": "user", "content": m.pop("user"), **m}
+            m.setdefault("role", role)
+            fn = m.get("function_call")
+            if isinstance(fn, dict) and "tool_calls" not in m:
+                m["tool_calls"] = [m.pop("function_call")]
         result.append(m)
     return result
