@@ -16,7 +16,7 @@ from typing import Callable, List
 from .. import core
 from .._model import MappedSpan
 from . import _common as c
-from . import adk, genai, langfuse, langsmith, openinference, pydantic_ai, traceloop, vercel_ai
+from . import adk, genai, langfuse, langsmith, openinference, pydantic_ai, strands, traceloop, vercel_ai
 
 _CACHE_EXCLUSIVE_PROVIDERS = {
     # Opik prices these with input tokens that EXCLUDE cache reads/writes
@@ -70,6 +70,7 @@ READERS: List[Callable[[MappedSpan], None]] = [
     langsmith.read,
     adk.read,
     traceloop.read,
+    strands.read,
     genai.read,
     finish,
 ]

@@ -82,7 +82,9 @@ KNOWN = frozenset(ALIASES.values())
 _GOOGLE = frozenset(("google", "gcp.gen_ai", "google.genai", "google-genai", "genai"))
 
 # framework names that instrumentations put in gen_ai.system
-NOT_PROVIDERS = frozenset(("gcp.vertex.agent", "langchain", "crewai", "llamaindex", "llama_index", "haystack", "unknown", ""))
+NOT_PROVIDERS = frozenset(
+    ("gcp.vertex.agent", "langchain", "crewai", "llamaindex", "llama_index", "haystack", "strands-agents", "unknown", "")
+)
 
 
 def _google(server_address: Any) -> str:

@@ -32,8 +32,19 @@ IO = Dict[str, Any]
 
 def _is_chat(msgs: Any) -> bool:
     return isinstance(msgs, list) and bool(msgs) and all(
-        isinstance(m, dict) and m.get("role") in ROLES and "parts" not in m for m in msgs
+        isinstance(m, dict) and m.get("role") in ROLES and "parts" not in m
+        and _is_chat_content(m.get("content"))
+        for m in msgs
     )
+
+
+def _is_chat_content(content: Any) -> bool:
+    """OpenAI content already: text (not a JSON string of blocks, as Strands sends) or typed parts."""
+    if content is None:
+        return True
+    if isinstance(content, str):
+        return content.lstrip()[:1] != "["
+    return isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in content)
 
 
 def _messages_of(value: IO, key: str) -> Optional[List[Any]]:

@@ -252,6 +252,21 @@ def _generic(p: Parts, part: Dict[str, Any]) -> None:
     p.text(as_text(body))
 
 
+def _typed_image(p: Parts, part: Dict[str, Any]) -> None:
+    """``{"type": "image"}``: Strands' latest parts (``content`` a Bedrock image) or Anthropic's (``source``)."""
+    inner = part.get("content")
+    if isinstance(inner, dict) and isinstance(inner.get("source"), dict):
+        _k_image(p, {"image": inner})
+        return
+    src = part.get("source")
+    if isinstance(src, dict) and isinstance(src.get("url"), str):
+        p.image(src["url"])
+    elif isinstance(src, dict) and "data" in src:
+        _blob(p, {"mime_type": src.get("media_type") or "image/png", "modality": "image", "content": src["data"]})
+    else:
+        p.text(part)
+
+
 _BY_TYPE = {
     "text": _text,
     "input_text": _text,
@@ -278,6 +293,7 @@ _BY_TYPE = {
     "server_tool_call": _server_tool,
     "server_tool_call_response": _server_tool,
     "generic": _generic,
+    "image": _typed_image,
 }
 
 

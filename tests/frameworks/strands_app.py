@@ -1,0 +1,125 @@
+"""Strands Agents against the fake OpenAI server, exported through the real ``OpikSpanExporter``.
+
+``python strands_app.py <legacy|latest> <opik url> <project>``
+
+``legacy`` is Strands' default telemetry (GenAI span events ``gen_ai.user.message``,
+``gen_ai.choice``... whose contents are JSON strings of Bedrock-style blocks);
+``latest`` sets ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``, under
+which Strands puts the messages on ``gen_ai.client.inference.operation.details``
+span events. Strands reads the global tracer provider when it creates its
+tracer, so ours is installed before ``strands`` is imported.
+
+Every scenario is one ``Agent`` invocation (one trace, named after the agent):
+``chat`` (non-streaming request), ``stream`` (``stream_async``), ``tool`` (a tool
+round trip), ``image`` (a PNG content block), ``error`` (model ``error-model``)
+and ``turn1``..``turn3`` (one agent, three calls, one ``session.id``). It prints
+one JSON line of facts for the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+from typing import Any, Dict
+
+MODE = sys.argv[1] if len(sys.argv) > 1 else "legacy"
+if MODE == "latest":
+    os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+elif MODE != "legacy":
+    raise SystemExit(f"unknown mode {MODE!r}")
+
+from fake_openai import FakeOpenAIServer  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+
+from opentelemetry.exporter.opik import OpikSpanExporter  # noqa: E402
+
+ANSWER = "Paris is the capital of France."
+SYSTEM = "You are a terse assistant."
+# a 1x1 PNG
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+THREAD = f"strands-thread-{MODE}"
+QUESTIONS = {
+    "chat": "What is the capital of France?",
+    "stream": "Stream me the capital of France.",
+    "tool": "What is the weather in Paris?",
+    "image": "What is in this image?",
+    "error": "This call fails.",
+    "turn1": "Hello, who are you?",
+    "turn2": "What can you do?",
+    "turn3": "Thanks, goodbye.",
+}
+
+
+def main(url: str, project: str) -> Dict[str, Any]:
+    exporter = OpikSpanExporter(url=url, project_name=project, timeout=5)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"strands-{MODE}"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    trace.set_tracer_provider(provider)
+
+    from strands import Agent, tool
+    from strands.models.openai import OpenAIModel
+
+    @tool
+    def get_weather(city: str, unit: str = "celsius") -> str:
+        """Weather for a city.
+
+        Args:
+            city: The city.
+            unit: celsius or fahrenheit.
+        """
+        return f"Sunny, 21 degrees {unit} in {city}"
+
+    facts: Dict[str, Any] = {"mode": MODE, "answer": ANSWER, "system": SYSTEM, "questions": QUESTIONS,
+                             "thread": THREAD, "tool_result": "Sunny, 21 degrees celsius in Paris"}
+    with FakeOpenAIServer(content=ANSWER, first_chunk_delay=0.05, chunk_delay=0.002) as server:
+
+        def model(model_id: str = "gpt-4o-mini", stream: bool = True) -> OpenAIModel:
+            return OpenAIModel(
+                client_args={"base_url": server.base_url, "api_key": "test", "max_retries": 0},
+                model_id=model_id,
+                stream=stream,
+            )
+
+        def agent(name: str, **kwargs: Any) -> Agent:
+            kwargs.setdefault("model", model())
+            return Agent(name=name, system_prompt=SYSTEM, callback_handler=None, **kwargs)
+
+        agent("chat", model=model(stream=False))(QUESTIONS["chat"])
+
+        async def stream() -> None:
+            async for _ in agent("stream").stream_async(QUESTIONS["stream"]):
+                pass
+
+        asyncio.run(stream())
+
+        agent("tool", tools=[get_weather])(QUESTIONS["tool"])
+
+        agent("image")([{"text": QUESTIONS["image"]}, {"image": {"format": "png", "source": {"bytes": PNG}}}])
+
+        try:
+            agent("error", model=model("error-model"))(QUESTIONS["error"])
+        except Exception as exc:  # noqa: BLE001 - the failure is the scenario
+            facts["error"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+        conversation = agent("conversation", trace_attributes={"session.id": THREAD})
+        for turn in ("turn1", "turn2", "turn3"):
+            conversation(QUESTIONS[turn])
+
+        facts["requests"] = len(server.requests)
+
+    provider.force_flush(10_000)
+    facts["flushed"] = exporter.force_flush(10_000)
+    provider.shutdown()
+    return facts
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[2], sys.argv[3])))
