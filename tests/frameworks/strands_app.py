@@ -27,16 +27,17 @@ from typing import Any, Dict
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "legacy"
 if MODE == "latest":
-    os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+    # the tool definitions too (on the agent span)
+    os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental,gen_ai_tool_definitions"
 elif MODE != "legacy":
     raise SystemExit(f"unknown mode {MODE!r}")
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
-from opentelemetry import trace  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
+from opentelemetry import trace  # noqa: E402
 from opentelemetry.exporter.opik import OpikSpanExporter  # noqa: E402
 
 ANSWER = "Paris is the capital of France."
@@ -92,17 +93,23 @@ def main(url: str, project: str) -> Dict[str, Any]:
             kwargs.setdefault("model", model())
             return Agent(name=name, system_prompt=SYSTEM, callback_handler=None, **kwargs)
 
-        agent("chat", model=model(stream=False))(QUESTIONS["chat"])
+        # what each agent call returned, as its caller reads it
+        answers: Dict[str, str] = {}
+        answers["chat"] = str(agent("chat", model=model(stream=False))(QUESTIONS["chat"]))
 
-        async def stream() -> None:
-            async for _ in agent("stream").stream_async(QUESTIONS["stream"]):
-                pass
+        async def stream() -> str:
+            result = None
+            async for event in agent("stream").stream_async(QUESTIONS["stream"]):
+                result = event.get("result", result)
+            return str(result)
 
-        asyncio.run(stream())
+        answers["stream"] = asyncio.run(stream())
+        facts["stream_first_chunk_ms"] = server.last_request.first_chunk_offset_s * 1000.0
 
-        agent("tool", tools=[get_weather])(QUESTIONS["tool"])
+        answers["tool"] = str(agent("tool", tools=[get_weather])(QUESTIONS["tool"]))
 
-        agent("image")([{"text": QUESTIONS["image"]}, {"image": {"format": "png", "source": {"bytes": PNG}}}])
+        image = [{"text": QUESTIONS["image"]}, {"image": {"format": "png", "source": {"bytes": PNG}}}]
+        answers["image"] = str(agent("image")(image))
 
         try:
             agent("error", model=model("error-model"))(QUESTIONS["error"])
@@ -111,8 +118,9 @@ def main(url: str, project: str) -> Dict[str, Any]:
 
         conversation = agent("conversation", trace_attributes={"session.id": THREAD})
         for turn in ("turn1", "turn2", "turn3"):
-            conversation(QUESTIONS[turn])
+            answers[turn] = str(conversation(QUESTIONS[turn]))
 
+        facts["answers"] = answers
         facts["requests"] = len(server.requests)
 
     provider.force_flush(10_000)
