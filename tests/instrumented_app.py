@@ -103,6 +103,12 @@ def _instrumentor(which: str) -> Any:
     return OpenAIInstrumentor()
 
 
+def _question(messages: List[Dict[str, Any]]) -> str:
+    """The last user message's text (its last text part when it has parts)."""
+    content = [m for m in messages if m["role"] == "user"][-1]["content"]
+    return content if isinstance(content, str) else [p for p in content if p["type"] == "text"][-1]["text"]
+
+
 def main(which: str, url: str, project: str) -> Dict[str, Any]:
     exporter = OpikSpanExporter(url=url, project_name=project, timeout=5)
     provider = TracerProvider(resource=Resource.create({"service.name": f"instrumented-{which}"}))
@@ -111,11 +117,14 @@ def main(which: str, url: str, project: str) -> Dict[str, Any]:
     import openai
 
     tracer = provider.get_tracer("tests.cases")
+    #: per case, every LLM call in order: what was asked, what the client received
+    calls: Dict[str, List[Dict[str, Any]]] = {}
     facts: Dict[str, Any] = {
         "prompt_tokens": PROMPT_TOKENS,
         "completion_tokens": COMPLETION_TOKENS,
         "cached_tokens": CACHED_TOKENS,
         "content": CONTENT,
+        "calls": calls,
     }
     server = FakeOpenAIServer(
         content=CONTENT,
@@ -136,28 +145,43 @@ def main(which: str, url: str, project: str) -> Dict[str, Any]:
         client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=10)
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Say hello"}]
 
+        def chat(case: str, history: List[Dict[str, Any]], c: Any = client, **kwargs: Any) -> Any:
+            """One call; the answer as received (streamed text joined; ``None`` for a tool call)."""
+            record: Dict[str, Any] = {"question": _question(history), "messages": json.loads(json.dumps(history))}
+            calls.setdefault(case, []).append(record)
+            if kwargs.get("stream"):
+                pieces = []
+                for chunk in c.chat.completions.create(model="gpt-4o-mini", messages=history, **kwargs):
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        pieces.append(chunk.choices[0].delta.content)
+                record["answer"] = "".join(pieces)
+                return record["answer"]
+            resp = c.chat.completions.create(model=kwargs.pop("model", "gpt-4o-mini"), messages=history, **kwargs)
+            msg = resp.choices[0].message
+            record["answer"] = msg.content
+            if msg.tool_calls:
+                record["tool_calls"] = [
+                    {"id": t.id, "name": t.function.name, "arguments": t.function.arguments} for t in msg.tool_calls
+                ]
+            return msg
+
         def stream(c: Any, case: str) -> None:
             with tracer.start_as_current_span(f"case:{case}"):
-                chunks = c.chat.completions.create(
-                    model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
-                )
-                for _ in chunks:
-                    pass
+                chat(case, messages, c, stream=True, stream_options={"include_usage": True})
 
         # the first stream in a process pays a one-time client cost (~10 ms): not the server's delay
         stream(client, "warmup")
         with tracer.start_as_current_span("case:chat"):
-            client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.5, max_tokens=50)
+            chat("chat", messages, temperature=0.5, max_tokens=50)
         stream(client, "stream")
         facts["stream_first_chunk_ms"] = server.last_request.first_chunk_offset_s * 1000.0
         with tracer.start_as_current_span("case:tool"):
-            client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS
-            )
+            chat("tool", [{"role": "user", "content": TOOL_QUESTION}], tools=TOOLS)
+
+        # a tool round trip: the model calls the tool, the app runs it and sends the result back
         with tracer.start_as_current_span("case:tool_round_trip"):
             history: List[Dict[str, Any]] = [{"role": "user", "content": TOOL_QUESTION}]
-            first = client.chat.completions.create(model="gpt-4o-mini", messages=history, tools=TOOLS)
-            call = first.choices[0].message.tool_calls[0]
+            call = chat("tool_round_trip", history, tools=TOOLS).tool_calls[0]
             history.append({
                 "role": "assistant",
                 "content": None,
@@ -167,30 +191,33 @@ def main(which: str, url: str, project: str) -> Dict[str, Any]:
             history.append({"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT})
             server.config.content = TOOL_ANSWER
             try:
-                client.chat.completions.create(model="gpt-4o-mini", messages=history, tools=TOOLS)
+                chat("tool_round_trip", history, tools=TOOLS)
             finally:
                 server.config.content = CONTENT
-            facts["tool_call_id"] = call.id
+
         with tracer.start_as_current_span("case:image"):
             facts["image_url"] = tiny_png()
-            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": [
+            chat("image", [{"role": "user", "content": [
                 {"type": "text", "text": IMAGE_QUESTION},
                 {"type": "image_url", "image_url": {"url": facts["image_url"]}},
             ]}])
-        conversation: List[Dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+
+        # one conversation, three traces: each turn sends the whole history so far
         facts["conversation_id"] = f"conv-{which}"
+        conversation: List[Dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
         for n, (question, reply) in enumerate(TURNS, 1):
             with tracer.start_as_current_span(f"case:turn{n}", attributes={"gen_ai.conversation.id": f"conv-{which}"}):
                 conversation.append({"role": "user", "content": question})
                 server.config.content = reply
                 try:
-                    answer = client.chat.completions.create(model="gpt-4o-mini", messages=conversation)
+                    answer = chat(f"turn{n}", conversation)
                 finally:
                     server.config.content = CONTENT
-                conversation.append({"role": "assistant", "content": answer.choices[0].message.content})
+                conversation.append({"role": "assistant", "content": answer.content})
+
         with tracer.start_as_current_span("case:error"):
             try:
-                client.chat.completions.create(model="error-model", messages=messages)
+                chat("error", messages, model="error-model")
             except openai.InternalServerError as exc:
                 facts["error"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
         long_client = openai.OpenAI(base_url=long_server.base_url, api_key="test-key", max_retries=0, timeout=10)

@@ -3,7 +3,10 @@
 Each instrumentation (openai-v2 with the latest GenAI conventions, OpenInference,
 Traceloop) runs ``instrumented_app.py`` in its own process against the fake
 OpenAI server and exports through ``OpikSpanExporter`` to one stand-in; the
-three processes run concurrently. The tests then check what Opik stored.
+three processes run concurrently. The tests then check what Opik stored, and
+read it the way Opik's UI does (``opik_ui``): every LLM span a conversation
+whose table text is the question and the model's answer, every trace row the
+question and the final answer, the three turns of a conversation one thread.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import opik_ui
 import pytest
 from opik_standin import OpikStandin
 
@@ -26,6 +30,9 @@ MODULES = {
     "traceloop": "opentelemetry.instrumentation.openai",
 }
 MODEL = "gpt-4o-mini-2024-07-18"
+CASES = ("warmup", "chat", "stream", "tool", "tool_round_trip", "image", "turn1", "turn2", "turn3", "error",
+         "long_stream")
+TURNS = ("turn1", "turn2", "turn3")
 
 
 def _available(name: str) -> bool:
@@ -37,6 +44,12 @@ def _available(name: str) -> bool:
 
 AVAILABLE = [n for n in MODULES if _available(n)]
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="no OpenAI instrumentation installed (they need Python >= 3.10)")
+
+
+def _drops_multipart_content(run: "Run", case: str) -> bool:
+    """openai-v2 2.4b0 records no part of a message whose content is a list (``_is_text_part``):
+    the image case's user message arrives as ``{"role": "user", "parts": []}``, nothing to render."""
+    return run.name == "openai_v2" and case == "image"
 
 
 class Run:
@@ -53,12 +66,22 @@ class Run:
                 by_trace.setdefault(s["trace_id"], []).append(s)
         self.spans = by_trace
 
+    def llm_spans(self, case: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+        """(trace, its LLM spans in call order) of ``case:<case>``."""
+        trace = self.traces[f"case:{case}"]
+        llm = sorted((s for s in self.spans[trace["id"]] if s.get("parent_span_id")), key=lambda s: s["start_time"])
+        assert all(s["type"] == "llm" for s in llm), [(s["name"], s["type"]) for s in llm]
+        return trace, llm
+
     def case(self, case: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         """(trace, the LLM span) of ``case:<case>``."""
-        trace = self.traces[f"case:{case}"]
-        llm = [s for s in self.spans[trace["id"]] if s.get("parent_span_id")]
+        trace, llm = self.llm_spans(case)
         assert len(llm) == 1, [s["name"] for s in self.spans[trace["id"]]]
         return trace, llm[0]
+
+    def calls(self, case: str) -> List[Dict[str, Any]]:
+        """What the app asked and received, per call of ``case``."""
+        return self.facts["calls"][case]
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +121,7 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-@pytest.mark.parametrize("case", ["chat", "stream", "tool"])
-def test_llm_span_fields(run: Run, case: str) -> None:
-    trace, span = run.case(case)
+def _fields(run: Run, trace: Dict[str, Any], span: Dict[str, Any]) -> None:
     f = run.facts
     assert span["type"] == "llm"
     assert span["model"] == MODEL
@@ -112,19 +133,130 @@ def test_llm_span_fields(run: Run, case: str) -> None:
     if run.name != "openai_v2":  # openai-v2 2.4b0 does not record cached tokens
         assert usage["cache_read_input_tokens"] == f["cached_tokens"]
     assert all(isinstance(v, int) for v in usage.values())
-    # messages in, answer out
-    assert isinstance(span["input"]["messages"], list)
-    user_text = "Weather in Paris?" if case == "tool" else "Say hello"
-    assert user_text in _text(span["input"])
-    if case == "tool":
-        assert "get_weather" in _text(span["output"]) and "Paris" in _text(span["output"])
-    else:
-        assert f["content"] in _text(span["output"])
     assert "error_info" not in span and "error_info" not in trace
+
+
+@pytest.mark.parametrize("case", ["chat", "stream", "tool", "image", *TURNS])
+def test_llm_span_fields(run: Run, case: str) -> None:
+    trace, span = run.case(case)
+    _fields(run, trace, span)
     # the case root span is the trace; no usage on it
     assert trace["name"] == f"case:{case}"
     root = [s for s in run.spans[trace["id"]] if not s.get("parent_span_id")]
     assert len(root) == 1 and root[0]["type"] == "general" and "usage" not in root[0]
+
+
+def _check_llm_span(run: Run, case: str, n: int, span: Dict[str, Any], call: Dict[str, Any]) -> None:
+    if _drops_multipart_content(run, case):
+        assert span["input"] == {"messages": [{"role": "user", "parts": []}]}
+        assert opik_ui.problems(span, answer=call["answer"]) == ["empty message input[0] (user)"]
+        return
+    where = f"{run.name} case:{case} call {n}"
+    assert opik_ui.problems(span, call["question"], call["answer"]) == [], where
+    assert opik_ui.messages_tab(span), where
+    if call["answer"] is None:  # answered with a tool call
+        message = span["output"]["choices"][0]["message"]
+        assert [(t["id"], t["type"], t["function"]["name"], json.loads(t["function"]["arguments"]))
+                for t in message["tool_calls"]] == [
+            (t["id"], "function", t["name"], json.loads(t["arguments"])) for t in call["tool_calls"]], where
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "error"])
+def test_every_llm_span_reads_as_a_conversation(run: Run, case: str) -> None:
+    trace, spans = run.llm_spans(case)
+    calls = run.calls(case)
+    assert len(spans) == len(calls)
+    for n, (span, call) in enumerate(zip(spans, calls)):
+        _check_llm_span(run, case, n, span, call)
+
+
+def _final_answer(calls: List[Dict[str, Any]]) -> Optional[str]:
+    return next((c["answer"] for c in reversed(calls) if c.get("answer")), None)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_trace_row_reads_as_question_and_answer(run: Run, case: str) -> None:
+    trace, _ = run.llm_spans(case)
+    calls = run.calls(case)
+    if _drops_multipart_content(run, case):
+        assert "input" not in trace  # the only question was never recorded
+    else:
+        assert opik_ui.table_text(trace["input"], "input") == calls[0]["question"]
+        assert opik_ui.input_detected(trace["input"])
+    answer = _final_answer(calls)
+    if answer is None:  # a failed call, or a call answered with a tool call only
+        assert "output" not in trace
+    else:
+        assert opik_ui.table_text(trace["output"], "output") == answer
+        assert opik_ui.output_detected(trace["output"])
+
+
+def test_every_llm_call_is_one_span(run: Run) -> None:
+    """Counted over the whole run: one LLM span per call, each reads as a conversation."""
+    calls = [(case, n, call) for case, per_case in run.facts["calls"].items() for n, call in enumerate(per_case)]
+    spans = [s for case in CASES for s in run.llm_spans(case)[1]]
+    assert len(spans) == len(calls) == 12
+    passing = 0
+    for case in CASES:
+        _, per_case = run.llm_spans(case)
+        for n, (span, call) in enumerate(zip(per_case, run.calls(case))):
+            if case == "error":
+                assert opik_ui.problems(span, call["question"]) == []
+                passing += 1
+            elif not _drops_multipart_content(run, case):
+                _check_llm_span(run, case, n, span, call)
+                passing += 1
+    assert passing == (11 if run.name == "openai_v2" else 12)
+
+
+def test_tool_round_trip(run: Run) -> None:
+    trace, (first, second) = run.llm_spans("tool_round_trip")
+    call_id = run.calls("tool_round_trip")[0]["tool_calls"][0]["id"]
+    for span in (first, second):
+        _fields(run, trace, span)
+    assert first["output"]["choices"][0]["finish_reason"] in ("tool_calls", "tool_call")
+    # the second call's input: the question, the assistant's tool call, the tool's result
+    msgs = second["input"]["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant", "tool"]
+    assert msgs[0]["content"] == "Weather in Paris?"
+    (tc,) = msgs[1]["tool_calls"]
+    assert (tc["id"], tc["type"], tc["function"]["name"]) == (call_id, "function", "get_weather")
+    assert json.loads(tc["function"]["arguments"]) == {"city": "Paris", "unit": "celsius"}
+    assert msgs[2] == {"role": "tool", "tool_call_id": call_id, "content": "Sunny, 21 C"}
+    assert second["output"]["choices"][0]["message"] == {"role": "assistant", "content": "It is sunny in Paris, 21 C."}
+    assert opik_ui.table_text(trace["input"], "input") == "Weather in Paris?"
+    assert opik_ui.table_text(trace["output"], "output") == "It is sunny in Paris, 21 C."
+
+
+def test_image_renders_as_an_image_part(run: Run) -> None:
+    _, span = run.case("image")
+    assert run.facts["image_url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    if _drops_multipart_content(run, "image"):
+        # nothing of the message reached the span (neither the image nor the question): nothing to render
+        assert span["input"] == {"messages": [{"role": "user", "parts": []}]}
+        assert "base64" not in _text(span) and "What is in this image?" not in _text(span)
+        return
+    (user,) = [m for m in span["input"]["messages"] if m["role"] == "user"]
+    assert user["content"] == [
+        {"type": "text", "text": "What is in this image?"},
+        {"type": "image_url", "image_url": {"url": run.facts["image_url"]}},
+    ]
+
+
+def test_three_turns_are_one_thread(run: Run) -> None:
+    threads = {run.traces[f"case:{t}"].get("thread_id") for t in TURNS}
+    assert threads == {run.facts["conversation_id"]}
+    # no other trace joins the thread
+    assert [n for n, t in run.traces.items() if t.get("thread_id")] == [f"case:{t}" for t in TURNS]
+    for n, turn in enumerate(TURNS, 1):
+        trace, span = run.case(turn)
+        (call,) = run.calls(turn)
+        # the history grows: system + (user, assistant) per earlier turn + this turn's question
+        assert [(m["role"], m["content"]) for m in span["input"]["messages"]] == [
+            (m["role"], m["content"]) for m in call["messages"]]
+        assert len(span["input"]["messages"]) == 2 * n
+        assert opik_ui.table_text(trace["input"], "input") == call["question"]
+        assert opik_ui.table_text(trace["output"], "output") == call["answer"]
 
 
 def test_system_prompt_kept(run: Run) -> None:
@@ -141,6 +273,9 @@ def test_error_answer(run: Run) -> None:
     assert span["type"] == "llm" and span["provider"] == "openai" and span["model"] == "error-model"
     assert "usage" not in span and "output" not in span
     assert "Say hello" in _text(span["input"])
+    # the question still reads as a conversation; the error is shown next to it
+    assert opik_ui.input_detected(span["input"]) and opik_ui.problems(span, "Say hello") == []
+    assert "error_info" not in trace  # the app caught the error: its root span did not fail
 
 
 def test_ttft_matches_the_servers_first_chunk(run: Run) -> None:
@@ -184,3 +319,18 @@ def test_metadata_keeps_request_details(run: Run) -> None:
         assert md["gen_ai.response.id"].startswith("chatcmpl-")
         assert not any(k.startswith("gen_ai.usage.") for k in md)
         assert "gen_ai.input.messages" not in md and "gen_ai.output.messages" not in md
+
+
+def test_tool_definitions_stay_in_metadata(run: Run) -> None:
+    _, span = run.case("tool")
+    md = span["metadata"]
+    if run.name == "traceloop":
+        (tool,) = md["gen_ai.tool.definitions"]
+        assert tool["name"] == "get_weather"
+        assert md["gen_ai.response.finish_reasons"] == ["tool_call"]
+    elif run.name == "openinference":
+        assert "get_weather" in _text(md["llm.tools"])
+    else:  # openai-v2 2.4b0 records no tool definitions
+        assert md["gen_ai.response.finish_reasons"] == ["tool_calls"]
+        assert "get_weather" not in _text(md)
+    assert "get_weather" not in _text(span["input"]["messages"])  # the definitions are not a message
