@@ -8,7 +8,8 @@ Strands' spans are GenAI semconv (``invoke_agent``, ``execute_event_loop_cycle``
   ``us.anthropic.claude-...`` -> ``bedrock``, ``claude-*`` -> ``anthropic``,
   ``gemini-*`` -> ``google_ai``, LiteLLM ``openai/...``) or ``server.address``;
   an id that names none leaves the provider unset rather than wrong;
-* ttft from ``gen_ai.server.time_to_first_token`` (milliseconds);
+* ttft from ``gen_ai.server.time_to_first_token`` (milliseconds), cache writes
+  from the older ``gen_ai.usage.cache_write_input_tokens``;
 * its default (pre-1.37) events, whose contents are JSON strings of Bedrock-style
   blocks (``'[{"text": "Hi"}]'``, ``toolUse``, ``toolResult``, ``image``):
   ``gen_ai.{system,user,assistant,tool}.message`` -> input messages,
@@ -46,6 +47,8 @@ _MESSAGE_EVENTS = {
 }
 _LEGACY = frozenset((EV_CHOICE, *_MESSAGE_EVENTS))
 _TIMES = ("gen_ai.event.start_time", "gen_ai.event.end_time")
+# the pre-semconv spelling Strands still emits next to gen_ai.usage.cache_creation.input_tokens
+_USAGE = (("gen_ai.usage.cache_write_input_tokens", c.CACHE_WRITE),)
 
 # Bedrock model ids: "<vendor>.<model>" or "<region>.<vendor>.<model>" (cross-region inference profiles)
 _BEDROCK_VENDORS = frozenset(
@@ -118,12 +121,16 @@ def read(out: MappedSpan) -> None:
         else:
             out.set_provider(provider_of(model, server))
     c.set_ttft_ms_attr(out, "gen_ai.server.time_to_first_token")
+    if op == "chat":  # agent spans only sum their model calls (genai keeps their usage out)
+        c.read_usage(out, _USAGE)
 
     if op == "execute_tool":
         for key, is_input in (("gen_ai.tool.call.arguments", True), ("gen_ai.tool.call.result", False)):
             v = get(key)
-            if v is not None:
-                out.set_input(v, key) if is_input else out.set_output(v, key)
+            if v is not None and is_input:
+                out.set_input(v, key)
+            elif v is not None:
+                out.set_output(v, key)
         evs = c.events(out)
         if EV_DETAILS in evs and "gen_ai.tool.call.arguments" in attrs and "gen_ai.tool.call.result" in attrs:
             used.add("event:" + EV_DETAILS)  # a tool_call part and a tool_call_response part of the same values
