@@ -115,6 +115,12 @@ def test_image_part(run: Run) -> None:
     assert len(user["content"]) == 2
 
 
+def test_requests_the_model_got(run: Run) -> None:
+    # chat: stream=False; everything else streams (Strands' default); no retries of the failed call
+    assert run.facts["requests"] == [["gpt-4o-mini", False]] + [["gpt-4o-mini", True]] * 4 + [
+        ["error-model", True]] + [["gpt-4o-mini", True]] * 3
+
+
 def test_streaming_ttft(run: Run) -> None:
     [llm] = run.llm_spans(run.trace("stream"))
     # gen_ai.server.time_to_first_token (ms): at least the server's delay before its first chunk

@@ -121,7 +121,8 @@ def main(url: str, project: str) -> Dict[str, Any]:
             answers[turn] = str(conversation(QUESTIONS[turn]))
 
         facts["answers"] = answers
-        facts["requests"] = len(server.requests)
+        # per request to the model: (model, streamed), in order
+        facts["requests"] = [(r.body["model"], r.stream) for r in server.requests]
 
     provider.force_flush(10_000)
     facts["flushed"] = exporter.force_flush(10_000)
