@@ -16,7 +16,7 @@ from typing import Callable, List
 from .. import core
 from .._model import MappedSpan
 from . import _common as c
-from . import adk, genai, langfuse, langsmith, openinference, pydantic_ai, strands, traceloop, vercel_ai
+from . import adk, genai, langfuse, langsmith, litellm, openinference, pydantic_ai, strands, traceloop, vercel_ai
 
 _CACHE_EXCLUSIVE_PROVIDERS = {
     # Opik prices these with input tokens that EXCLUDE cache reads/writes
@@ -69,6 +69,7 @@ READERS: List[Callable[[MappedSpan], None]] = [
     pydantic_ai.read,
     langsmith.read,
     adk.read,
+    litellm.read,
     traceloop.read,
     strands.read,
     genai.read,
