@@ -141,6 +141,11 @@ def safe_url(url: str) -> str:
 class TransportError(Exception):
     """The request did not get an HTTP answer (connection refused, timeout, TLS, DNS)."""
 
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        #: no answer within the timeout (Opik may still have stored the request)
+        self.timed_out = timed_out
+
 
 def _verify(settings: OpikSettings) -> Any:
     if not settings.check_tls_certificate:
@@ -242,7 +247,8 @@ class Transport:
             r = self._get_client().request(method, self.base + path, **kwargs)
             return Response(r.status_code, r.headers, r.text[:2000])
         except httpx.HTTPError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+            timed_out = isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout)
+            raise TransportError(f"{type(exc).__name__}: {exc}", timed_out=timed_out) from None
         except Exception as exc:  # noqa: BLE001 - e.g. the pool closed by shutdown() under us
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
         finally:

@@ -35,8 +35,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import random
-import re
 import threading
 import time
 import weakref
@@ -45,9 +43,10 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 
 from . import _metrics
 from ._config import OpikSettings
+from ._delivery.policy import Action, Outcome, classify, retry_delay
 from ._items import ENDPOINTS, EXPORTED_COUNTER, KIND_ORDER, Item, request_body
 from ._stats import Stats
-from ._transport import RETRYABLE_STATUS, Response, Transport, TransportError, safe_url
+from ._transport import Response, Transport, TransportError, safe_url
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
@@ -73,8 +72,8 @@ ISOLATION_BUDGET = 256
 MIN_BYTE_BUDGET = 16 * 1024
 #: a single item is never shrunk below this
 MIN_SHRINK_BYTES = 1024
-
-_INDEX_RE_CACHE: Dict[str, "re.Pattern[str]"] = {}
+#: a request that timed out is retried with twice the timeout, up to this many times the setting
+TIMEOUT_GROWTH = 8
 
 ShrinkFn = Callable[[Item, int], Optional[Item]]
 
@@ -110,6 +109,10 @@ class _GiveUp(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _gave_up_reason(refused: bool, closing: bool) -> str:
+    return "unauthorized" if refused else ("shutdown" if closing else "retry_deadline")
 
 
 class Writer:
@@ -316,6 +319,7 @@ class Writer:
             self._after_fork()
         if not self._ensure_thread():
             return self._drain_inline(end)
+        self._interrupt.set()  # a retry wait in progress makes its attempt now
         if self._wait_idle(end):
             return True
         if self.spool is not None:
@@ -544,7 +548,9 @@ class Writer:
         if ours:
             self.stats.add(EXPORTED_COUNTER.get(kind, "scores_exported"), len(ours))
 
-    def _deliver(self, kind: str, items: List[Item], deadline: float, budget: List[int]) -> None:
+    def _deliver(
+        self, kind: str, items: List[Item], deadline: float, budget: List[int], trust_index: bool = True
+    ) -> None:
         """Resolve ``items`` completely: delivered, split, isolated, shrunk, spooled or dropped."""
         if not self._replaying and self._takeovers != self._batch_takeovers:
             with self._cond:  # a flush/shutdown took some over (and spooled them)
@@ -558,28 +564,33 @@ class Writer:
             self._give_up(items, "unauthorized")
             return
         try:
-            resp = self._request_with_retry(kind, items, deadline)
+            outcome, resp = self._request_with_retry(kind, items, deadline)
         except _GiveUp as g:
             self._give_up(items, g.reason)
             return
-        status = resp.status
-        if resp.ok or status == 409:  # 409: Opik has these rows already
+        self._act(kind, items, outcome, resp, deadline, budget, trust_index)
+
+    def _act(
+        self, kind: str, items: List[Item], outcome: Outcome, resp: Response, deadline: float, budget: List[int],
+        trust_index: bool,
+    ) -> None:
+        """Carry out the policy's decision for a final (not retried) answer."""
+        action = outcome.action
+        if action is Action.DELIVERED:
             self._delivered(kind, items)
-        elif status == 413:
+        elif action is Action.SPLIT:
             self._learn_budget(sum(i.size for i in items))
-            if len(items) > 1:
-                half = len(items) // 2
-                self._deliver(kind, items[:half], deadline, budget)
-                self._deliver(kind, items[half:], deadline, budget)
-            else:
-                target = min(self._byte_budget, items[0].size // 2)
-                self._deliver_oversized(kind, items[0], deadline, target, budget)
-        elif status in (400, 422):
-            self._isolate(kind, items, resp, deadline, budget)
-        elif status in (401, 403):  # pragma: no cover - _request_with_retry retries these
-            self._give_up(items, "unauthorized")
+            half = len(items) // 2
+            self._deliver(kind, items[:half], deadline, budget)
+            self._deliver(kind, items[half:], deadline, budget)
+        elif action is Action.SHRINK:
+            self._learn_budget(items[0].size)
+            target = min(self._byte_budget, items[0].size // 2)
+            self._deliver_oversized(kind, items[0], deadline, target, budget)
+        elif action is Action.ISOLATE:
+            self._isolate(kind, items, outcome.errors if trust_index else {}, resp, deadline, budget)
         else:
-            self._final_error(kind, items, resp)
+            self._final_error(kind, items, outcome, resp)
 
     def _learn_budget(self, body_size: int) -> None:
         new = max(min(self._byte_budget, body_size // 2), MIN_BYTE_BUDGET)
@@ -621,9 +632,16 @@ class Writer:
             )
         self._deliver(kind, [shrunk], deadline, budget)
 
-    def _isolate(self, kind: str, items: List[Item], resp: Response, deadline: float, budget: List[int]) -> None:
-        """Find the items Opik rejects; deliver the others; log each rejected one once."""
-        errors = _errors_by_index(resp.text, ENDPOINTS[kind][2], len(items))
+    def _isolate(
+        self, kind: str, items: List[Item], errors: Dict[int, str], resp: Response, deadline: float,
+        budget: List[int],
+    ) -> None:
+        """Find the items Opik rejects; deliver the others; log each rejected one once.
+
+        The items Opik names are confirmed one by one and the rest is sent without them. If the
+        rest fails again, the names did not explain the failure (a stale or proxied error): the
+        rest is bisected instead of trusting the next names.
+        """
         if len(items) == 1:
             self._rejected(kind, items[0], resp, errors.get(0))
             return
@@ -638,7 +656,7 @@ class Writer:
             return
         if errors:
             good = [it for i, it in enumerate(items) if i not in errors]
-            self._deliver(kind, good, deadline, budget)
+            self._deliver(kind, good, deadline, budget, trust_index=False)
             for i in sorted(errors):  # confirm each alone: its own error text, and no good item lost
                 self._deliver(kind, [items[i]], deadline, budget)
             return
@@ -679,100 +697,123 @@ class Writer:
             int(s.retry_deadline), "spooled" if self.spool is not None else "dropped",
         )
 
-    def _final_error(self, kind: str, items: List[Item], resp: Response) -> None:
-        status = resp.status
+    def _final_error(self, kind: str, items: List[Item], outcome: Outcome, resp: Response) -> None:
         method, path, _ = ENDPOINTS[kind]
         url = safe_url(self.settings.url + path)
-        if 300 <= status < 400:
-            hint = f" (redirect to {resp.headers.get('location', '?')}: set OPIK_URL_OVERRIDE to the final URL)"
-        elif status in (404, 405):
-            hint = " (is the URL right? it must end with /api for a self-hosted Opik)"
-        else:
-            hint = ""
         ours = self._resolve(items)
         if not ours:
             return
-        self.stats.drop(f"http_{status}", len(ours))
+        self.stats.drop(outcome.reason, len(ours))
         self._log(
-            f"http{status}", logging.ERROR,
+            f"http{resp.status}", logging.ERROR,
             "Opik answered HTTP %d to %s %s%s: %d %ss dropped: %s",
-            status, method, url, hint, len(ours), kind, resp.text.strip()[:300],
+            resp.status, method, url, outcome.hint, len(ours), kind, resp.text.strip()[:300],
         )
 
     # -- requests ----------------------------------------------------------------------
-    def _request_with_retry(self, kind: str, items: List[Item], deadline: float) -> Response:
-        """One request, retried on transient failures; raises :class:`_GiveUp` if abandoned."""
-        method, path, _ = ENDPOINTS[kind]
+    def _request_with_retry(self, kind: str, items: List[Item], deadline: float) -> Tuple[Outcome, Response]:
+        """One request, retried on transient failures; raises :class:`_GiveUp` if abandoned.
+
+        A request that timed out is retried with twice the timeout (up to ``TIMEOUT_GROWTH`` times
+        the setting): a slow Opik that stores what it is sent then converges instead of being sent
+        the same body again and again.
+        """
+        method, path, key = ENDPOINTS[kind]
         body = request_body(kind, items)
         attempt = 0
         last_chance = False
         refused = False  # the last answer refused our credentials
+        timeout = self.settings.timeout
         while True:
-            limit, closing = deadline, False
-            close_by = self._close_by
-            if close_by is not None and close_by < limit:
-                limit, closing = close_by, True
+            limit, closing = self._limit(deadline)
             if self._abort.is_set():
                 raise _GiveUp("shutdown")
             remaining = limit - time.monotonic()
             if remaining <= 0.01:
-                raise _GiveUp("unauthorized" if refused else ("shutdown" if closing else "retry_deadline"))
-            t0 = time.monotonic()
-            resp: Optional[Response] = None
-            err: Optional[str] = None
-            try:
-                resp = self.transport.request(method, path, body, timeout=min(self.settings.timeout, remaining))
-            except TransportError as exc:
-                err = str(exc)
-            self.stats.record_request(
-                time.monotonic() - t0, "error" if resp is None else ("ok" if resp.ok else f"http_{resp.status}")
-            )
-            refused = resp is not None and resp.status in (401, 403)
-            if resp is not None and resp.status not in RETRYABLE_STATUS and not refused:
-                self._note_up(resp.ok)
-                return resp
-            if refused and resp is not None:
-                self._auth_failed(resp.status, resp)
-                if closing:
-                    raise _GiveUp("unauthorized")  # shutting down: that was the last attempt
-            self._note_down()
-            gave_up = "unauthorized" if refused else ("shutdown" if closing else "retry_deadline")
-            if self._closed and self.spool is not None:
-                raise _GiveUp(gave_up if refused else "shutdown")  # spooled now and re-sent later beats holding up the exit
-            hint = resp.server_delay() if resp is not None else None
-            if refused:  # a credentials problem is fixed by people: no storm, but no hurry to give up either
-                delay = min(AUTH_BACKOFF_CAP, AUTH_BACKOFF_BASE * (2 ** min(attempt, 30)))
+                raise _GiveUp(_gave_up_reason(refused, closing))
+            resp, err = self._send_once(method, path, body, min(timeout, remaining))
+            if resp is not None:
+                outcome = classify(resp.status, resp.headers, resp.text, n_items=len(items), key=key)
             else:
-                delay = random.uniform(0.0, min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, 30))))
-            if hint is not None:
-                delay = max(delay, hint)
-            elif attempt == 0 and err is not None:
-                delay = 0.0  # a stale pooled connection: retry at once, once
-            now = time.monotonic()
-            if now + delay >= limit:
-                # One last attempt just before the deadline (room for the request), unless the
-                # server said not before then: giving up early would waste the rest of the window.
-                room = limit - now - min(self.settings.timeout, 2.0)
-                if last_chance or room <= 0.05 or (hint is not None and now + hint >= limit):
-                    if refused and not closing:
-                        self._auth_paused_until = time.monotonic() + self.auth_pause  # confirmed
-                    raise _GiveUp(gave_up)
-                delay, last_chance = room, True
-            why = err or f"HTTP {resp.status if resp is not None else '?'}"
+                outcome = classify(None, {}, "")
+            refused = outcome.action is Action.PAUSE
+            if resp is not None and not refused and outcome.action is not Action.RETRY:
+                self._note_up(resp.ok)
+                return outcome, resp
+            self._after_failure(resp, refused, closing)
+            if err is not None and err.timed_out:
+                timeout = min(timeout * 2, self.settings.timeout * TIMEOUT_GROWTH)
+            delay = retry_delay(
+                attempt, refused=refused, base=self.backoff_base, cap=self.backoff_cap,
+                auth_base=AUTH_BACKOFF_BASE, auth_cap=AUTH_BACKOFF_CAP, hint=outcome.delay_hint,
+                no_answer=err is not None,
+            )
+            delay, last_chance = self._fit_delay(limit, delay, outcome.delay_hint, last_chance, refused, closing)
             if delay > 0:
                 self._log(
                     "retry", logging.WARNING,
                     "Opik at %s unavailable (%s); retrying %d %ss in %.1f s",
-                    safe_url(self.settings.url), why, len(items), kind, delay,
+                    safe_url(self.settings.url), err or f"HTTP {resp.status if resp is not None else '?'}",
+                    len(items), kind, delay,
                 )
             self.stats.add("retries")
             attempt += 1
-            if delay > 0 and self._interrupt.wait(delay):
-                if self._abort.is_set():
-                    raise _GiveUp("shutdown")
-                if self._is_taken(items):
-                    raise _GiveUp("taken")
-                self._interrupt.clear()  # woken for another batch's takeover: go on
+            self._wait_before_retry(delay, items)
+
+    def _limit(self, deadline: float) -> Tuple[float, bool]:
+        """The time this request must be resolved by, and whether that is the shutdown's limit."""
+        close_by = self._close_by
+        if close_by is not None and close_by < deadline:
+            return close_by, True
+        return deadline, False
+
+    def _send_once(
+        self, method: str, path: str, body: bytes, timeout: float
+    ) -> Tuple[Optional[Response], Optional[TransportError]]:
+        t0 = time.monotonic()
+        try:
+            resp = self.transport.request(method, path, body, timeout=timeout)
+        except TransportError as exc:
+            self.stats.record_request(time.monotonic() - t0, "error")
+            return None, exc
+        self.stats.record_request(time.monotonic() - t0, "ok" if resp.ok else f"http_{resp.status}")
+        return resp, None
+
+    def _after_failure(self, resp: Optional[Response], refused: bool, closing: bool) -> None:
+        """Bookkeeping after an answer worth retrying; raises :class:`_GiveUp` when retrying is pointless."""
+        if refused and resp is not None:
+            self._auth_failed(resp.status, resp)
+            if closing:
+                raise _GiveUp("unauthorized")  # shutting down: that was the last attempt
+        self._note_down()
+        if self._closed and self.spool is not None:
+            # spooled now and re-sent later beats holding up the exit
+            raise _GiveUp("unauthorized" if refused else "shutdown")
+
+    def _fit_delay(
+        self, limit: float, delay: float, hint: Optional[float], last_chance: bool, refused: bool, closing: bool
+    ) -> Tuple[float, bool]:
+        """``(delay, last_chance)`` within ``limit``; raises :class:`_GiveUp` when no attempt fits."""
+        now = time.monotonic()
+        if now + delay < limit:
+            return delay, last_chance
+        # One last attempt just before the deadline (room for the request), unless the
+        # server said not before then: giving up early would waste the rest of the window.
+        room = limit - now - min(self.settings.timeout, 2.0)
+        if last_chance or room <= 0.05 or (hint is not None and now + hint >= limit):
+            if refused and not closing:
+                self._auth_paused_until = time.monotonic() + self.auth_pause  # confirmed
+            raise _GiveUp(_gave_up_reason(refused, closing))
+        return room, True
+
+    def _wait_before_retry(self, delay: float, items: List[Item]) -> None:
+        """The backoff wait; a flush or shutdown cuts it short for an attempt now."""
+        if delay > 0 and self._interrupt.wait(delay):
+            if self._abort.is_set():
+                raise _GiveUp("shutdown")
+            if self._is_taken(items):
+                raise _GiveUp("taken")
+            self._interrupt.clear()  # woken by a flush, a closing, or another batch's takeover: go on
 
     def _note_up(self, ok: bool) -> None:
         if ok:
@@ -879,33 +920,6 @@ class Writer:
             claim.keep_only(leftover)
         if leftover:
             self._next_replay_at = time.monotonic() + self.replay_retry
-
-
-def _errors_by_index(text: str, key: str, n: int) -> Dict[int, str]:
-    """``{index: error}`` from a Dropwizard 422 body like ``{"errors": ["spans[3].name: ..."]}``."""
-    if not text or f"{key}[" not in text:
-        return {}
-    pat = _INDEX_RE_CACHE.get(key)
-    if pat is None:
-        pat = _INDEX_RE_CACHE[key] = re.compile(re.escape(key) + r"\[(\d+)\]")
-    try:
-        from ._json import loads
-
-        data = loads(text)
-        errors = data.get("errors") if isinstance(data, dict) else None
-    except ValueError:
-        errors = None
-    if not isinstance(errors, list):
-        errors = [text]
-    out: Dict[int, List[str]] = {}
-    for e in errors:
-        e = str(e)
-        for m in pat.finditer(e):
-            i = int(m.group(1))
-            if i >= n:
-                return {}  # indexes that do not fit this request: do not trust any
-            out.setdefault(i, []).append(e)
-    return {i: "; ".join(v)[:500] for i, v in out.items()}
 
 
 def _gauges(ref: "weakref.ref[Writer]") -> Mapping[str, float]:
