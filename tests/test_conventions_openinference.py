@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import opik_ui
 from conftest_conventions import Recorder, mapped, strip
 
 
@@ -80,11 +81,11 @@ def test_llm_span_full_mapping() -> None:
                 {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
             ]},
         ]},
-        "output": {"messages": [{
+        "output": {"choices": [{"index": 0, "message": {
             "role": "assistant",
             "content": "A cat.",
-            "tool_calls": [{"id": "toolu_1", "function": {"name": "zoom", "arguments": '{"factor": 2}'}, "type": "function"}],
-        }]},
+            "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "zoom", "arguments": '{"factor": 2}'}}],
+        }}]},
         "metadata": {
             "experiment": "b",
             "run": 3,
@@ -109,7 +110,7 @@ def test_llm_span_full_mapping() -> None:
     assert "events" not in span["metadata"]["otel"]
 
 
-def test_json_input_value_wins_and_many_messages_keep_numeric_order() -> None:
+def test_json_input_value_without_messages_and_many_messages_keep_numeric_order() -> None:
     a = {"openinference.span.kind": "LLM", "llm.system": "openai", "llm.model_name": "gpt-4o",
          "input.value": json.dumps({"messages": "see request"}), "input.mime_type": "application/json"}
     # 12 messages, index 5 dropped by an attribute limit: order is numeric (10 after 9), the gap closed
@@ -120,8 +121,9 @@ def test_json_input_value_wins_and_many_messages_keep_numeric_order() -> None:
     rec = Recorder()
     rec.span("ChatCompletion", a, 0, 10)
     span = mapped(rec.finished()).span("ChatCompletion")
-    assert span["input"] == {"messages": "see request"}
-    assert [m["content"] for m in span["output"]["messages"]] == [f"m{i}" for i in range(12) if i != 5]
+    # no llm.input_messages: the JSON input.value is all there is (its one string reads as the question)
+    assert span["input"] == {"messages": [{"role": "user", "content": "see request"}]}
+    assert [ch["message"]["content"] for ch in span["output"]["choices"]] == [f"m{i}" for i in range(12) if i != 5]
     assert not any(k.startswith("llm.output_messages") for k in span["metadata"])
     assert "input.value" not in span["metadata"] and "input.mime_type" not in span["metadata"]
 
@@ -188,3 +190,223 @@ def test_embedding_span() -> None:
     assert (span["type"], span["model"], span["input"]) == ("llm", "text-embedding-3-small", {"texts": ["hello", "world"]})
     assert span["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
     assert not any(k.startswith("embedding.embeddings") for k in span["metadata"])
+
+
+# --- LangChain and LlamaIndex: recorded attributes (openinference-instrumentation-langchain 0.1.80 with
+# langchain-openai 1.8, openinference-instrumentation-llama-index 4.6 with llama-index-core 0.14)
+
+
+def _lc(cls: str, **kwargs: object) -> dict:
+    return {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", cls], "kwargs": kwargs}
+
+
+_LC_AI = _lc("AIMessage", content="Paris.", additional_kwargs={"refusal": None}, type="ai", tool_calls=[],
+             response_metadata={"model_name": "gpt-4o-mini-2024-07-18", "finish_reason": "stop"})
+_LC_RESULT = {
+    "generations": [[{"text": "Paris.", "generation_info": {"finish_reason": "stop", "logprobs": None},
+                      "type": "ChatGeneration", "message": _LC_AI}]],
+    "llm_output": {"token_usage": {"completion_tokens": 9, "prompt_tokens": 13, "total_tokens": 22},
+                   "model_name": "gpt-4o-mini-2024-07-18", "id": "chatcmpl-fake000001"},
+    "run": None,
+    "type": "LLMResult",
+}
+_LC_LLM = {
+    "openinference.span.kind": "LLM",
+    "llm.provider": "openai",
+    "llm.system": "openai",
+    "llm.model_name": "gpt-4o-mini-2024-07-18",
+    "llm.invocation_parameters": '{"model": "gpt-4o-mini", "stream": false, "_type": "openai-chat", "stop": null}',
+    "input.mime_type": "application/json",
+    "output.mime_type": "application/json",
+    "input.value": json.dumps({"messages": [[_lc("SystemMessage", content="Be terse.", type="system"),
+                                             _lc("HumanMessage", content="Capital of France?", type="human")]]}),
+    "output.value": json.dumps(_LC_RESULT),
+    "llm.finish_reason": "stop",
+    "metadata": '{"ls_provider": "openai", "ls_model_name": "gpt-4o-mini"}',
+}
+_LC_MESSAGES = {
+    "llm.input_messages.0.message.role": "system",
+    "llm.input_messages.0.message.content": "Be terse.",
+    "llm.input_messages.1.message.role": "user",
+    "llm.input_messages.1.message.content": "Capital of France?",
+    "llm.output_messages.0.message.role": "assistant",
+    "llm.output_messages.0.message.content": "Paris.",
+}
+_CHAT = {"messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Capital of France?"}]}
+_ANSWER = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}]}
+
+
+def _one(attrs: dict, name: str = "ChatOpenAI", scope: str = "openinference.instrumentation.langchain") -> dict:
+    rec = Recorder(scope=scope)
+    rec.span(name, attrs, 0, 10)
+    return mapped(rec.finished()).span(name)
+
+
+def test_langchain_flattened_messages_win_over_serialized_constructors() -> None:
+    span = _one({**_LC_LLM, **_LC_MESSAGES})
+    assert span["input"] == _CHAT
+    assert span["output"] == _ANSWER
+    assert opik_ui.problems(span, "Capital of France?", "Paris.") == [] and opik_ui.messages_tab(span)
+    # what LLMResult holds besides the generations stays in metadata; the finish reason is on the choice
+    assert span["metadata"]["output.value"] == {"llm_output": _LC_RESULT["llm_output"], "type": "LLMResult"}
+    assert "input.value" not in span["metadata"] and "llm.finish_reason" not in span["metadata"]
+    assert span["metadata"]["llm.invocation_parameters"]["_type"] == "openai-chat"
+
+
+def test_langchain_serialized_messages_alone_are_converted() -> None:
+    # no llm.*_messages (an older instrumentation, or hidden): the constructors and LLMResult are read
+    span = _one(_LC_LLM)
+    assert span["input"] == _CHAT
+    assert span["output"] == _ANSWER
+    assert span["metadata"]["output.value"] == {"llm_output": _LC_RESULT["llm_output"], "type": "LLMResult"}
+    assert opik_ui.problems(span, "Capital of France?", "Paris.") == []
+
+
+def test_langchain_tool_round_trip_and_failed_call() -> None:
+    call = {"llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.id": "call_1",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "get_weather",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"city": "Paris"}'}
+    first = _one({**_LC_LLM, "llm.input_messages.0.message.role": "user",
+                  "llm.input_messages.0.message.content": "Weather in Paris?", "llm.finish_reason": "tool_calls", **call})
+    assert first["output"]["choices"] == [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather",
+                                                                          "arguments": '{"city": "Paris"}'}}]}}]
+    assert opik_ui.problems(first, "Weather in Paris?") == []
+    second = _one({**_LC_LLM, **{k.replace("output_messages.0", "input_messages.1"): v for k, v in call.items()},
+                   "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "Weather in Paris?",
+                   "llm.input_messages.2.message.role": "tool", "llm.input_messages.2.message.content": "Sunny",
+                   "llm.input_messages.2.message.tool_call_id": "call_1", "llm.input_messages.2.message.name": "get_weather",
+                   "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": "Paris."})
+    assert [m["role"] for m in second["input"]["messages"]] == ["user", "assistant", "tool"]
+    assert second["input"]["messages"][2] == {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"}
+    assert opik_ui.problems(second, "Weather in Paris?", "Paris.") == []
+
+    # a failed call: an assistant message with nothing in it and an empty generation: no output, not an empty one
+    failed_result = {"generations": [[{"text": "", "generation_info": None, "type": "ChatGeneration",
+                                       "message": _lc("AIMessage", content="", type="ai", tool_calls=[])}]],
+                     "llm_output": None, "run": None, "type": "LLMResult"}
+    failed = _one({**_LC_LLM, "output.value": json.dumps(failed_result), "llm.input_messages.0.message.role": "user",
+                   "llm.input_messages.0.message.content": "fail", "llm.output_messages.0.message.role": "assistant"})
+    assert failed["input"] == {"messages": [{"role": "user", "content": "fail"}]}
+    assert "output" not in failed
+    assert failed["metadata"]["output.value"] == failed_result  # kept whole: nothing of it became the output
+
+
+_LI_SYSTEM = "ChatMessage(role=<MessageRole.SYSTEM: 'system'>, additional_kwargs={}, blocks=[TextBlock(block_type='text', text='Be terse.')])"  # noqa: E501
+_LI_USER = "ChatMessage(role=<MessageRole.USER: 'user'>, additional_kwargs={}, blocks=[TextBlock(block_type='text', text='Capital of France?')])"  # noqa: E501
+_LI_LLM = {
+    "openinference.span.kind": "LLM",
+    "llm.provider": "openai",
+    "llm.system": "openai",
+    "llm.model_name": "gpt-4o-mini",
+    "llm.invocation_parameters": '{"context_window":128000,"num_output":-1,"is_chat_model":true,"model_name":"gpt-4o-mini"}',
+    "input.value": json.dumps({"messages": [_LI_SYSTEM, _LI_USER], "kwargs": {"tool_choice": "auto"}}),
+    "input.mime_type": "application/json",
+    "output.value": "assistant: Paris.",
+    "llm.finish_reason": "stop",
+}
+_LI_SCOPE = "openinference.instrumentation.llama_index"
+
+
+def test_llama_index_flattened_messages_win_over_reprs() -> None:
+    span = _one({**_LI_LLM, **_LC_MESSAGES}, "OpenAI.chat", _LI_SCOPE)
+    assert span["input"] == _CHAT and span["output"] == _ANSWER
+    assert opik_ui.problems(span, "Capital of France?", "Paris.") == []
+    assert span["metadata"]["input.value"] == {"kwargs": {"tool_choice": "auto"}}  # the request's other arguments
+
+
+def test_llama_index_reprs_alone_are_read() -> None:
+    # OpenAILike.chat wraps OpenAI.chat: the outer span only has the reprs (here with an image and a tool turn)
+    image = ("ChatMessage(role=<MessageRole.USER: 'user'>, additional_kwargs={}, blocks=[TextBlock(block_type='text', "
+             "text='What is it? It\\'s \"small\".'), ImageBlock(block_type='image', image=b'iVBORw0KGgo=', path=None, "
+             "url=None, image_mimetype='image/png', detail=None)])")
+    assistant = ("ChatMessage(role=<MessageRole.ASSISTANT: 'assistant'>, additional_kwargs={'tool_calls': "
+                 "[ChatCompletionMessageFunctionToolCall(id='call_1', function=Function(arguments='{\"city\": \"Paris\"}', "
+                 "name='get_weather'), type='function')]}, blocks=[ToolCallBlock(block_type='tool_call', "
+                 "tool_call_id='call_1', tool_name='get_weather', tool_kwargs='{\"city\": \"Paris\"}')])")
+    tool = ("ChatMessage(role=<MessageRole.TOOL: 'tool'>, additional_kwargs={'tool_call_id': 'call_1', 'name': "
+            "'get_weather'}, blocks=[TextBlock(block_type='text', text='Sunny')])")
+    attrs = {k: v for k, v in _LI_LLM.items() if not k.startswith("output") and k != "llm.finish_reason"}
+    attrs["input.value"] = json.dumps({"messages": [_LI_SYSTEM, image, assistant, tool]})
+    span = _one(attrs, "OpenAILike.chat", _LI_SCOPE)
+    assert span["input"]["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": [{"type": "text", "text": 'What is it? It\'s "small".'},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+    ]
+    assert opik_ui.problems(span) == []
+
+
+def test_llama_index_prepare_chat_with_tools_is_a_step_and_agent_answers_read() -> None:
+    rec = Recorder(scope=_LI_SCOPE)
+    agent = rec.span("FunctionAgent.run", {
+        "openinference.span.kind": "CHAIN",
+        "input.value": '{"init_state": {"is_running": false}, "start_event": "AgentWorkflowStartEvent()"}',
+        "input.mime_type": "application/json",
+        # truncated by the instrumentation, as recorded
+        "output.value": "StopEvent(result=AgentOutput(response=ChatMessage(role=<MessageRole.ASSISTANT: 'assistant'>, "
+                        "additional_kwargs={}, blocks=[TextBlock(block_type='text', text='Paris.')]), "
+                        "structured_response=None, c...",
+        "output.mime_type": "text/plain",
+    }, 0, 20)
+    rec.span("OpenAI._prepare_chat_with_tools", {
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.provider": "openai",
+        "input.value": json.dumps({"tools": ["<FunctionTool object>"], "user_msg": None, "chat_history": [_LI_USER]}),
+        "output.value": json.dumps({"messages": [_LI_USER], "tools": [{"type": "function"}], "tool_choice": "auto"}),
+    }, 1, 2, parent=agent)
+    rec.span("OpenAI.astream_chat", {**_LI_LLM, **_LC_MESSAGES}, 2, 10, parent=agent)
+    result = mapped(rec.finished())
+    prep = result.span("OpenAI._prepare_chat_with_tools")
+    assert prep["type"] == "general"  # builds the request, calls no model
+    assert prep["input"]["messages"] == [{"role": "user", "content": "Capital of France?"}]
+    assert prep["output"]["messages"] == [{"role": "user", "content": "Capital of France?"}]
+    assert result.span("OpenAI.astream_chat")["type"] == "llm"
+    root = result.span("FunctionAgent.run")
+    assert root["output"] == {"messages": [{"role": "assistant", "content": "Paris."}]}
+    assert root["metadata"]["output.value"].startswith("StopEvent(")
+    # the trace row: the first LLM question (the root's input is workflow state), the agent's answer
+    assert opik_ui.table_text(result.trace["input"], "input") == "Capital of France?"
+    assert opik_ui.table_text(result.trace["output"], "output") == "Paris."
+
+
+def test_llama_index_retriever_documents_and_lists() -> None:
+    rec = Recorder(scope=_LI_SCOPE)
+    nodes = '["<NodeWithScore(node=TextNode(id_=n1), score=None)>", "<NodeWithScore(node=TextNode(id_=n2), score=None)>"]'
+    rec.span("SummaryIndexRetriever.retrieve", {
+        "openinference.span.kind": "RETRIEVER", "input.value": "capital",
+        "retrieval.documents.0.document.id": "n1", "retrieval.documents.0.document.content": "Paris is in France.",
+        "retrieval.documents.1.document.id": "n2", "retrieval.documents.1.document.content": "Berlin is in Germany.",
+        "output.value": nodes, "output.mime_type": "application/json"}, 0, 1)
+    rec.span("SummaryIndexRetriever._retrieve", {
+        "openinference.span.kind": "RETRIEVER", "input.value": '{"query_bundle": {"query_str": "capital"}}',
+        "output.value": nodes, "output.mime_type": "application/json"}, 2, 3)
+    rec.span("SentenceSplitter.split_text", {
+        "openinference.span.kind": "CHAIN", "input.value": '{"text": "Paris is in France."}',
+        "output.value": '["Paris is in France."]', "output.mime_type": "application/json"}, 4, 5)
+    result = mapped(rec.finished())
+    retrieve = result.span("SummaryIndexRetriever.retrieve")
+    assert retrieve["output"] == {"documents": [{"id": "n1", "content": "Paris is in France."},
+                                                {"id": "n2", "content": "Berlin is in Germany."}]}
+    assert retrieve["metadata"]["output.value"] == json.loads(nodes)
+    assert result.span("SummaryIndexRetriever._retrieve")["output"] == {"documents": json.loads(nodes)}
+    assert result.span("SentenceSplitter.split_text")["output"] == {"output": ["Paris is in France."]}
+
+
+def test_llama_index_predict_fills_its_prompt_template() -> None:
+    span = _one({
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.provider": "openai",
+        "input.value": json.dumps({"prompt": "SelectorPromptTemplate(metadata={...})", "prompt_args": {"context_str": "x"}}),
+        "input.mime_type": "application/json",
+        "llm.prompt_template.template": "Context: {context_str}\nQuery: {query_str}\nAnswer: ",
+        "llm.prompt_template.variables": '{"context_str": "Paris is in France.", "query_str": "Capital of France?"}',
+        "output.value": "Paris.",
+    }, "OpenAI.predict", _LI_SCOPE)
+    question = "Context: Paris is in France.\nQuery: Capital of France?\nAnswer: "
+    assert span["input"] == {"messages": [{"role": "user", "content": question}]}
+    assert opik_ui.problems(span, question, "Paris.") == []
+    assert span["metadata"]["llm.prompt_template.template"].startswith("Context: {context_str}")

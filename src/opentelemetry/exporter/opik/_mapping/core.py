@@ -100,14 +100,15 @@ def read(out: MappedSpan) -> None:
         used.add("tag.tags")
         out.add_tags(v)
 
-    # Generic input/output keys, when no convention reader claimed them.
+    # Generic input/output keys, when no convention reader claimed them (the OpenInference
+    # reader claims an input.value/output.value it read as nothing: a failed call's empty result).
     for key in ("input.value", "gen_ai.input.messages"):
         v = get(key)
-        if v is not None:
+        if v is not None and not (key == "input.value" and key in used):
             out.set_input(v, key)
     for key in ("output.value", "gen_ai.output.messages"):
         v = get(key)
-        if v is not None:
+        if v is not None and not (key == "output.value" and key in used):
             out.set_output(v, key)
 
     if out.error_info is None:

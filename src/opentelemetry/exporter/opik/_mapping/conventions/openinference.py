@@ -21,10 +21,13 @@ Recognised by ``openinference.span.kind``, which the spec makes required.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Mapping, Optional
 
 from .._model import MappedSpan, is_empty
+from ..messages._chat import is_message_like
 from . import _common as c
+from . import _llama_index as li
 from ._flatten import groups, unflatten
 from ._providers import normalize
 
@@ -34,6 +37,7 @@ FIRST_TOKEN_EVENT = "First Token Stream Event"
 _TYPES = {"LLM": "llm", "EMBEDDING": "llm", "TOOL": "tool", "GUARDRAIL": "guardrail"}
 _GENAI_KINDS = frozenset(("LLM", "EMBEDDING", "TOOL", "AGENT", "GUARDRAIL", "RERANKER", "RETRIEVER"))
 _AGGREGATE_KINDS = frozenset(("AGENT", "CHAIN"))
+_NODE_REPR = re.compile(r"<\w*(Node|Document)\w*\(")
 
 USAGE = (
     ("llm.token_count.prompt", c.PROMPT),
@@ -60,6 +64,8 @@ def read(out: MappedSpan) -> None:
     if kind_raw is None:
         return
     kind = str(kind_raw).strip().upper()
+    if kind == "LLM" and _llama_index_helper(rec.scope_name, out.name, attrs):
+        kind = "CHAIN"
     out.set_type(_TYPES.get(kind, "general"))
     if kind in _GENAI_KINDS:
         out.is_genai = True
@@ -118,7 +124,21 @@ def read(out: MappedSpan) -> None:
         out.used.add("metadata")
         out.merge_metadata(v)
 
-    _read_io(out, attrs)
+    _read_io(out, attrs, kind)
+
+
+def _llama_index_helper(scope: str, name: str, attrs: Mapping[str, Any]) -> bool:
+    """A private method of a LlamaIndex LLM class (``OpenAI._prepare_chat_with_tools``) that calls no model.
+
+    OpenInference gives every span of a LlamaIndex LLM object the kind ``LLM``; a
+    private helper that records no messages and no token counts only built a
+    request, and reads as a step (``general``) rather than as a model call.
+    """
+    if not scope.startswith("openinference.instrumentation.llama_index"):
+        return False
+    if not name.rpartition(".")[2].startswith("_"):
+        return False
+    return not any(k.startswith(("llm.input_messages.", "llm.output_messages.", "llm.token_count.")) for k in attrs)
 
 
 def _json_value(attrs: Mapping[str, Any], key: str) -> Any:
@@ -172,27 +192,157 @@ def _texts(attrs: Mapping[str, Any], keys: Optional[List[str]], prefix: str) -> 
     return [p.get("text", p) if isinstance(p, dict) else p for p in unflatten(attrs, keys, prefix)]
 
 
-def _read_side(out: MappedSpan, attrs: Mapping[str, Any], side: str, keys: Optional[List[str]], prefix: str) -> None:
-    """``input`` or ``output``: the JSON ``<side>.value``, else the flattened messages (or
-    prompts/choices) under ``prefix`` rebuilt, else the plain ``<side>.value``; its mime
-    type is then consumed."""
+def _says_something(m: Any) -> bool:
+    """A rebuilt message with content or tool calls (a failed call leaves ``{"role": "assistant"}``)."""
+    if not isinstance(m, dict):
+        return not is_empty(m)
+    content = m.get("content")
+    if isinstance(content, list):
+        content = [p for p in content if not (isinstance(p, dict) and p.get("type") == "text" and not p.get("text"))]
+    return not is_empty(content) or bool(m.get("tool_calls")) or m.get("role") == "tool"
+
+
+def _renders(value: Any, side: str) -> bool:
+    """``value`` is already a chat Opik shows: OpenAI messages in, OpenAI choices out."""
+    if side == "input":
+        msgs = value.get("messages") if isinstance(value, dict) else value
+        return isinstance(msgs, list) and bool(msgs) and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) for m in msgs
+        )
+    choices = value.get("choices") if isinstance(value, dict) else None
+    return isinstance(choices, list) and bool(choices) and all(
+        isinstance(ch, dict) and isinstance(ch.get("message"), dict) for ch in choices
+    )
+
+
+# keys of a JSON input.value/output.value that hold the conversation (the rest is parameters)
+_CONVERSATION_KEYS = frozenset(("messages", "generations", "chat_history", "user_msg"))
+
+
+def _rest(value: Any) -> Optional[Dict[str, Any]]:
+    """What a JSON ``<side>.value`` holds besides the conversation (request parameters, LLMResult fields)."""
+    if not isinstance(value, dict):
+        return None
+    rest = {k: v for k, v in value.items() if k not in _CONVERSATION_KEYS and v is not None}
+    return rest or None
+
+
+def _generations(value: Any) -> Optional[List[Dict[str, Any]]]:
+    """LangChain's ``LLMResult`` (``{"generations": [[...]]}``) as output messages with their finish reasons."""
+    gens = value.get("generations") if isinstance(value, dict) else None
+    if not isinstance(gens, list) or not gens or not all(isinstance(g, list) for g in gens):
+        return None
+    out: List[Dict[str, Any]] = []
+    for g in gens[0]:
+        if not isinstance(g, dict):
+            continue
+        msg = g.get("message")
+        item: Dict[str, Any] = dict(msg) if isinstance(msg, dict) else {"role": "assistant", "content": g.get("text")}
+        kwargs = item.get("kwargs")
+        said: Dict[str, Any] = kwargs if isinstance(kwargs, dict) else item
+        extra = said.get("additional_kwargs")
+        if is_empty(said.get("content")) and not said.get("tool_calls") and not (
+            isinstance(extra, dict) and extra.get("tool_calls")
+        ):
+            continue  # a failed call's empty generation
+        info = g.get("generation_info")
+        if isinstance(info, dict) and info.get("finish_reason") is not None:
+            item["finish_reason"] = info["finish_reason"]
+        out.append(item)
+    return out
+
+
+def _repr_messages(value: Any) -> Any:
+    """A JSON ``input.value`` whose messages are LlamaIndex ``ChatMessage`` reprs, with the messages read."""
+    if not isinstance(value, dict):
+        return value
+    for key in ("messages", "chat_history"):
+        msgs = li.messages(value.get(key))
+        if msgs is None:
+            continue
+        user = li.message(value.get("user_msg")) if key == "chat_history" else None
+        if isinstance(value.get("user_msg"), str) and user is None and value["user_msg"]:
+            user = {"role": "user", "content": value["user_msg"]}
+        rest = {k: v for k, v in value.items() if k not in (key, "user_msg")}
+        return {"messages": msgs + ([user] if user else []), **rest}
+    return value
+
+
+def _as_io_list(value: Any, side: str, kind: str) -> Any:
+    """A JSON list that is not messages (documents, texts) under its own key instead of ``messages``."""
+    if not isinstance(value, list) or not value or all(is_message_like(v) for v in value):
+        return value
+    reprs = all(isinstance(v, str) and _NODE_REPR.match(v) for v in value)
+    return {"documents" if kind == "RETRIEVER" or reprs else side: value}
+
+
+def _prompt_text(attrs: Mapping[str, Any]) -> Optional[str]:
+    """``llm.prompt_template.template`` filled with its variables (LlamaIndex ``predict``)."""
+    template = attrs.get("llm.prompt_template.template")
+    variables = c.parse_json(attrs.get("llm.prompt_template.variables"))[0]
+    if not isinstance(template, str) or not template or not isinstance(variables, dict):
+        return None
+    try:
+        return template.format(**{str(k): v for k, v in variables.items()})
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return None
+
+
+def _read_side(
+    out: MappedSpan, attrs: Mapping[str, Any], side: str, keys: Optional[List[str]], prefix: str, kind: str
+) -> None:
+    """``input`` or ``output``, in this order of preference:
+
+    * a JSON ``<side>.value`` that is already a chat Opik renders (OpenAI request/response);
+    * the flattened ``llm.input_messages.N``/``llm.output_messages.N`` rebuilt (the rest of
+      a JSON ``<side>.value``, e.g. request parameters, kept in metadata under its key);
+    * a JSON ``<side>.value`` (LangChain ``LLMResult`` and LlamaIndex ``ChatMessage`` reprs read
+      as messages; other lists under ``documents``/``<side>``, not ``messages``);
+    * the flattened ``llm.prompts``/``llm.choices`` and then the plain ``<side>.value``.
+    """
     setter = out.set_input if side == "input" else out.set_output
     value_key = side + ".value"
     as_json = _json_value(attrs, value_key)
-    if as_json is not None:
-        setter(as_json, value_key)
-    elif keys:
-        rebuild = _messages if prefix.endswith("_messages.") else _texts
-        # a plain-text <side>.value is what the messages already hold
-        setter(rebuild(attrs, keys, prefix), value_key if value_key in attrs else None)
+    is_llm = out.type == "llm"
+    rebuilt: List[Any] = []
+    if keys and prefix.endswith("_messages."):
+        rebuilt = [m for m in _messages(attrs, keys, prefix) if _says_something(m)]
+        finish = attrs.get("llm.finish_reason") if side == "output" else None
+        if finish is not None and len(rebuilt) == 1 and isinstance(rebuilt[0], dict):
+            rebuilt[0].setdefault("finish_reason", finish)
+            out.used.add("llm.finish_reason")
+    if as_json is not None and (not rebuilt or _renders(as_json, side)):
+        gens = _generations(as_json) if is_llm and side == "output" else None
+        if gens is not None:
+            setter(gens, value_key)
+            # what LLMResult holds besides the generations; all of it when they said nothing (a failed call)
+            rest = _rest(as_json) if gens else as_json
+            if rest:
+                out.metadata.setdefault(value_key, rest)
+        else:
+            setter(_as_io_list(_repr_messages(as_json), side, kind), value_key)
+    elif rebuilt:
+        setter(rebuilt, value_key if value_key in attrs else None)
+        rest = _rest(as_json)
+        if rest:
+            out.metadata.setdefault(value_key, rest)
+    elif keys and not prefix.endswith("_messages."):
+        # llm.prompts / llm.choices; a plain-text <side>.value is what they already hold
+        setter(_texts(attrs, keys, prefix), value_key if value_key in attrs else None)
     elif value_key in attrs:
-        setter(attrs[value_key], value_key)
+        text = attrs[value_key]
+        reply = li.response_in(text) if side == "output" and not is_llm else None
+        if reply is not None:  # a LlamaIndex agent's StopEvent/AgentOutput repr
+            setter({"messages": [reply]}, value_key)
+            out.metadata.setdefault(value_key, text)
+        else:
+            setter(text, value_key)
     else:
         return
     out.used.add(side + ".mime_type")
 
 
-def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
+def _read_io(out: MappedSpan, attrs: Mapping[str, Any], kind: str) -> None:
     used = out.used
     g = groups(out)
     # the flattened lists repeat input.value/output.value: consumed either way, rebuilt only when used
@@ -204,8 +354,14 @@ def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
         if keys:
             used.update(keys)
 
+    if out.input is None and out.type == "llm" and not in_keys and _json_value(attrs, "input.value") is not None:
+        prompt = _prompt_text(attrs)  # LlamaIndex predict(): the prompt template, filled
+        if prompt is not None:
+            # input.value's "prompt" is the template object's repr: llm.prompt_template.* stay in metadata
+            out.set_input({"messages": [{"role": "user", "content": prompt}]}, "input.value")
+            used.add("input.mime_type")
     if out.input is None:
-        _read_side(out, attrs, "input", in_keys, in_prefix)
+        _read_side(out, attrs, "input", in_keys, in_prefix, kind)
     emb = g.get("embedding.embeddings.")
     if emb:
         used.update(emb)  # vectors would only bloat metadata
@@ -213,17 +369,22 @@ def _read_io(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
             texts = [e.get("text") for e in unflatten(attrs, emb, "embedding.embeddings.") if isinstance(e, dict)]
             out.set_input({"texts": [t for t in texts if t is not None]})
 
-    if out.output is None:
-        _read_side(out, attrs, "output", out_keys, out_prefix)
-
     docs = g.get("retrieval.documents.")
     if docs:
         used.update(docs)
         documents = unflatten(attrs, docs, "retrieval.documents.")
         if out.output is None:
+            # the documents, not output.value's ["<NodeWithScore(...)>"] reprs (kept in metadata)
             out.set_output({"documents": documents})
+            if "output.value" in attrs:
+                used.update(("output.value", "output.mime_type"))
+                out.metadata.setdefault("output.value", _json_value(attrs, "output.value") or attrs["output.value"])
         else:
             out.metadata.setdefault("retrieval.documents", documents)
+
+    if out.output is None:
+        _read_side(out, attrs, "output", out_keys, out_prefix, kind)
+
     for prefix in ("reranker.input_documents.", "reranker.output_documents."):
         keys = g.get(prefix)
         if keys:
