@@ -204,10 +204,11 @@ def test_default_schema_partials_that_differ_are_kept() -> None:
     assert "adk.partial_responses" not in llm["metadata"]
 
 
-def test_unencodable_blob_is_text_not_a_broken_image() -> None:
-    """ADK's default schema writes image bytes it cannot JSON-encode as ``"<not serializable>"``."""
+def test_unencodable_image_keeps_its_place() -> None:
+    """ADK's default schema writes image bytes it cannot JSON-encode as ``"<not serializable>"``: the image part
+    stays where the image was (as Strands' ``"<replaced>"`` does), its data was never recorded."""
     p = Parts()
+    p.add({"type": "text", "content": "What is this?"})
     p.add({"type": "blob", "mime_type": "image/png", "modality": "image", "content": "<not serializable>"})
-    p.add({"type": "blob", "mime_type": "image/png", "data": "iVBORw0KGgo="})
-    assert p.content == [{"type": "text", "text": "[image image/png: <not serializable>]"},
-                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    assert p.content == [{"type": "text", "text": "What is this?"},
+                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,<not serializable>"}}]

@@ -119,13 +119,17 @@ def test_tool_round_trip(run: Run) -> None:
 
 def test_image(run: Run) -> None:
     """ADK's telemetry does not carry image bytes: the default schema writes ``"<not serializable>"`` for them
-    (shown as text, not a broken image), the legacy one leaves ``inline_data`` parts out of the request."""
+    (the ``image_url`` part stays where the image was, its data never recorded), the legacy one leaves
+    ``inline_data`` parts out of the request it records."""
     q = run.q("image")
-    if run.mode == "default":  # both parts are text, so they make one string
-        q = f"{q}\n[image image/png: <not serializable>]"
     trace, (llm,) = run.case("image")
     assert opik_ui.problems(llm, q, run.facts["answer"]) == []
-    assert llm["input"]["messages"][-1] == {"role": "user", "content": q}
+    content = llm["input"]["messages"][-1]["content"]
+    if run.mode == "default":
+        assert content == [{"type": "text", "text": q},
+                           {"type": "image_url", "image_url": {"url": "data:image/png;base64,<not serializable>"}}]
+    else:
+        assert content == q
     assert opik_ui.table_text(trace["input"], "input") == q
 
 

@@ -21,7 +21,6 @@ A part nobody knows is kept as readable JSON text: never dropped silently.
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any, Dict, List, Optional
 
 from ..._json import dumps, parse_json_like
@@ -29,7 +28,6 @@ from ..._json import dumps, parse_json_like
 Message = Dict[str, Any]
 _TEXT_TYPES = frozenset(("text", "input_text", "output_text"))
 _REASONING_TYPES = frozenset(("reasoning", "thinking", "redacted_thinking"))
-_BASE64 = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
 
 
 def as_text(value: Any) -> str:
@@ -55,13 +53,7 @@ def _data_url(mime: Any, content: Any) -> Optional[str]:
         return None
     if content.startswith("data:"):
         return content
-    if not _is_base64(content):  # e.g. ADK's "<not serializable>" for bytes it could not encode
-        return None
     return f"data:{mime or 'application/octet-stream'};base64,{content}"
-
-
-def _is_base64(content: str) -> bool:
-    return _BASE64.fullmatch(content) is not None
 
 
 def _modality(part: Dict[str, Any]) -> str:
@@ -193,8 +185,6 @@ def _blob(p: Parts, part: Dict[str, Any]) -> None:
     elif modality == "audio" and isinstance(content, str):
         fmt = str(mime or "audio/wav").split("/", 1)[-1]
         p.content.append({"type": "input_audio", "input_audio": {"data": content, "format": fmt}})
-    elif isinstance(content, str) and content and not content.startswith("data:") and not _is_base64(content):
-        p.text(f"[{modality or 'file'} {mime or ''}: {content}]".replace(" :", ":"))  # not data: say what came
     else:
         size = len(content) * 3 // 4 if isinstance(content, str) else 0
         p.text(f"[{modality or 'file'} {mime or ''}, {size} bytes]".replace(" ,", ","))
