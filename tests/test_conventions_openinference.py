@@ -248,7 +248,7 @@ def test_langchain_flattened_messages_win_over_serialized_constructors() -> None
     assert span["output"] == _ANSWER
     assert opik_ui.problems(span, "Capital of France?", "Paris.") == [] and opik_ui.messages_tab(span)
     # what LLMResult holds besides the generations stays in metadata; the finish reason is on the choice
-    assert span["metadata"]["output.value"] == {"llm_output": _LC_RESULT["llm_output"], "type": "LLMResult"}
+    assert span["metadata"]["output.value"] == {"llm_output": _LC_RESULT["llm_output"]}
     assert "input.value" not in span["metadata"] and "llm.finish_reason" not in span["metadata"]
     assert span["metadata"]["llm.invocation_parameters"]["_type"] == "openai-chat"
 
@@ -258,7 +258,7 @@ def test_langchain_serialized_messages_alone_are_converted() -> None:
     span = _one(_LC_LLM)
     assert span["input"] == _CHAT
     assert span["output"] == _ANSWER
-    assert span["metadata"]["output.value"] == {"llm_output": _LC_RESULT["llm_output"], "type": "LLMResult"}
+    assert span["metadata"]["output.value"] == {"llm_output": _LC_RESULT["llm_output"]}
     assert opik_ui.problems(span, "Capital of France?", "Paris.") == []
 
 
@@ -410,3 +410,13 @@ def test_llama_index_predict_fills_its_prompt_template() -> None:
     assert span["input"] == {"messages": [{"role": "user", "content": question}]}
     assert opik_ui.problems(span, question, "Paris.") == []
     assert span["metadata"]["llm.prompt_template.template"].startswith("Context: {context_str}")
+
+
+def test_langchain_message_dict_on_a_chain_span() -> None:
+    # StrOutputParser's input: the model's AIMessage in LangChain's message_to_dict form
+    data = {"content": "Paris.", "additional_kwargs": {"refusal": None}, "response_metadata": {"finish_reason": "stop"},
+            "type": "ai", "name": None, "id": "lc_run--1", "tool_calls": [], "invalid_tool_calls": []}
+    span = _one({"openinference.span.kind": "CHAIN", "input.value": json.dumps({"type": "ai", "data": data}),
+                 "input.mime_type": "application/json", "output.value": "Paris."}, "StrOutputParser")
+    assert span["input"] == {"messages": [{"role": "assistant", "content": "Paris."}]}
+    assert span["output"] == {"value": "Paris."}

@@ -224,6 +224,8 @@ def _rest(value: Any) -> Optional[Dict[str, Any]]:
     if not isinstance(value, dict):
         return None
     rest = {k: v for k, v in value.items() if k not in _CONVERSATION_KEYS and v is not None}
+    if rest.get("type") == "LLMResult":
+        del rest["type"]
     return rest or None
 
 
@@ -252,10 +254,23 @@ def _generations(value: Any) -> Optional[List[Dict[str, Any]]]:
     return out
 
 
-def _repr_messages(value: Any) -> Any:
-    """A JSON ``input.value`` whose messages are LlamaIndex ``ChatMessage`` reprs, with the messages read."""
+_LC_DICT_TYPES = frozenset(("human", "ai", "system", "tool", "function", "chat"))
+
+
+def _repr_messages(value: Any, kind: str) -> Any:
+    """A JSON ``<side>.value`` whose messages are LlamaIndex ``ChatMessage`` reprs, with the messages read;
+    one LangChain message in its ``message_to_dict`` form (``{"type": "ai", "data": {...}}``) as messages."""
     if not isinstance(value, dict):
         return value
+    data = value.get("data")
+    if (
+        kind != "TOOL"  # a tool's result (a ToolMessage) stays as the tool returned it
+        and len(value) == 2
+        and value.get("type") in _LC_DICT_TYPES
+        and isinstance(data, dict)
+        and "content" in data
+    ):
+        return {"messages": [{**data, "type": value["type"]}]}
     for key in ("messages", "chat_history"):
         msgs = li.messages(value.get(key))
         if msgs is None:
@@ -320,7 +335,7 @@ def _read_side(
             if rest:
                 out.metadata.setdefault(value_key, rest)
         else:
-            setter(_as_io_list(_repr_messages(as_json), side, kind), value_key)
+            setter(_as_io_list(_repr_messages(as_json, kind), side, kind), value_key)
     elif rebuilt:
         setter(rebuilt, value_key if value_key in attrs else None)
         rest = _rest(as_json)
