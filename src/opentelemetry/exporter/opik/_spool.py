@@ -206,6 +206,44 @@ class Spool:
             self._fsync_dir()
         return written
 
+    def write_owned(self, items: Sequence[Item]) -> Optional[Claim]:
+        """Store ``items`` as one file claimed by this process (the durable queue's segment), unsynced.
+
+        The file is whole once this returns (written under ``tmp/``, then renamed), so it survives
+        this process being killed; the caller fsyncs it (:meth:`sync`) within its bound, for a power
+        cut. None if it does not fit ``max_bytes`` or cannot be written. While this process lives the
+        file is its own; once it is gone, :meth:`recover` puts the file back for any process to re-send.
+        """
+        data = self._encode(items)
+        with self._locked():
+            if self.usage() + len(data) > self.max_bytes:
+                return None
+            name = f"{time.time_ns():020d}-{_HOST}-{os.getpid()}-{_new_token()[:8]}{SUFFIX}"
+            dst = os.path.join(self._claimed, f"{name}~{_HOST}~{os.getpid()}~{_TOKEN}~{int(time.time() * 1000)}")
+            try:
+                tmp = self._write_tmp_data(data, fsync=False)
+                os.rename(tmp, dst)
+            except OSError as exc:
+                _logger.error("Opik spool: could not write to %s: %s", self.directory, exc)
+                return None
+        return Claim(self, dst, name, list(items))
+
+    def sync(self, paths: Sequence[str]) -> None:
+        """fsync ``paths`` (those still there) and the directories that name them."""
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # resolved and deleted meanwhile
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        self._fsync_dir(self._claimed)
+        self._fsync_dir()
+
     def _fit(self, items: Sequence[Item], budget: int) -> List[Item]:
         """The longest prefix of ``items`` that fits one file and ``budget`` bytes."""
         out: List[Item] = []
@@ -234,13 +272,16 @@ class Spool:
         return header + rest
 
     def _write_tmp(self, items: List[Item]) -> str:
-        data = self._encode(items)
+        return self._write_tmp_data(self._encode(items), fsync=True)
+
+    def _write_tmp_data(self, data: bytes, fsync: bool) -> str:
         tmp = os.path.join(self._tmp, f"{os.getpid()}-{_new_token()}.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
         except OSError:
             try:
                 os.unlink(tmp)
@@ -249,9 +290,9 @@ class Spool:
             raise
         return tmp
 
-    def _fsync_dir(self) -> None:
+    def _fsync_dir(self, directory: Optional[str] = None) -> None:
         try:
-            fd = os.open(self.directory, os.O_RDONLY)
+            fd = os.open(directory or self.directory, os.O_RDONLY)
         except OSError:
             return
         try:

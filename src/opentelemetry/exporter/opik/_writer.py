@@ -43,6 +43,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 
 from . import _metrics
 from ._config import OpikSettings
+from ._delivery.durable import DurableLog
 from ._delivery.policy import Action, Outcome, classify, retry_delay
 from ._items import ENDPOINTS, EXPORTED_COUNTER, KIND_ORDER, Item, request_body
 from ._stats import Stats
@@ -136,6 +137,8 @@ class Writer:
         self.transport = transport or Transport(settings)
         self.stats = stats or Stats()
         self.spool = spool
+        #: the durable queue: with a spool, accepted items are on disk until resolved
+        self._durable: Optional[DurableLog] = DurableLog(spool) if spool is not None else None
         self._shrink = shrink
         #: retry tuning; public so a deployment (or a test) can tighten it
         self.backoff_base = backoff_base
@@ -187,6 +190,8 @@ class Writer:
         # The child starts clean: the parent's queued and in-flight items stay the
         # parent's (sending them here too would duplicate work and race on sockets).
         self._init_state()
+        if self._durable is not None:
+            self._durable.after_fork()
         self.transport.reset()
 
     # -- producer side -------------------------------------------------------------
@@ -203,50 +208,77 @@ class Writer:
         ``force`` queues them even past the bounds: for items already acknowledged
         against a reservation (the sidecar answers before it maps), which the
         bounds have counted in advance.
+
+        With a spool (the durable queue) the accepted items are on disk when this returns, and
+        items beyond the memory bounds are kept there for a re-send instead of being dropped.
         """
         if not items:
             return 0
         if self._pid != os.getpid():  # forked without the at-fork hook (uWSGI)
             self._after_fork()
-        s = self.settings
-        accepted = 0
-        too_large: List[Item] = []
+        if self._closed:
+            self.stats.drop("shutdown", len(items))
+            return 0
+        limit = self.settings.max_queue_bytes
+        fit = [i for i in items if i.size <= limit]
+        too_large = len(items) - len(fit)
+        if too_large:
+            self._drop_too_large([i for i in items if i.size > limit])
+        durable = self._durable is not None and self._durable.append(fit)
         with self._cond:
-            if self._closed:
-                self.stats.drop("shutdown", len(items))
-                return 0
-            q = self._queue
-            n_held = len(q) + self._inflight_items
-            b_held = self._queued_bytes + self._inflight_bytes
-            added = 0
-            for item in items:
-                if item.size > s.max_queue_bytes:
-                    too_large.append(item)
-                    continue
-                if not force and (n_held >= s.max_queue_items or b_held + item.size > s.max_queue_bytes):
-                    break
-                q.append(item)
-                n_held += 1
-                b_held += item.size
-                added += item.size
-                accepted += 1
-            self._queued_bytes += added
-            if accepted:
-                self._cond.notify_all()
-        for item in too_large:
+            queued = 0 if self._closed else self._enqueue(fit, force)
+        rest = fit[queued:]
+        if rest and durable and self._durable is not None:
+            self._durable.settle(rest, keep=True)  # on disk already: re-sent from there
+            self.stats.add("items_spooled", len(rest))
+            self._log(
+                "kept_on_disk", logging.WARNING,
+                "Opik exporter: the memory queue is full (or closed); %d items are kept in the spool at %s "
+                "and will be re-sent", len(rest), self.spool.directory if self.spool is not None else "?",
+            )
+            queued += len(rest)
+        elif rest:
+            self._drop_unqueued(len(rest))
+        self._ensure_thread()
+        return queued
+
+    def _enqueue(self, items: List[Item], force: bool) -> int:
+        """Append the longest prefix of ``items`` that fits the bounds (all, with ``force``); caller holds the lock."""
+        s = self.settings
+        q = self._queue
+        n_held = len(q) + self._inflight_items
+        b_held = self._queued_bytes + self._inflight_bytes
+        added = 0
+        accepted = 0
+        for item in items:
+            if not force and (n_held >= s.max_queue_items or b_held + item.size > s.max_queue_bytes):
+                break
+            q.append(item)
+            n_held += 1
+            b_held += item.size
+            added += item.size
+            accepted += 1
+        self._queued_bytes += added
+        if accepted:
+            self._cond.notify_all()
+        return accepted
+
+    def _drop_too_large(self, items: List[Item]) -> None:
+        for item in items:
             self.stats.drop("too_large")
             _logger.error(
                 "Opik exporter dropped %s %s of %s: %d bytes is more than OTEL_EXPORTER_OPIK_MAX_QUEUE_BYTES",
                 item.kind, item.id, item.label, item.size,
             )
-        dropped = len(items) - accepted - len(too_large)
-        if dropped:
-            self.stats.drop("queue_full", dropped)
-            with self._cond:
-                self._dropped_unlogged += dropped
-            self._warn_queue_full()
-        self._ensure_thread()
-        return accepted
+
+    def _drop_unqueued(self, n: int) -> None:
+        if self._closed:
+            self.stats.drop("shutdown", n)
+            return
+        self.stats.drop("queue_full", n)
+        with self._cond:
+            self._dropped_unlogged += n
+        self._warn_queue_full()
 
     def _warn_queue_full(self) -> None:
         s = self.settings
@@ -418,6 +450,7 @@ class Writer:
                     lost = list(self._current.values())
                     self._current.clear()
                 _logger.exception("Opik exporter: unexpected error while sending; %d items dropped", len(lost))
+                self._settle(lost, keep=False)
                 self.stats.drop("internal_error", len(lost))
             finally:
                 self._finish_batch(batch)
@@ -496,7 +529,7 @@ class Writer:
                 for chunk in self._chunks(items):
                     self._deliver(kind, chunk, time.monotonic() + self.settings.retry_deadline, [ISOLATION_BUDGET])
         for kind, items in by_kind.items():  # an unknown kind: nothing to send it to
-            self._resolve(items)
+            self._settle(self._resolve(items), keep=False)
             self.stats.drop("unknown_kind", len(items))
             _logger.error("Opik exporter: %d items of unknown kind %r dropped", len(items), kind)
 
@@ -546,6 +579,7 @@ class Writer:
         # Items taken over meanwhile (spooled by flush/shutdown) are counted when re-sent.
         ours = self._resolve(items)
         if ours:
+            self._settle(ours, keep=False)
             self.stats.add(EXPORTED_COUNTER.get(kind, "scores_exported"), len(ours))
 
     def _deliver(
@@ -613,6 +647,7 @@ class Writer:
                 _logger.exception("Opik exporter: could not shrink %s %s of %s", kind, item.id, item.label)
         if shrunk is None or shrunk.size > target or shrunk.size >= item.size:
             if self._resolve([item]):
+                self._settle([item], keep=False)
                 self.stats.drop("too_large")
                 _logger.error(
                     "Opik exporter dropped %s %s of %s: %d bytes is too large for Opik and could not be "
@@ -667,6 +702,7 @@ class Writer:
     def _rejected(self, kind: str, item: Item, resp: Response, error: Optional[str], note: str = "") -> None:
         if not self._resolve([item]):
             return
+        self._settle([item], keep=False)
         self.stats.drop("rejected")
         text = error or resp.text.strip()[:500] or "(no error text)"
         _logger.error(
@@ -703,6 +739,7 @@ class Writer:
         ours = self._resolve(items)
         if not ours:
             return
+        self._settle(ours, keep=False)
         self.stats.drop(outcome.reason, len(ours))
         self._log(
             f"http{resp.status}", logging.ERROR,
@@ -843,9 +880,25 @@ class Writer:
                 self._next_replay_at = time.monotonic() + self.replay_retry
             self._give_up_now(ours, reason)
 
+    def _settle(self, items: Sequence[Item], keep: bool) -> List[Item]:
+        """Tell the durable queue how ``items`` ended; returns those it does not hold (all, without one)."""
+        durable = self._durable
+        if durable is None or not items:
+            return list(items)
+        origin = self._origin
+        return durable.settle([origin.get(id(i), i) for i in items], keep)
+
     def _give_up_now(self, items: List[Item], reason: str) -> None:
         if not items:
             return
+        n_items = len(items)
+        items = self._settle(items, keep=True)  # on disk already: kept there for a re-send
+        if len(items) < n_items:
+            self.stats.add("items_spooled", n_items - len(items))
+            self._next_spool_scan = 0.0
+            if not items:
+                self._log_spooled(n_items, reason)
+                return
         if self.spool is not None:
             try:
                 n = self.spool.write(items)
@@ -856,12 +909,7 @@ class Writer:
                 self.stats.add("items_spooled", n)
                 self._next_spool_scan = 0.0  # our own files: no need to wait for the next scan
             if n == len(items):
-                if reason in ("shutdown", "flush_timeout", "retry_deadline"):
-                    self._log(
-                        "spooled_" + reason, logging.WARNING,
-                        "Opik exporter: %d items not delivered (%s) were spooled to %s and will be re-sent",
-                        n, reason.replace("_", " "), self.spool.directory,
-                    )
+                self._log_spooled(n_items, reason)
                 return
             items = items[n:]
             reason = "spool_full"
@@ -875,6 +923,14 @@ class Writer:
             "drop_" + reason, logging.WARNING,
             "Opik exporter dropped %d items (%s)%s", len(items), reason, hint,
         )
+
+    def _log_spooled(self, n: int, reason: str) -> None:
+        if reason in ("shutdown", "flush_timeout", "retry_deadline") and self.spool is not None:
+            self._log(
+                "spooled_" + reason, logging.WARNING,
+                "Opik exporter: %d items not delivered (%s) were spooled to %s and will be re-sent",
+                n, reason.replace("_", " "), self.spool.directory,
+            )
 
     def _replay_due(self) -> bool:
         if self.spool is None or self._closed or self._abort.is_set():

@@ -168,7 +168,7 @@ class Sidecar:
             limits=self.options.limits(),
             retry_after=self.options.retry_after,
             probe_transport=probe,
-            map_async=not self.options.inline,
+            map_async=not (self.options.inline or settings.spool_dir),  # with a spool: on disk before the 200
             max_pending_spans=self.options.max_pending_spans,
         )
         self.http_port: Optional[int] = None
