@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._config import OpikSettings, resolve_settings
 from ._console import ConsoleWriter
+from ._delivery.flush import DEFAULT_FLUSH_MILLIS, ProcessorFlushHook
 from ._errors import trail, where
 from ._pipeline import MaskHook, Pipeline
 from ._record import SpanRecord, from_readable_span
@@ -75,10 +76,13 @@ class OpikSpanExporter(SpanExporter):
             if spool is not None:
                 spool.attach(self._writer)
         self._shutdown = False
+        #: TracerProvider.force_flush() waits for Opik too (the SDK's processors never call ours)
+        self._flush_hook = ProcessorFlushHook(self, self._flush_writer)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return SpanExportResult.FAILURE
+        flush_now = self._flush_hook.from_export()  # directly from export(): it looks at our caller
         try:
             records: List[SpanRecord] = []
             for span in spans:
@@ -90,6 +94,8 @@ class OpikSpanExporter(SpanExporter):
             processed = self._pipeline.process(records)
             accepted = self._writer.submit(processed.items)
             ok = accepted == len(processed.items) and len(records) == len(spans)
+            if flush_now:  # the last batch of a provider flush that began before the hook
+                self._flush_writer(DEFAULT_FLUSH_MILLIS / 1000)
             return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
         except Exception as exc:  # noqa: BLE001 - export() never raises
             _logger.error("Opik exporter failed to export %d spans: %s", len(spans), trail(exc))
@@ -97,6 +103,9 @@ class OpikSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._writer.flush(timeout_millis / 1000)
+
+    def _flush_writer(self, timeout: float) -> bool:
+        return self._writer.flush(timeout)
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:  # type: ignore[override]
         if self._shutdown:
