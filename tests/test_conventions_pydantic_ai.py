@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import opik_ui
 from conftest_conventions import Recorder, iso, mapped, ns, strip
 from opentelemetry.trace import SpanKind
 
@@ -19,6 +20,14 @@ CALL = {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "na
 RESULT = {"role": "user", "parts": [{"type": "tool_call_response", "id": "call_1", "name": "get_weather", "result": "sunny"}]}
 ANSWER = {"role": "assistant", "parts": [{"type": "text", "content": "Sunny in Paris."}], "finish_reason": "stop"}
 SCHEMA = '{"type": "object", "properties": {"model_request_parameters": {"type": "object"}}}'
+
+# the same messages as Opik's UI renders them (OpenAI chat shapes, after the message normalizer)
+CHAT_SYSTEM = {"role": "system", "content": "Be brief."}
+CHAT_USER = {"role": "user", "content": "Weather in Paris?"}
+CHAT_CALL = {"role": "assistant", "content": None, "tool_calls": [
+    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
+CHAT_RESULT = {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+CHAT_ANSWER = {"role": "assistant", "content": "Sunny in Paris."}
 
 
 def _chat(rec: Recorder, parent: object, start: float, inp: list, outp: list, tokens: tuple, cost: float, **extra: object) -> None:
@@ -104,7 +113,7 @@ def test_agent_run_full_mapping() -> None:
     assert strip(agent) == {
         "name": "invoke_agent weather_agent",
         "type": "general",
-        "input": {"messages": [USER, CALL, RESULT, ANSWER]},
+        "input": {"messages": [CHAT_USER, CHAT_CALL, CHAT_RESULT, CHAT_ANSWER]},
         "output": {"value": "Sunny in Paris."},
         "metadata": {
             "tenant": "acme",
@@ -122,7 +131,6 @@ def test_agent_run_full_mapping() -> None:
     assert "usage" not in agent and "total_estimated_cost" not in agent
 
     first, second = sorted((s for s in result.spans if s["name"] == "chat gpt-4o"), key=lambda s: s["start_time"])
-    system_message = {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]}
     common_md = {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": "gpt-4o",
@@ -139,8 +147,8 @@ def test_agent_run_full_mapping() -> None:
         "provider": "openai",
         "usage": {"prompt_tokens": 60, "completion_tokens": 12, "total_tokens": 72},
         "total_estimated_cost": 0.00027,
-        "input": {"messages": [system_message, USER]},
-        "output": {"messages": [CALL]},
+        "input": {"messages": [CHAT_SYSTEM, CHAT_USER]},
+        "output": {"choices": [{"index": 0, "message": CHAT_CALL, "finish_reason": "tool_call"}]},
         "metadata": {**common_md, "gen_ai.response.id": "chatcmpl-10", "gen_ai.response.finish_reasons": ["tool_call"]},
     }
     assert strip(second) == {
@@ -152,10 +160,17 @@ def test_agent_run_full_mapping() -> None:
         "total_estimated_cost": 0.00041,
         "ttft": 125.0,
         "tags": ["prod", "weather"],
-        "input": {"messages": [system_message, USER, CALL, RESULT]},
-        "output": {"messages": [ANSWER]},
+        "input": {"messages": [CHAT_SYSTEM, CHAT_USER, CHAT_CALL, CHAT_RESULT]},
+        "output": {"choices": [{"index": 0, "message": CHAT_ANSWER, "finish_reason": "stop"}]},
         "metadata": {**common_md, "gen_ai.response.id": "chatcmpl-340", "gen_ai.response.finish_reasons": ["stop"]},
     }
+    # as Opik's UI shows them: conversations, with the question and answer in the tables
+    assert opik_ui.problems(first, "Weather in Paris?") == [] and opik_ui.messages_tab(first)
+    assert opik_ui.problems(second, "Weather in Paris?", "Sunny in Paris.") == [] and opik_ui.messages_tab(second)
+    assert opik_ui.input_detected(agent["input"]) and opik_ui.empty_messages(agent) == []
+    assert opik_ui.table_text(agent["input"], "input") == "Weather in Paris?"
+    assert opik_ui.table_text(agent["output"], "output") == "Sunny in Paris."
+
     tool = result.span("execute_tool get_weather")
     assert strip(tool) == {
         "name": "execute_tool get_weather",
@@ -227,8 +242,9 @@ def test_version_2_tool_span_and_version_1_events() -> None:
     chat = result.span("chat gpt-4o")
     assert chat["type"] == "llm" and chat["provider"] == "openai" and chat["model"] == "gpt-4o"
     assert chat["input"] == {"messages": [{"content": "Be brief.", "role": "system"}, {"content": "hi", "role": "user"}]}
-    assert chat["output"] == {"role": "assistant", "content": "hello"}
+    assert chat["output"] == {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}]}
     assert "events" not in chat["metadata"]
+    assert opik_ui.problems(chat, "hi", "hello") == [] and opik_ui.messages_tab(chat)
 
 
 def test_logfire_request_response_data_and_dropped_keys() -> None:
@@ -263,7 +279,8 @@ def test_logfire_request_response_data_and_dropped_keys() -> None:
         "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5},
         "tags": ["llm"],
         "input": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-        "output": {"message": {"role": "assistant", "content": "hello"}, "usage": {"prompt_tokens": 4}},
+        "output": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}], "usage": {"prompt_tokens": 4}},
         "metadata": {"gen_ai.request.model": "gpt-4o", "logfire.msg": "Chat Completion with 'gpt-4o'",
                      "logfire.span_type": "span", "async": False},
     }
+    assert opik_ui.problems(span, "hi", "hello") == [] and opik_ui.messages_tab(span)

@@ -10,7 +10,7 @@ reader handles the rest:
   aggregated names are switched off) sum the children and stay in metadata;
 * ``operation.cost`` (USD, computed by Pydantic AI with genai-prices) -> cost;
 * v2 tool spans (``running tool``): ``tool_arguments``/``tool_response``;
-* v1 model spans: the ``events`` JSON list (messages in, ``gen_ai.choice`` out);
+* v1 model spans: the ``events`` JSON list (messages in, the ``gen_ai.choice`` as ``choices`` out);
 * Logfire: ``logfire.tags`` -> tags, ``request_data``/``response_data`` (its
   v1 LLM integrations) -> input/output, ``logfire.json_schema`` and
   ``logfire.msg_template`` dropped (rendering hints, no data).
@@ -110,7 +110,7 @@ def read(out: MappedSpan) -> None:
         out.set_input(v, "request_data")
     v = get("response_data")
     if v is not None:
-        out.set_output(v, "response_data")
+        out.set_output(_response_data(v), "response_data")
 
 
 def _split_events(value: Any) -> "tuple[Any, Any]":
@@ -125,9 +125,30 @@ def _split_events(value: Any) -> "tuple[Any, Any]":
             continue
         name = e.get("event.name")
         if name == "gen_ai.choice":
-            output = e.get("message", e)
+            output = _choice(e)
         elif isinstance(name, str) and name.startswith("gen_ai."):
             m = {k: v for k, v in e.items() if k not in ("event.name", "gen_ai.system")}
             m.setdefault("role", name[len("gen_ai."):].split(".")[0])
             inputs.append(m)
     return (inputs or None), output
+
+
+def _choice(event: Dict[str, Any]) -> Any:
+    """A v1 ``gen_ai.choice`` event as OpenAI ``choices`` (the normalizer reads their messages)."""
+    message = event.get("message")
+    if not isinstance(message, dict):
+        return event.get("message", event)
+    message = {"role": "assistant", **message}
+    choice: Dict[str, Any] = {"index": event.get("index", 0), "message": message}
+    if event.get("finish_reason") is not None:
+        choice["finish_reason"] = event["finish_reason"]
+    return {"choices": [choice]}
+
+
+def _response_data(value: Any) -> Any:
+    """Logfire's ``response_data`` of a chat completion (``{"message": {...}, "usage": ...}``) as ``choices``."""
+    parsed, ok = c.parse_json(value)
+    if not ok or not isinstance(parsed, dict) or not isinstance(parsed.get("message"), dict) or "choices" in parsed:
+        return value
+    rest = {k: v for k, v in parsed.items() if k != "message"}
+    return {"choices": [{"index": 0, "message": {"role": "assistant", **parsed["message"]}}], **rest}
