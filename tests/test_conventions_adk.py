@@ -149,8 +149,10 @@ def test_system_instruction_forms_and_every_part_kept() -> None:
                           "gcp.vertex.agent.llm_request": json.dumps(request),
                           "gcp.vertex.agent.llm_response": json.dumps(
                               {"content": {"role": "model", "parts": [{"text": "Sunny."}]},
-                               "finish_reason": "MAX_TOKENS"})}, 0, 10)
+                               "model_version": "gemini-2.0-flash-001", "finish_reason": "MAX_TOKENS"})}, 0, 10)
     llm = mapped(rec.finished()).span("call_llm")
+    assert llm["model"] == "gemini-2.0-flash-001"  # the model that answered
+    assert llm["metadata"]["gen_ai.request.model"] == "gemini-2.0-flash"
     assert llm["input"]["messages"] == [
         {"role": "system", "content": "Be brief.\nBe kind."},
         {"role": "user", "content": [{"type": "text", "text": "Weather and a picture?"},

@@ -86,6 +86,11 @@ def test_answer_reads_as_a_conversation(run: Run, case: str) -> None:
     (choice,) = llm["output"]["choices"]  # streamed partials folded into the one answer
     assert choice["message"] == {"role": "assistant", "content": answer} and choice["finish_reason"] == "stop"
     assert llm["provider"] == "openai"
+    # the default schema names the requested model only; the legacy response says which one answered
+    if run.mode == "default":
+        assert llm["model"] == "openai/gpt-4o-mini"
+    else:  # as the response chunks name it
+        assert llm["model"] == ("gpt-4o-mini" if case == "stream" else "gpt-4o-mini-2024-07-18")
     assert llm["usage"]["prompt_tokens"] > 0 and llm["usage"]["completion_tokens"] > 0
     assert opik_ui.table_text(trace["input"], "input") == run.q(case)
     assert opik_ui.table_text(trace["output"], "output") == answer

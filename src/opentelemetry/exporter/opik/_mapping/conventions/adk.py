@@ -12,7 +12,8 @@ This reader handles:
   (``system``) message before ``contents`` (the rest of ``config`` and
   ``model`` stay beside the messages); output ``gcp.vertex.agent.llm_response``,
   a Gemini response (``content``: one choice, ``finish_reason`` in OpenAI's
-  words: ``STOP`` -> ``stop``, ``MAX_TOKENS`` -> ``length``); ``{}`` when
+  words: ``STOP`` -> ``stop``, ``MAX_TOKENS`` -> ``length``; its ``model_version``,
+  the model that answered, is the ``model``); ``{}`` when
   content capture is off, which counts as empty; the provider comes from the
   model id (``gemini-*`` -> ``google_ai``, LiteLLM ``openai/gpt-4o`` -> ``openai``);
 * the legacy schema's ``generate_content`` span inside ``call_llm`` (stable
@@ -72,7 +73,10 @@ def read(out: MappedSpan) -> None:
     resp = get(RESPONSE)
     if resp is not None:
         used.add(RESPONSE)
-        out.set_output(_response(resp))
+        resp = _response(resp)
+        if isinstance(resp, dict) and isinstance(resp.get("model_version"), str):
+            out.set_model(resp["model_version"])  # the model that answered; the requested one stays in metadata
+        out.set_output(resp)
     for key, is_input in _TOOL_IO:
         v = get(key)
         if v is not None:
