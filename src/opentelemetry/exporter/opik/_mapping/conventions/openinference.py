@@ -5,11 +5,17 @@ Recognised by ``openinference.span.kind``, which the spec makes required.
 * type: ``LLM``/``EMBEDDING`` -> ``llm``, ``TOOL`` -> ``tool``, ``GUARDRAIL``
   -> ``guardrail``, the rest ``general``; ``AGENT``/``CHAIN`` token counts sum
   their children's and stay in metadata;
-* input/output: ``input.value``/``output.value`` when they are JSON (on LLM
-  spans that is the whole request/response, messages included), else the
-  reassembled ``llm.input_messages.N``/``llm.output_messages.N`` (numeric
-  order, tool calls, multimodal contents), else ``llm.prompts``/``llm.choices``,
-  else the plain text;
+* input/output: ``input.value``/``output.value`` when they are JSON OpenAI chat
+  (the OpenAI instrumentation's whole request/response), else the reassembled
+  ``llm.input_messages.N``/``llm.output_messages.N`` (numeric order, tool calls,
+  multimodal contents; the rest of a JSON value, e.g. request arguments, in
+  metadata), else the JSON value (LangChain's serialized constructors and
+  ``LLMResult``, LlamaIndex's ``ChatMessage`` reprs read as messages: see
+  ``_llama_index``), else ``llm.prompts``/``llm.choices``, else the plain text
+  (a LlamaIndex agent's ``StopEvent`` repr read as its answer);
+* LlamaIndex: ``predict()``'s prompt template is filled as the user message,
+  ``_prepare_chat_with_tools`` (kind ``LLM``, no model call) is ``general``,
+  retrievers show ``retrieval.documents`` rather than node reprs;
 * model ``llm.model_name`` (response model when known), provider
   ``llm.provider`` then ``llm.system``, usage ``llm.token_count.*``, cost
   ``llm.cost.total`` (or prompt + completion), ttft from the
