@@ -129,6 +129,7 @@ SPECS: Tuple[_Spec, ...] = (
     _Spec("dry_run", _PREFIX + "DRY_RUN", _parse_bool, False, None, "print the Opik traces as a tree instead of sending"),
     _Spec("spool_dir", _PREFIX + "SPOOL_DIR", _parse_str, None, None, "directory where undeliverable batches are kept and re-sent later"),
     _Spec("spool_max_bytes", _PREFIX + "SPOOL_MAX_BYTES", _positive_int(1024), 512 * 1024 * 1024, None, "disk the spool may use"),
+    _Spec("sigterm_flush", _PREFIX + "SIGTERM_FLUSH", _parse_bool, False, None, "on SIGTERM, if the app has no handler of its own, exit through the exit hooks so queued spans are delivered (or spooled) first"),
     _Spec("capture_content", _PREFIX + "CAPTURE_CONTENT", _parse_bool, True, None, "false drops input/output/message contents (sizes kept)"),
     _Spec("scrub", _PREFIX + "SCRUB", _parse_bool, True, None, "replace credentials (keys, tokens, passwords) by markers"),
     _Spec("scrub_patterns", _PREFIX + "SCRUB_PATTERNS", _parse_patterns, (), None, "extra comma-separated regexes of keys to scrub"),
@@ -166,6 +167,7 @@ class OpikSettings:
     dry_run: bool
     spool_dir: Optional[str]
     spool_max_bytes: int
+    sigterm_flush: bool
     capture_content: bool
     scrub: bool
     scrub_patterns: Tuple[str, ...]

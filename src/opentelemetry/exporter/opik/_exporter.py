@@ -76,6 +76,14 @@ class OpikSpanExporter(SpanExporter):
             if spool is not None:
                 spool.attach(self._writer)
         self._shutdown = False
+        if settings.sigterm_flush and not settings.dry_run:
+            from ._delivery import sigterm
+
+            if not sigterm.install():
+                _logger.warning(
+                    "OTEL_EXPORTER_OPIK_SIGTERM_FLUSH is set but not used: the app has a SIGTERM handler of its own "
+                    "(or the exporter was built outside the main thread); shut the TracerProvider down in it"
+                )
         #: TracerProvider.force_flush() waits for Opik too (the SDK's processors never call ours)
         self._flush_hook = ProcessorFlushHook(self, self._flush_writer)
 
