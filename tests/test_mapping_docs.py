@@ -15,11 +15,10 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
+import opik_ui
 import pytest
 from conftest_conventions import Recorder, mapped
 from opentelemetry.trace import SpanKind
-
-import opik_ui
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mapping.md"
 _BLOCK = re.compile(r"```json (before|after)\n(.*?)```", re.S)
