@@ -420,3 +420,17 @@ def test_langchain_message_dict_on_a_chain_span() -> None:
                  "input.mime_type": "application/json", "output.value": "Paris."}, "StrOutputParser")
     assert span["input"] == {"messages": [{"role": "assistant", "content": "Paris."}]}
     assert span["output"] == {"value": "Paris."}
+
+
+def test_llama_index_truncated_reprs_stay_text() -> None:
+    # the instrumentation cuts long reprs with "...": cut before the answer's blocks, nothing is made up
+    cut = ("AgentOutput(response=ChatMessage(role=<MessageRole.ASSISTANT: 'assistant'>, additional_kwargs="
+           "{'tool_calls': [ChoiceDeltaToolCall(index=0, id='call_1', function=ChoiceDeltaToolCallFunction(...")
+    step = _one({"openinference.span.kind": "CHAIN", "output.value": cut, "output.mime_type": "text/plain"},
+                "BaseWorkflowAgent.run_agent_step", _LI_SCOPE)
+    assert step["output"] == {"value": cut}
+    # a message list where one item is not a ChatMessage repr is left as it was
+    odd = {**_LI_LLM, "input.value": json.dumps({"messages": [_LI_USER, "something else"]})}
+    del odd["output.value"]
+    span = _one(odd, "OpenAI.chat", _LI_SCOPE)
+    assert span["input"] == {"messages": [_LI_USER, "something else"]}
