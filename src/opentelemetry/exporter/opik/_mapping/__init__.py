@@ -55,6 +55,21 @@ def _note_conversation(info: TraceInfo, out: MappedSpan) -> None:
         info.answer = (rec.end_ns, a[:_TEXT_CAP])
 
 
+#: ``MappedSpan.scratch`` key a reader sets on an agent span that records no content of its own
+#: (``conventions/_openai_agents.py``): it takes the text of the LLM calls that ran inside it
+BORROW_CONVERSATION = "conversation_from_llm_calls"
+
+
+def _borrow_conversation(info: TraceInfo, out: MappedSpan) -> None:
+    """The trace's first question and last answer so far, when they fall within the span's own time."""
+    rec = out.record
+    q, a = info.question, info.answer
+    if out.input is None and q is not None and q[0] >= rec.start_ns:
+        out.input = {"messages": [{"role": "user", "content": q[1]}]}
+    if out.output is None and a is not None and a[0] <= rec.end_ns:
+        out.output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": a[1]}}]}
+
+
 def _readable_trace(trace: Dict[str, Any], info: TraceInfo) -> bool:
     """Give the trace row the text a person reads in the thread view; True when nothing changed.
 
@@ -173,6 +188,8 @@ class Mapper:
                     self._note(info, out)
                     if self._reshape and out.type == "llm":
                         _note_conversation(info, out)
+                    elif self._reshape and out.scratch is not None and out.scratch.get(BORROW_CONVERSATION):
+                        _borrow_conversation(info, out)
                 trace_row = rec.is_local_root and "trace_id" not in out.opik_ids
                 self._emit(out, info, default_project, trace_row, traces, spans, scores, span_ids)
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch

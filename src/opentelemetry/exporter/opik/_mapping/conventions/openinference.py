@@ -34,6 +34,7 @@ from .._model import MappedSpan, is_empty
 from ..messages._chat import is_message_like
 from . import _common as c
 from . import _llama_index as li
+from . import _openai_agents as oa
 from ._flatten import groups, unflatten
 from ._providers import normalize
 
@@ -131,6 +132,8 @@ def read(out: MappedSpan) -> None:
         out.merge_metadata(v)
 
     _read_io(out, attrs, kind)
+    if oa.is_agents(out):
+        oa.read(out, kind)
 
 
 def _llama_index_helper(scope: str, name: str, attrs: Mapping[str, Any]) -> bool:
@@ -332,7 +335,8 @@ def _read_side(
         if finish is not None and len(rebuilt) == 1 and isinstance(rebuilt[0], dict):
             rebuilt[0].setdefault("finish_reason", finish)
             out.used.add("llm.finish_reason")
-    if as_json is not None and (not rebuilt or _renders(as_json, side)):
+    renders = _renders(as_json, side) and not oa.flattened_first(out, as_json, rebuilt)
+    if as_json is not None and (not rebuilt or renders):
         gens = _generations(as_json) if is_llm and side == "output" else None
         if gens is not None:
             setter(gens, value_key)
