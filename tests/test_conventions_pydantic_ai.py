@@ -114,7 +114,8 @@ def test_agent_run_full_mapping() -> None:
         "name": "invoke_agent weather_agent",
         "type": "general",
         "input": {"messages": [CHAT_USER, CHAT_CALL, CHAT_RESULT, CHAT_ANSWER]},
-        "output": {"value": "Sunny in Paris."},
+        # a text final_result is the assistant's answer
+        "output": {"choices": [{"index": 0, "message": CHAT_ANSWER}]},
         "metadata": {
             "tenant": "acme",
             "model_name": "gpt-4o",
@@ -167,7 +168,7 @@ def test_agent_run_full_mapping() -> None:
     # as Opik's UI shows them: conversations, with the question and answer in the tables
     assert opik_ui.problems(first, "Weather in Paris?") == [] and opik_ui.messages_tab(first)
     assert opik_ui.problems(second, "Weather in Paris?", "Sunny in Paris.") == [] and opik_ui.messages_tab(second)
-    assert opik_ui.input_detected(agent["input"]) and opik_ui.empty_messages(agent) == []
+    assert opik_ui.messages_tab(agent) and opik_ui.empty_messages(agent) == []
     assert opik_ui.table_text(agent["input"], "input") == "Weather in Paris?"
     assert opik_ui.table_text(agent["output"], "output") == "Sunny in Paris."
 

@@ -83,7 +83,7 @@ def _reads(item: Dict[str, Any], question: str, answer: str) -> None:
     """A trace or agent run span: the question and the final answer in the tables and the thread view."""
     assert opik_ui.table_text(item["input"], "input") == question
     assert opik_ui.table_text(item["output"], "output") == answer
-    assert opik_ui.input_detected(item["input"]) and opik_ui.empty_messages(item) == []
+    assert opik_ui.messages_tab(item) and opik_ui.empty_messages(item) == []
 
 
 def test_the_app_ran_what_it_says(run: Run) -> None:

@@ -6,8 +6,9 @@ reader handles the rest:
 * agent run spans (``invoke_agent {agent}``, ``agent run`` in v2, recognised by
   ``agent_name``/``pydantic_ai.all_messages``): ``general``, input
   ``pydantic_ai.all_messages`` (v1: ``all_messages_events``), output
-  ``final_result``; ``gen_ai.aggregated_usage.*`` (and ``gen_ai.usage.*`` when the
-  aggregated names are switched off) sum the children and stay in metadata;
+  ``final_result`` (a text answer as ``choices``, structured output as its object);
+  ``gen_ai.aggregated_usage.*`` (and ``gen_ai.usage.*`` when the aggregated names are
+  switched off) sum the children and stay in metadata;
 * ``operation.cost`` (USD, computed by Pydantic AI with genai-prices) -> cost;
 * v2 tool spans (``running tool``): ``tool_arguments``/``tool_response``;
 * v1 model spans: the ``events`` JSON list (messages in, the ``gen_ai.choice`` as ``choices`` out);
@@ -75,7 +76,7 @@ def read(out: MappedSpan) -> None:
             out.set_input(ins, "all_messages_events")
         v = get("final_result")
         if v is not None:
-            out.set_output(v, "final_result")
+            out.set_output(_final_answer(v), "final_result")
         v = get("metadata")
         if v is not None:
             used.add("metadata")
@@ -152,3 +153,12 @@ def _response_data(value: Any) -> Any:
         return value
     rest = {k: v for k, v in parsed.items() if k != "message"}
     return {"choices": [{"index": 0, "message": {"role": "assistant", **parsed["message"]}}], **rest}
+
+
+def _final_answer(value: Any) -> Any:
+    """A text ``final_result`` as the assistant's answer (``choices``: Opik's Messages view shows the run
+    as a conversation); a structured one (JSON) stays the object it is."""
+    parsed, ok = c.parse_json(value)
+    if isinstance(parsed, str) and parsed.strip():
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": parsed}}]}
+    return value
