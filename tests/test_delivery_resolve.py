@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Optional
 
@@ -51,3 +52,30 @@ def test_opik_slower_than_the_timeout_then_normal_delivers_everything(opik: Opik
     writes = Counter(items_in_requests(opik, "spans") + items_in_requests(opik, "traces"))
     assert len(writes) == 600 and max(writes.values()) <= 3, opik.summary()
     exporter.shutdown()
+
+
+def test_early_bursts_of_5xx_and_dropped_connections_then_recovery_within_the_shutdown_timeout(
+    opik: OpikStandin,
+) -> None:
+    """Long backoff waits after a burst of failures; Opik recovers; shutdown cuts the wait short for an attempt."""
+    from conftest_delivery import provider_with, wait_until
+
+    opik.faults.add(Fault.drop_connection(times=1))
+    opik.faults.add(Fault.respond(503, times=None))
+    exporter = make_exporter(opik.url, backoff_cap=30.0)
+    exporter._writer.backoff_base = 4.0  # type: ignore[union-attr]  # waits of up to 4, 8, 16 s ... 30 s
+    provider = provider_with(exporter)
+    tracer = provider.get_tracer("burst")
+    for i in range(200):
+        with tracer.start_as_current_span(f"burst-{i}"):
+            with tracer.start_as_current_span(f"burst-{i}.child"):
+                pass
+    wait_until(lambda: opik.count(status=503) >= 1, 30, "no burst")
+    opik.faults.clear()  # Opik recovers while the sender is in a backoff wait of up to 8 s
+    t0 = time.monotonic()
+    provider.shutdown()  # 30 s timeout: the sender may be in a long backoff wait
+    took = time.monotonic() - t0
+    assert took < 2.0, f"shutdown took {took:.1f} s"
+    assert len(opik.traces) == 200 and len(opik.spans) == 400
+    assert exporter.stats()["dropped"] == {}
+    assert opik.duplicates() == {}
