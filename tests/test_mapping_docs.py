@@ -1,11 +1,12 @@
 """The before/after examples of ``docs/mapping.md`` ("How content is shaped") are fixtures.
 
 Each ``### <family>`` subsection there holds a fenced block tagged ``json before``
-(a span: ``name``, ``attributes``, optional ``events`` ``[[name, attributes]]``
-and ``kind``) and one tagged ``json after`` (the fields of the mapped Opik span
-it must produce, optionally ``trace`` for the trace row of a root span). The test
-maps each ``before`` with the real SDK and ``Mapper`` and compares, and checks
-with the UI rules (``opik_ui.py``) that an LLM span renders as messages.
+(a span: ``name``, ``attributes``, optional ``events`` ``[[name, attributes]]``,
+``kind`` and ``scope``, the instrumentation scope's name) and one tagged
+``json after`` (the fields of the mapped Opik span it must produce, optionally
+``trace`` for the trace row of a root span). The test maps each ``before`` with
+the real SDK and ``Mapper`` and compares, and checks with the UI rules
+(``opik_ui.py``) that an LLM span renders as messages.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def test_documented_example(title: str, before: Dict[str, Any], after: Dict[str,
     rec = Recorder()
     events = [(name, 10, attrs) for name, attrs in before.get("events", [])]
     kind = getattr(SpanKind, before.get("kind", "INTERNAL"))
-    rec.span(before["name"], before["attributes"], 0, 100, events=events, kind=kind)
+    rec.span(before["name"], before["attributes"], 0, 100, events=events, kind=kind, scope=before.get("scope"))
     result = mapped(rec.finished())
     span = result.span(before["name"])
     expected = {k: v for k, v in after.items() if k != "trace"}
