@@ -111,6 +111,9 @@ class ConsoleWriter:
     def pending(self) -> int:
         return 0
 
+    def drops_refused(self) -> bool:
+        return False
+
 
 class TeeWriter:
     """Delivers through ``primary`` and prints what it accepted (``opik-otel serve --console``).
@@ -136,6 +139,15 @@ class TeeWriter:
     def shutdown(self, timeout: float = 30.0) -> bool:
         self.console.flush()
         return bool(self.primary.shutdown(timeout))
+
+    def has_capacity(self, n_items: int = 1, n_bytes: int = 0) -> bool:
+        return bool(self.primary.has_capacity(n_items, n_bytes))
+
+    def pending(self) -> int:
+        return int(self.primary.pending())
+
+    def drops_refused(self) -> bool:
+        return bool(self.primary.drops_refused())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.primary, name)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Union
+from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._config import OpikSettings, resolve_settings
-from ._console import ConsoleWriter
 from ._delivery.flush import DEFAULT_FLUSH_MILLIS, ProcessorFlushHook
+from ._delivery.sink import Sink, close_sink, make_sink
 from ._errors import trail, where
 from ._pipeline import MaskHook, Pipeline
 from ._record import SpanRecord, from_readable_span
 from ._stats import Stats
-from ._writer import Writer
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
@@ -63,18 +62,7 @@ class OpikSpanExporter(SpanExporter):
         self.settings = settings
         self._stats = Stats()
         self._pipeline = Pipeline(settings, mask=mask, stats=self._stats)
-        self._writer: Union[Writer, ConsoleWriter]
-        if settings.dry_run:
-            self._writer = ConsoleWriter(console, self._stats)
-        else:
-            spool = None
-            if settings.spool_dir:
-                from ._spool import Spool
-
-                spool = Spool(settings.spool_dir, settings.spool_max_bytes)
-            self._writer = Writer(settings, stats=self._stats, spool=spool, shrink=_shrinker())
-            if spool is not None:
-                spool.attach(self._writer)
+        self._writer: Sink = make_sink(settings, self._stats, console=console)
         self._shutdown = False
         if settings.sigterm_flush and not settings.dry_run:
             from ._delivery import sigterm
@@ -119,11 +107,8 @@ class OpikSpanExporter(SpanExporter):
         if self._shutdown:
             return
         self._shutdown = True
-        try:  # stages holding spans (span_filter=genai) resolve them now
-            self._writer.submit(self._pipeline.close())
-        except Exception as exc:  # noqa: BLE001 - shutdown never raises
-            _logger.error("Opik exporter: could not resolve held spans at shutdown: %s", trail(exc))
-        self._writer.shutdown(timeout_millis / 1000)
+        # stages holding spans (span_filter=genai) resolve them now, then the sink delivers or spools
+        close_sink(self._writer, timeout_millis / 1000, held=self._pipeline.close)
 
     def stats(self) -> Dict[str, object]:
         """Counters: exported, retried, dropped (by reason), spooled, request time."""

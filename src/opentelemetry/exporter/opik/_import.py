@@ -40,6 +40,7 @@ import time
 from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Union
 
 from ._config import ConfigError, OpikSettings, resolve_settings
+from ._delivery.sink import Sink, close_sink, make_sink
 from ._items import Item
 from ._json import loads
 from ._mapping import Mapper
@@ -378,7 +379,7 @@ class ImportResult:
         return 1 if bad else 0
 
 
-def _wait_and_submit(writer: Any, items: List[Item], stats: Stats) -> None:
+def _wait_and_submit(writer: Sink, items: List[Item], stats: Stats) -> None:
     """Submit without ever overflowing the writer's queue: an import must not drop what it read."""
     for i in range(0, len(items), _SUBMIT_CHUNK):
         chunk = items[i : i + _SUBMIT_CHUNK]
@@ -438,16 +439,8 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
     # (an import may pause between files), and holds many traces.
     mapper = Mapper(settings, cache=TraceCache(max_entries=1_000_000, ttl_s=float("inf")))
     pipeline = Pipeline(settings, mapper=mapper, stats=stats)
-    writer: Any
-    if settings.dry_run:
-        from ._console import ConsoleWriter
-
-        writer = ConsoleWriter(out, stats)
-    else:
-        from ._exporter import _shrinker
-        from ._writer import Writer
-
-        writer = Writer(settings, stats=stats, shrink=_shrinker())
+    # no spool: re-running the same import is its recovery (and it sends nothing twice)
+    writer = make_sink(settings, stats, console=out, spool=False)
     sizes = []
     for p in paths:
         try:
@@ -501,13 +494,13 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
         err.write("\ninterrupted: sending what was read (up to 10 s)...\n")
         result.flushed = writer.flush(10.0)
     finally:
-        writer.shutdown(5.0)
+        close_sink(writer, 5.0)
     result.seconds = time.monotonic() - t0
     result.stats = stats.snapshot()
     return result
 
 
-def _process(req: Request, pipeline: Pipeline, writer: Any, stats: Stats, result: ImportResult) -> None:
+def _process(req: Request, pipeline: Pipeline, writer: Sink, stats: Stats, result: ImportResult) -> None:
     result.requests += 1
     try:
         batch = decode_request(req)

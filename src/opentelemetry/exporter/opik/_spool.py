@@ -35,14 +35,14 @@ import threading
 import time
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple
 
 from ._config import ConfigError
 from ._items import Item
 from ._json import dumps, loads
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._writer import Writer
+    from ._stats import Stats
 
 try:
     import fcntl
@@ -146,8 +146,8 @@ class Spool:
         self._tmp = os.path.join(self.directory, "tmp")
         self._corrupt = os.path.join(self.directory, "corrupt")
         self._lock = threading.Lock()
-        self._writer: Optional["weakref.ref[Writer]"] = None
-        self._stats: Any = None
+        #: where ``spool_files_corrupt`` is counted (the writer that sends from this spool sets it)
+        self.stats: Optional["Stats"] = None
         try:
             for d in (self.directory, self._claimed, self._tmp, self._corrupt):
                 os.makedirs(d, exist_ok=True)
@@ -163,19 +163,6 @@ class Spool:
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _reset_lock(ref))
-
-    # -- wiring --------------------------------------------------------------------
-    def attach(self, writer: "Writer") -> None:
-        """Let ``writer`` re-send what is spooled (left by this or an earlier run) once Opik answers."""
-        if self._writer is not None and self._writer() is writer:
-            return
-        self._writer = weakref.ref(writer)
-        self._stats = writer.stats
-        writer.spool = self
-        self.stale_after = max(self.stale_after, 3 * float(writer.settings.retry_deadline))
-        self.recover()
-        if self.pending():
-            writer.kick()
 
     # -- writing ---------------------------------------------------------------------
     def write(self, items: Sequence[Item]) -> int:
@@ -372,8 +359,8 @@ class Spool:
             os.rename(path, dest)
         except OSError:
             dest = path
-        if self._stats is not None:
-            self._stats.add("spool_files_corrupt")
+        if self.stats is not None:
+            self.stats.add("spool_files_corrupt")
         _logger.warning(
             "Opik spool: %s is unreadable (%s); moved aside to %s and skipped. "
             "Inspect or delete it; the exporter goes on.", name, why, dest

@@ -39,7 +39,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _metrics
 from ._config import OpikSettings
@@ -48,6 +48,9 @@ from ._delivery.policy import Action, Outcome, classify, retry_delay
 from ._items import ENDPOINTS, EXPORTED_COUNTER, KIND_ORDER, Item, request_body
 from ._stats import Stats
 from ._transport import Response, Transport, TransportError, safe_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._spool import Claim, Spool
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
@@ -124,7 +127,7 @@ class Writer:
         settings: OpikSettings,
         transport: Optional[Transport] = None,
         stats: Optional[Stats] = None,
-        spool: Optional[Any] = None,
+        spool: Optional["Spool"] = None,
         shrink: Optional[ShrinkFn] = None,
         *,
         backoff_base: float = BACKOFF_BASE,
@@ -153,7 +156,15 @@ class Writer:
         self.stats.set_gauge_source(lambda: _gauges(ref))
         _metrics.register(self.stats, lambda: _gauges(ref))
         if spool is not None:
-            spool.attach(self)
+            self._adopt_spool(spool)
+
+    def _adopt_spool(self, spool: "Spool") -> None:
+        """Send what the spool holds (left by this or an earlier run, or a process that died) once Opik answers."""
+        spool.stats = self.stats
+        spool.stale_after = max(spool.stale_after, 3 * float(self.settings.retry_deadline))
+        spool.recover()
+        if spool.pending():
+            self.kick()
 
     def _init_state(self) -> None:
         self._queue: Deque[Item] = deque()
@@ -329,6 +340,10 @@ class Writer:
         with self._cond:
             return len(self._queue) + self._inflight_items
 
+    def drops_refused(self) -> bool:
+        """True while a refusal of the credentials is confirmed and, with no spool, new items would be dropped."""
+        return self.spool is None and time.monotonic() < self._auth_paused_until
+
     def _wait_idle(self, end: Optional[float]) -> bool:
         with self._cond:
             self._cond.notify_all()
@@ -435,14 +450,14 @@ class Writer:
             work = self._take()
             if work is None:
                 return
-            kind, payload = work
-            if kind == "replay":
+            _, payload = work
+            if not isinstance(payload, list):  # a spooled batch to re-send
                 try:
                     self._replay(payload)
                 except Exception:  # noqa: BLE001 - the sender thread must survive anything
                     _logger.exception("Opik exporter: unexpected error while re-sending a spooled batch")
                 continue
-            batch: List[Item] = payload
+            batch = payload
             try:
                 self._send_batch(batch)
             except Exception:  # noqa: BLE001 - the sender thread must survive anything
@@ -463,7 +478,7 @@ class Writer:
             self._inflight_bytes = max(self._inflight_bytes - sum(i.size for i in batch), 0)
             self._cond.notify_all()
 
-    def _take(self) -> Optional[Tuple[str, Any]]:
+    def _take(self) -> Optional[Tuple[str, Union[List[Item], "Claim"]]]:
         """Next work: ``("items", batch)``, ``("replay", claim)``, or None to stop."""
         while True:
             batch = self._pop_batch(wait=True)
@@ -938,7 +953,7 @@ class Writer:
         now = time.monotonic()
         return now >= self._auth_paused_until and now >= self._next_replay_at and now >= self._next_spool_scan
 
-    def _claim_spooled(self) -> Optional[Any]:
+    def _claim_spooled(self) -> Optional["Claim"]:
         spool = self.spool
         if spool is None:
             return None
@@ -955,7 +970,7 @@ class Writer:
                 pass
         return claim
 
-    def _replay(self, claim: Any) -> None:
+    def _replay(self, claim: "Claim") -> None:
         items: List[Item] = claim.items
         self._replaying = True
         self._replay_leftover = []

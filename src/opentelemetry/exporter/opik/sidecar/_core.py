@@ -25,6 +25,7 @@ import zlib
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .._config import OpikSettings
+from .._delivery.sink import Sink
 from .._errors import trail
 from .._otlp import DecodedBatch, DecodeError, DecodeLimits, TooManySpans, decode_json, decode_protobuf
 from .._pipeline import Pipeline
@@ -137,7 +138,7 @@ class Receiver:
         self,
         settings: OpikSettings,
         pipeline: Pipeline,
-        writer: Any,
+        writer: Sink,
         stats: Stats,
         limits: Optional[Limits] = None,
         retry_after: float = 1.0,
@@ -224,7 +225,7 @@ class Receiver:
             return self._unavailable()
         n = batch.accepted
         writer = self.writer
-        if n and getattr(writer, "spool", None) is None and getattr(writer, "_auth_paused_until", 0.0) > time.monotonic():
+        if n and writer.drops_refused():
             # Opik refused our credentials: the writer would drop what we accept, so the sender keeps it.
             self._refused(n)
             return Outcome(

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import uvicorn
 
 from .._config import OpikSettings
-from .._errors import trail
+from .._delivery.sink import Sink, close_sink, make_sink
 from .._otlp import DecodeLimits
 from .._pipeline import Pipeline
 from .._stats import Stats
@@ -124,25 +124,9 @@ def grpc_available() -> bool:
     return True
 
 
-def _make_writer(settings: OpikSettings, stats: Stats, stream: Optional[TextIO]) -> Any:
-    """The exporter's own writer (with the spool when configured), or the dry-run console."""
-    if settings.dry_run:
-        from .._console import ConsoleWriter
-
-        return ConsoleWriter(stream, stats)
-    from .._writer import Writer
-
-    spool = None
-    if settings.spool_dir:
-        from .._spool import Spool  # type: ignore[import-not-found]
-
-        spool = Spool(settings.spool_dir, settings.spool_max_bytes)
-    from .._exporter import _shrinker
-
-    writer = Writer(settings, stats=stats, spool=spool, shrink=_shrinker())
-    if spool is not None:
-        spool.attach(writer)
-    return writer
+def _make_writer(settings: OpikSettings, stats: Stats, stream: Optional[TextIO]) -> Sink:
+    """The exporter's own sink: the writer (with the spool when configured), or the dry-run console."""
+    return make_sink(settings, stats, console=stream)
 
 
 class Sidecar:
@@ -297,16 +281,9 @@ class Sidecar:
         budget = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
         if not await loop.run_in_executor(None, self.receiver.finish_mapping, budget):
             _logger.error("the mapping of acknowledged spans did not finish within the shutdown timeout")
-        close = getattr(self.pipeline, "close", None)
-        if close is not None:  # items a stage still holds (the genai filter) were acknowledged: deliver them
-            try:
-                held = close()
-                if held:
-                    self.writer.submit(held)
-            except Exception as exc:  # noqa: BLE001 - shutdown goes on; the writer still delivers the rest
-                _logger.error("could not release the items the pipeline held at shutdown: %s", trail(exc))
         remaining = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
-        done = await loop.run_in_executor(None, self.writer.shutdown, remaining)
+        # items a stage still holds (the genai filter) were acknowledged: released into the writer, then delivered
+        done = await loop.run_in_executor(None, close_sink, self.writer, remaining, getattr(self.pipeline, "close", None))
         snap: Dict[str, Any] = self.stats.snapshot()
         dropped = snap.get("dropped") or {}
         _logger.info(
