@@ -139,10 +139,10 @@ def test_refused_credentials_make_senders_keep_their_spans() -> None:
     """Without a spool the writer would drop what it cannot authenticate: answer 503 instead of acknowledging."""
     locked = OpikStandin(api_key="the-right-key").start()
     try:
-        rx = _receiver(locked, api_key="a-wrong-key")
+        rx = _receiver(locked, api_key="a-wrong-key", retry_deadline=1.5)
         try:
             assert rx.export(_batch(1)).code == OK  # accepted before anyone knows
-            assert rx.writer.flush(5)  # ... and refused by Opik: the writer pauses
+            assert rx.writer.flush(5)  # ... refused by Opik for the whole retry deadline: the writer pauses
             out = rx.export(_batch(1))
             assert out.code == UNAVAILABLE and "credentials" in out.message and out.retry_after > 0
             assert "a-wrong-key" not in out.message

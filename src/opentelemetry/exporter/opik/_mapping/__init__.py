@@ -44,15 +44,20 @@ def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int)
 _TEXT_CAP = 32_768
 
 
-def _note_conversation(info: TraceInfo, out: MappedSpan) -> None:
-    """Remember the trace's first question and last answer, for a root span that has neither."""
+def _note_conversation(cache: TraceCache, info: TraceInfo, out: MappedSpan) -> None:
+    """Remember the trace's first question and last answer, for a root span that has neither.
+
+    They stay as long as the trace's other facts (a root span sent again gets the
+    same trace row), within the cache's text budget. Call with the cache's lock held.
+    """
     rec = out.record
     q = messages.question(out.input)
-    if q and (info.question is None or rec.start_ns < info.question[0]):
-        info.question = (rec.start_ns, q[:_TEXT_CAP])
     a = messages.answer(out.output)
-    if a and (info.answer is None or rec.end_ns >= info.answer[0]):
-        info.answer = (rec.end_ns, a[:_TEXT_CAP])
+    cache.remember(
+        info,
+        (rec.start_ns, q[:_TEXT_CAP]) if q and (info.question is None or rec.start_ns < info.question[0]) else None,
+        (rec.end_ns, a[:_TEXT_CAP]) if a and (info.answer is None or rec.end_ns >= info.answer[0]) else None,
+    )
 
 
 #: ``MappedSpan.scratch`` key a reader sets on an agent span that records no content of its own
@@ -83,7 +88,6 @@ def _readable_trace(trace: Dict[str, Any], info: TraceInfo) -> bool:
     if info.answer is not None and messages.answer(trace.get("output")) is None:
         trace["output"] = {"choices": [{"index": 0, "message": {"role": "assistant", "content": info.answer[1]}}]}
         unchanged = False
-    info.question = info.answer = None
     return unchanged
 
 
@@ -187,7 +191,7 @@ class Mapper:
                     info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
                     self._note(info, out)
                     if self._reshape and out.type == "llm":
-                        _note_conversation(info, out)
+                        _note_conversation(self.cache, info, out)
                     elif self._reshape and out.scratch is not None and out.scratch.get(BORROW_CONVERSATION):
                         _borrow_conversation(info, out)
                 trace_row = rec.is_local_root and "trace_id" not in out.opik_ids

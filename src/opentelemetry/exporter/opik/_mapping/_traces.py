@@ -13,6 +13,10 @@ import time
 from collections import OrderedDict
 from typing import Optional, Tuple
 
+#: characters of remembered question/answer texts over all traces (~2 bytes each at most in
+#: CPython for non-Latin text); past it the least recently seen traces are forgotten first
+MAX_TEXT_CHARS = 8 * 1024 * 1024
+
 
 class TraceInfo:
     __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched", "opik_id", "question", "answer")
@@ -30,13 +34,18 @@ class TraceInfo:
         self.answer: Optional[Tuple[int, str]] = None
         self.touched = now
 
+    def text_size(self) -> int:
+        return (len(self.question[1]) if self.question else 0) + (len(self.answer[1]) if self.answer else 0)
+
 
 class TraceCache:
     """LRU of OTel trace id -> :class:`TraceInfo`; at most ``max_entries``, idle ``ttl_s``."""
 
-    def __init__(self, max_entries: int = 100_000, ttl_s: float = 3 * 3600) -> None:
+    def __init__(self, max_entries: int = 100_000, ttl_s: float = 3 * 3600, max_text_chars: int = MAX_TEXT_CHARS) -> None:
         self._max = max_entries
         self._ttl = ttl_s
+        self._max_text = max_text_chars
+        self._text = 0
         self._data: "OrderedDict[int, TraceInfo]" = OrderedDict()
         self.lock = threading.Lock()
 
@@ -52,12 +61,34 @@ class TraceCache:
             info.touched = now
             data.move_to_end(trace_id)
             return info
+        if info is not None:  # expired
+            self._text -= info.text_size()
         info = TraceInfo(candidate_start_ms, now)
         data[trace_id] = info
         data.move_to_end(trace_id)
-        if len(data) > self._max:
-            data.popitem(last=False)
+        self._evict()
         return info
+
+    def remember(self, info: TraceInfo, question: Optional[Tuple[int, str]] = None,
+                 answer: Optional[Tuple[int, str]] = None) -> None:
+        """Set the trace's question and/or answer, within the cache's text budget. Lock held."""
+        before = info.text_size()
+        if question is not None:
+            info.question = question
+        if answer is not None:
+            info.answer = answer
+        self._text += info.text_size() - before
+        self._evict()
+
+    def _evict(self) -> None:
+        data = self._data
+        while len(data) > 1 and (len(data) > self._max or self._text > self._max_text):
+            _, old = data.popitem(last=False)
+            self._text -= old.text_size()
+
+    @property
+    def text_chars(self) -> int:
+        return self._text
 
     def __len__(self) -> int:
         return len(self._data)
@@ -65,3 +96,4 @@ class TraceCache:
     def clear(self) -> None:
         with self.lock:
             self._data.clear()
+            self._text = 0
