@@ -352,7 +352,7 @@ def test_status_only_error_uses_clean_error_type() -> None:
         ("OpenAI", None, "openai"),
         ("azure.ai.openai", None, "azure"),
         ("az.ai.openai", None, "azure"),
-        ("azure.ai.inference", None, "azure"),
+        ("azure.ai.inference", None, "azure.ai.inference"),  # fronts models Opik does not price as azure
         ("anthropic", None, "anthropic"),
         ("aws.bedrock", None, "bedrock"),
         ("gcp.vertex_ai", None, "google_vertexai"),

@@ -66,8 +66,7 @@ def test_langfuse_trace_full_mapping() -> None:
         "metadata": {
             "cache": "warm",
             "langfuse.observation.model.parameters": {"temperature": 0.1},
-            "langfuse.observation.prompt.name": "support",
-            "langfuse.observation.prompt.version": 3,
+            "prompt_info": {"name": "support", "version": 3},  # the prompt's one metadata key
         },
     }
     root = result.span("handle-request")

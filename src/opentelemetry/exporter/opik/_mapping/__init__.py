@@ -20,7 +20,7 @@ from .._record import STATUS_UNSET, SpanRecord
 from . import core, messages
 from ._model import MappedSpan
 from ._time import iso_ns
-from ._traces import TraceCache, TraceInfo
+from ._traces import MAX_COUNTED_BELOW, TraceCache, TraceInfo
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
@@ -44,6 +44,10 @@ def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int)
 _TEXT_CAP = 32_768
 
 
+def _end_ns(rec: SpanRecord) -> int:
+    return rec.end_ns
+
+
 def _note_conversation(cache: TraceCache, info: TraceInfo, out: MappedSpan) -> None:
     """Remember the trace's first question and last answer, for a root span that has neither.
 
@@ -63,6 +67,35 @@ def _note_conversation(cache: TraceCache, info: TraceInfo, out: MappedSpan) -> N
 #: ``MappedSpan.scratch`` key a reader sets on an agent span that records no content of its own
 #: (``conventions/_openai_agents.py``): it takes the text of the LLM calls that ran inside it
 BORROW_CONVERSATION = "conversation_from_llm_calls"
+
+
+def _count_once(info: TraceInfo, out: MappedSpan) -> None:
+    """Usage and cost count once per model call: on the innermost LLM span that reports them.
+
+    A span (of any type) with an LLM descendant whose usage counts only repeats
+    that call's numbers (a framework's LLM span over the client library's, ADK's
+    ``call_llm`` over ``generate_content``, an agent step): its own usage and cost
+    go to ``metadata.aggregated_usage``/``aggregated_cost``, so Opik's trace total is
+    the sum over the actual calls. Children end, and are mapped, before their
+    parents; a descendant that arrives after its ancestor was sent cannot undo the
+    ancestor's count. Call with the cache's lock held.
+    """
+    rec = out.record
+    below = info.counted_below
+    repeats = below is not None and rec.span_id in below
+    if repeats and not out.usage_is_aggregate and (out.usage or out.cost is not None):
+        if out.usage:
+            out.metadata.setdefault("aggregated_usage", dict(out.usage))
+        if out.cost is not None:
+            out.metadata.setdefault("aggregated_cost", out.cost)
+            out.cost = None
+        out.usage_is_aggregate = True
+    counts = out.type == "llm" and bool(out.usage) and not out.usage_is_aggregate
+    if rec.parent_span_id and (repeats or counts):
+        if below is None:
+            below = info.counted_below = set()
+        if len(below) < MAX_COUNTED_BELOW:
+            below.add(rec.parent_span_id)
 
 
 def _borrow_conversation(info: TraceInfo, out: MappedSpan) -> None:
@@ -176,8 +209,11 @@ class Mapper:
             prev = batch_start.get(r.trace_id)
             if prev is None or ms < prev:
                 batch_start[r.trace_id] = ms
-        # Children first, so a root in the same batch sees their thread and first token.
-        ordered = [r for r in records if not r.is_local_root] + [r for r in records if r.is_local_root]
+        # Children first, so a root in the same batch sees their thread and first token, and
+        # a parent its LLM descendants' usage (children end first: by end time otherwise).
+        ordered = sorted((r for r in records if not r.is_local_root), key=_end_ns) + [
+            r for r in records if r.is_local_root
+        ]
         # (OTel span id, trace start ms) -> Opik id in this batch: a parent's id is
         # asked by each child and by the parent itself, a SHA-256 each time otherwise
         span_ids: Dict[Tuple[int, int], str] = {}
@@ -190,6 +226,7 @@ class Mapper:
                 with self.cache.lock:
                     info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
                     self._note(info, out)
+                    _count_once(info, out)
                     if self._reshape and out.type == "llm":
                         _note_conversation(self.cache, info, out)
                     elif self._reshape and out.scratch is not None and out.scratch.get(BORROW_CONVERSATION):
@@ -233,7 +270,7 @@ class Mapper:
         md = out.metadata
         used = out.used
         for k, v in rec.attributes.items():
-            if k in used or k in md:
+            if k in used or k in md or v == "":
                 continue
             if isinstance(v, str) and v[:1] in ("{", "["):
                 v, _ = parse_json_like(v)

@@ -11,15 +11,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Optional, Tuple
+from typing import Optional, Set, Tuple
 
 #: characters of remembered question/answer texts over all traces (~2 bytes each at most in
 #: CPython for non-Latin text); past it the least recently seen traces are forgotten first
 MAX_TEXT_CHARS = 8 * 1024 * 1024
+#: span ids remembered per trace for the count-once rule (the ancestors of LLM calls)
+MAX_COUNTED_BELOW = 4096
 
 
 class TraceInfo:
-    __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched", "opik_id", "question", "answer")
+    __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched", "opik_id", "question", "answer",
+                 "counted_below")
 
     def __init__(self, start_ms: int, now: float) -> None:
         self.start_ms = start_ms
@@ -32,6 +35,10 @@ class TraceInfo:
         #: ``(end ns, text)`` of its last answer, until the trace row is written
         self.question: Optional[Tuple[int, str]] = None
         self.answer: Optional[Tuple[int, str]] = None
+        #: OTel span ids of spans with an LLM descendant whose usage counts (children are mapped
+        #: before their parents): such a span's own usage and cost only repeat it (at most
+        #: ``MAX_COUNTED_BELOW`` ids per trace)
+        self.counted_below: Optional[Set[int]] = None
         self.touched = now
 
     def text_size(self) -> int:

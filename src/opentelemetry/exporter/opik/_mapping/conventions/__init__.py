@@ -11,12 +11,13 @@ also emit) and finally :func:`finish`, which applies the cross-family rules.
 
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Any, Callable, Dict, List
 
 from .. import core
-from .._model import MappedSpan
+from .._model import MappedSpan, is_empty
 from . import _common as c
 from . import adk, genai, langfuse, langsmith, litellm, openinference, pydantic_ai, strands, traceloop, vercel_ai
+from ._providers import refine, resolve
 
 _CACHE_EXCLUSIVE_PROVIDERS = {
     # Opik prices these with input tokens that EXCLUDE cache reads/writes
@@ -25,8 +26,35 @@ _CACHE_EXCLUSIVE_PROVIDERS = {
 }
 
 
+#: ``metadata`` key of the prompt template a span used: ``{"name", "version"}`` (see docs/mapping.md)
+PROMPT_INFO = "prompt_info"
+_PROMPT_KEYS = (
+    ("gen_ai.prompt.name", "name"),
+    ("gen_ai.prompt.version", "version"),
+    ("langfuse.observation.prompt.name", "name"),
+    ("langfuse.observation.prompt.version", "version"),
+    ("llm.prompt_template.name", "name"),
+    ("llm.prompt_template.version", "version"),
+)
+
+
+def _prompt_info(out: MappedSpan) -> None:
+    """The prompt's name and version (GenAI, Langfuse, OpenInference spellings) under one metadata key."""
+    attrs = out.record.attributes
+    info: Dict[str, Any] = {}
+    for key, field in _PROMPT_KEYS:
+        v = attrs.get(key)
+        if v is None:
+            continue
+        out.used.add(key)
+        if field not in info and not is_empty(v):
+            info[field] = v if isinstance(v, int) and not isinstance(v, bool) else str(v)
+    if info:
+        out.metadata.setdefault(PROMPT_INFO, info)
+
+
 def finish(out: MappedSpan) -> None:
-    """Cross-family rules: thread priority, total tokens, cache-exclusive input counts."""
+    """Cross-family rules: thread priority, LLM providers, total tokens, cache-exclusive input counts."""
     attrs = out.record.attributes
     if out.thread_id is None:
         # Opik's own key, then the standard keys, outrank the family-specific ones the readers collected
@@ -39,6 +67,15 @@ def finish(out: MappedSpan) -> None:
         if scratch is not None and out.thread_id is None:
             for v in scratch.get("threads", ()):
                 out.set_thread(v)
+
+    if out.type == "llm":
+        # no reader found a provider (none named, or a framework named): the model id, its prefix, the host
+        if out.provider is None:
+            out.set_provider(resolve(out.model or attrs.get("gen_ai.request.model"), attrs.get("server.address")))
+        out.provider = refine(out.provider, out.model)
+
+    if any(key in attrs for key, _ in _PROMPT_KEYS):
+        _prompt_info(out)
 
     usage = out.usage
     if out.usage_is_aggregate:

@@ -20,8 +20,6 @@ ALIASES: Dict[str, str] = {
     "azure": "azure",
     "azure.ai.openai": "azure",
     "az.ai.openai": "azure",
-    "azure.ai.inference": "azure",
-    "az.ai.inference": "azure",
     "azure_openai": "azure",
     "azure-openai": "azure",
     "microsoft": "azure",
@@ -62,6 +60,8 @@ ALIASES: Dict[str, str] = {
     "togetherai": "together_ai",
     "moonshot": "moonshot",
     "moonshotai": "moonshot",
+    "moonshot_ai": "moonshot",
+    "anthropic_vertexai": "anthropic_vertexai",
     "ai21": "ai21",
     "meta": "meta",
     "ibm.watsonx.ai": "watsonx",
@@ -80,6 +80,35 @@ KNOWN = frozenset(ALIASES.values())
 
 # resolved through server.address: Google's two APIs share these names
 _GOOGLE = frozenset(("google", "gcp.gen_ai", "google.genai", "google-genai", "genai"))
+
+# Azure AI Inference fronts Azure OpenAI and Foundry models (Claude, Llama...) that Opik does not
+# price as ``azure``: kept as it is (as Opik's GenAiProviderAliasResolver does) unless the host is Azure OpenAI
+_AZURE_INFERENCE = frozenset(("azure.ai.inference", "az.ai.inference"))
+
+# API hosts -> provider (OpenAI-compatible clients pointed at a provider report its host)
+_HOSTS = (
+    (".openai.azure.com", "azure"),
+    ("api.openai.com", "openai"),
+    ("api.anthropic.com", "anthropic"),
+    ("generativelanguage.googleapis.com", "google_ai"),
+    ("aiplatform.googleapis.com", "google_vertexai"),
+    ("bedrock-runtime.", "bedrock"),
+    ("api.mistral.ai", "mistral"),
+    ("api.x.ai", "xai"),
+    ("api.groq.com", "groq"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.perplexity.ai", "perplexity"),
+    ("api.cohere.com", "cohere"),
+    ("api.cohere.ai", "cohere"),
+    ("api.fireworks.ai", "fireworks_ai"),
+    ("api.together.xyz", "together_ai"),
+    ("api.together.ai", "together_ai"),
+    ("api.moonshot.ai", "moonshot"),
+    ("api.moonshot.cn", "moonshot"),
+    ("api.cerebras.ai", "cerebras"),
+    ("openrouter.ai", "openrouter"),
+    ("api.sambanova.ai", "sambanova"),
+)
 
 # framework names that instrumentations put in gen_ai.system
 NOT_PROVIDERS = frozenset(
@@ -104,11 +133,16 @@ def normalize(value: Any, server_address: Any = None) -> Optional[str]:
     s = str(value).strip().lower()
     if s in NOT_PROVIDERS:
         return None
+    if s in _AZURE_INFERENCE:
+        return "azure" if from_server(server_address) == "azure" else "azure.ai.inference"
     hit = ALIASES.get(s)
     if hit is not None:
         return hit
     if s in _GOOGLE:
         return _google(server_address)
+    host = from_server(s)
+    if host is not None:
+        return host
     if "." in s:
         parts = s.split(".")
         two = parts[0] + "." + parts[1]
@@ -147,3 +181,31 @@ def from_model_name(model: Any) -> Optional[str]:
     if s.startswith(("gemini", "gemma")):
         return "google_ai"
     return None
+
+
+def from_server(server_address: Any) -> Optional[str]:
+    """The provider whose API host ``server_address`` is (``api.deepseek.com`` -> ``deepseek``); None otherwise."""
+    if not server_address:
+        return None
+    host = str(server_address).strip().lower().rstrip(".")
+    if host.startswith(("http://", "https://")):
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0].split(":", 1)[0]
+    for needle, name in _HOSTS:
+        if host == needle or host.endswith(needle if needle[0] == "." else "." + needle) or (
+            needle.endswith(".") and host.startswith(needle)
+        ):
+            return name
+    return None
+
+
+def refine(provider: Optional[str], model: Any) -> Optional[str]:
+    """The price table a model is billed from under ``provider``: Claude on Vertex is ``anthropic_vertexai``."""
+    if provider == "google_vertexai" and model and "claude" in str(model).lower():
+        return "anthropic_vertexai"
+    return provider
+
+
+def resolve(model: Any, server_address: Any) -> Optional[str]:
+    """A provider when no attribute names one (or one names a framework): from the model id, then the host."""
+    return from_model_name(model) or from_server(server_address)

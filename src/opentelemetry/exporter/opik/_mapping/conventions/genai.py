@@ -5,10 +5,14 @@ standard ``gen_ai.*`` keys that every modern instrumentation emits (openai-v2,
 Traceloop's new format, Pydantic AI, Vercel's ``@ai-sdk/otel``, ADK...).
 
 * type from ``gen_ai.operation.name``: inference/embeddings -> ``llm``,
-  ``execute_tool`` -> ``tool``, agents and workflows -> ``general``; an
-  in-process ``invoke_agent``/``invoke_workflow`` span only sums its children's
-  usage, so its ``gen_ai.usage.*`` stay in metadata (a remote agent, kind
-  CLIENT, has no LLM children here and keeps its usage);
+  ``execute_tool`` -> ``tool``, ``apply_guardrail`` -> ``guardrail``, agents,
+  workflows, ``retrieval`` and memory operations -> ``general``; an in-process
+  ``invoke_agent``/``invoke_workflow``/``plan``/``handle_conversation_turn``/``agent_step``
+  span only sums its children's usage, so its ``gen_ai.usage.*`` stay in metadata
+  (a remote agent, kind CLIENT, has no LLM children here and keeps its usage);
+* retrieval: ``gen_ai.retrieval.query.text`` -> input ``{"query"}``,
+  ``gen_ai.retrieval.documents`` -> output ``{"documents"}`` (memory:
+  ``gen_ai.memory.query.text`` / ``gen_ai.memory.records``);
 * messages from ``gen_ai.input.messages``/``gen_ai.output.messages`` (JSON
   strings or structured values), ``gen_ai.system_instructions`` prepended as a
   system message, tool arguments/result, the pre-1.28 span events
@@ -22,7 +26,11 @@ Traceloop's new format, Pydantic AI, Vercel's ``@ai-sdk/otel``, ADK...).
   JSON strings or dotted keys (``message.content``) and JSON-encoded string
   contents are unwrapped. The normalizer makes all of these OpenAI chat shapes;
 * usage in Opik's keys from every spelling (``input_tokens``/``prompt_tokens``,
-  ``cache_read.input_tokens``/``cache_read_input_tokens``, ...);
+  ``cache_read.input_tokens``/``cache_read_input_tokens``, ``cache_write.input_tokens``
+  /``cache_creation.input_tokens``...); per-modality counts
+  ``gen_ai.usage.{text,image,audio,video}.{input,output}_tokens`` as usage keys
+  ``<modality>.<input|output>_tokens``; cost from ``gen_ai.usage.cost`` or the draft
+  ``gen_ai.usage.cost.amount`` (USD unless ``.currency`` says otherwise);
 * ttft from ``gen_ai.response.time_to_first_chunk`` (seconds) or the metric
   name Pydantic AI and Vercel put on the span;
 * ``gen_ai.evaluation.*`` (span attributes or ``gen_ai.evaluation.result``
@@ -40,8 +48,10 @@ from ._providers import normalize
 LLM_OPS = frozenset(
     ("chat", "text_completion", "generate_content", "embeddings", "embedding", "completion", "generate", "text_generation")
 )
-AGENT_OPS = frozenset(("invoke_agent", "create_agent", "invoke_workflow"))
-_AGGREGATE_OPS = frozenset(("invoke_agent", "invoke_workflow"))
+AGENT_OPS = frozenset(("invoke_agent", "create_agent", "invoke_workflow", "plan", "handle_conversation_turn", "agent_step"))
+_AGGREGATE_OPS = frozenset(("invoke_agent", "invoke_workflow", "plan", "handle_conversation_turn", "agent_step"))
+GUARDRAIL_OPS = frozenset(("apply_guardrail",))
+MEMORY_OPS = frozenset(("create_memory", "update_memory", "search_memory", "get_memory", "delete_memory"))
 
 _MARKERS = (
     "gen_ai.provider.name",
@@ -68,9 +78,16 @@ USAGE = (
     ("gen_ai.usage.cache_read.input_tokens", c.CACHE_READ),
     ("gen_ai.usage.cache_read_input_tokens", c.CACHE_READ),
     ("gen_ai.usage.cache_creation.input_tokens", c.CACHE_WRITE),
+    ("gen_ai.usage.cache_write.input_tokens", c.CACHE_WRITE),
     ("gen_ai.usage.cache_creation_input_tokens", c.CACHE_WRITE),
     ("gen_ai.usage.reasoning.output_tokens", c.REASONING),
     ("gen_ai.usage.reasoning_tokens", c.REASONING),
+    # per-modality counts, kept under their semconv name (``audio.input_tokens``...): Opik sums them per trace
+    *(
+        (f"gen_ai.usage.{modality}.{kind}_tokens", f"{modality}.{kind}_tokens")
+        for modality in ("text", "image", "audio", "video")
+        for kind in ("input", "output")
+    ),
 )
 
 EV_PROMPT = "gen_ai.content.prompt"
@@ -118,6 +135,11 @@ def read(out: MappedSpan) -> None:
         out.set_type("llm")
     elif op == "execute_tool":
         out.set_type("tool")
+    elif op in GUARDRAIL_OPS:
+        out.set_type("guardrail")
+        out.is_genai = True
+    elif op in MEMORY_OPS or op == "retrieval":
+        out.set_type("general")
     elif op in AGENT_OPS:
         out.set_type("general")
         if op in _AGGREGATE_OPS and rec.kind != 3:  # 3 = CLIENT: a remote agent
@@ -166,9 +188,11 @@ def read(out: MappedSpan) -> None:
 
     # --- usage, cost, ttft
     c.read_usage(out, USAGE)
-    v = get("gen_ai.usage.cost")
-    if v is not None and c.set_cost(out, v):
-        out.used.add("gen_ai.usage.cost")
+    for key in ("gen_ai.usage.cost", "gen_ai.usage.cost.amount"):
+        v = get(key)
+        if v is not None and _usd(get("gen_ai.usage.cost.currency") if key.endswith(".amount") else None) \
+                and c.set_cost(out, v):
+            out.used.add(key)
     if out.type == "llm":
         if not c.set_ttft_seconds(out, "gen_ai.response.time_to_first_chunk"):
             c.set_ttft_seconds(out, "gen_ai.client.operation.time_to_first_chunk")
@@ -357,6 +381,10 @@ def _read_input(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, Any
     v = get("gen_ai.tool.call.arguments")
     if v is not None:
         out.set_input(v, "gen_ai.tool.call.arguments")
+    for key in ("gen_ai.retrieval.query.text", "gen_ai.memory.query.text"):
+        v = get(key)
+        if v is not None:
+            out.set_input({"query": _plain(v)}, key)
     v = get("gen_ai.prompt")
     if v is not None and not isinstance(v, (int, float)):
         out.set_input(v, "gen_ai.prompt")
@@ -384,6 +412,11 @@ def _read_output(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, An
     v = get("gen_ai.tool.call.result")
     if v is not None:
         out.set_output(v, "gen_ai.tool.call.result")
+    for key in ("gen_ai.retrieval.documents", "gen_ai.memory.records"):
+        v = get(key)
+        if v is not None:
+            docs, _ = c.parse_json(_plain(v))
+            out.set_output({"documents" if key.endswith("documents") else "records": docs}, key)
     v = get("gen_ai.completion")
     if v is not None and not isinstance(v, (int, float)):
         out.set_output(v, "gen_ai.completion")
@@ -397,6 +430,11 @@ def _read_output(out: MappedSpan, attrs: Mapping[str, Any], evs: Mapping[str, An
         choices = [_event_choice(e.attributes, n) for n, e in enumerate(c.all_events(out, EV_CHOICE))]
         out.set_output({"choices": choices})
         out.used.add("event:" + EV_CHOICE)
+
+
+def _usd(currency: Any) -> bool:
+    """A stated cost is Opik's (USD) unless its currency says otherwise."""
+    return currency is None or str(currency).strip().upper() in ("", "USD")
 
 
 def _score(a: Mapping[str, Any]) -> Optional[Dict[str, Any]]:

@@ -48,6 +48,8 @@ _MARKERS = (
     "gen_ai.is_streaming",
     "llm.is_streaming",
     "llm.usage.total_tokens",
+    # the thread alone (a span of the app's own, under traceloop's association properties)
+    *(ASSOCIATION + name for name in _THREAD_PROPS),
 )
 _AGGREGATE_KINDS = frozenset(("workflow", "task", "agent"))
 _LLM_REQUEST_TYPES = frozenset(("chat", "completion", "embedding", "rerank"))
@@ -85,7 +87,8 @@ def read(out: MappedSpan) -> None:
     c.set_io_flagging_truncation(out, "traceloop.entity.output", "output")
 
     g = groups(out)
-    prompt_keys = g.get("gen_ai.prompt.")
+    # gen_ai.prompt.<n>.* only: gen_ai.prompt.name/version name a prompt template (read by ``finish``)
+    prompt_keys = [k for k in g.get("gen_ai.prompt.") or () if k[14:15].isdigit()]
     if prompt_keys:
         out.used.update(prompt_keys)
         out.set_input(_messages(unflatten(attrs, prompt_keys, "gen_ai.prompt."), "user"))
