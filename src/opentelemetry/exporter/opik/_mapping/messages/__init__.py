@@ -32,7 +32,7 @@ IO = Dict[str, Any]
 
 def _is_chat(msgs: Any) -> bool:
     return isinstance(msgs, list) and bool(msgs) and all(
-        isinstance(m, dict) and m.get("role") in ROLES and "parts" not in m
+        isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] in ROLES and "parts" not in m
         and _is_chat_content(m.get("content"))
         for m in msgs
     )
@@ -72,7 +72,7 @@ def llm_input(value: Optional[IO]) -> Optional[IO]:
     if not isinstance(value, dict):
         return value
     for key in ("messages", "contents", "input"):
-        msgs = _messages_of(value, key)
+        msgs = _messages_of(value, key) if key == "messages" or "messages" not in value else None
         if msgs is not None:
             chat = to_chat(msgs)
             if not chat:
@@ -103,15 +103,16 @@ def llm_output(value: Optional[IO]) -> Optional[IO]:
     choices = value.get("choices")
     if isinstance(choices, list) and choices:
         return {**value, "choices": _normalized_choices(choices)}
+    clash = "choices" in value  # an empty/odd ``choices`` is kept, never overwritten
     for key in ("messages", "output"):
-        msgs = _messages_of(value, key)
+        msgs = None if clash else _messages_of(value, key)
         if msgs is not None:
             made = to_choices([_one_assistant_turn(msgs)] if key == "output" else msgs)
             if made:
                 rest = {k: v for k, v in value.items() if k != key}
                 return {"choices": made, **rest}
     content = value.get("content")
-    if isinstance(content, dict) and isinstance(content.get("parts"), list):  # Gemini/ADK response
+    if not clash and isinstance(content, dict) and isinstance(content.get("parts"), list):  # Gemini/ADK response
         made = to_choices([{**content, "role": "assistant", "finish_reason": value.get("finish_reason")}])
         if made:
             return {"choices": made, **{k: v for k, v in value.items() if k != "content"}}

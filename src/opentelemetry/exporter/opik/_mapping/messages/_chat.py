@@ -166,7 +166,7 @@ def _from_langchain_dict(m: Dict[str, Any], role: Optional[str] = None) -> List[
     if not calls:
         extra = m.get("additional_kwargs")
         calls = extra.get("tool_calls") if isinstance(extra, dict) else None
-    if calls:
+    if isinstance(calls, list) and calls:
         source["tool_calls"] = [
             c if "function" in c else {"id": c.get("id"), "name": c.get("name"), "arguments": as_arguments(c.get("args"))}
             for c in calls
