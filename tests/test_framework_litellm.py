@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Tuple
 
+import numbers_check
 import opik_ui
 import pytest
 from framework_env import run_app
@@ -157,3 +158,13 @@ def test_raw_request_span(runs: Dict[str, Run]) -> None:
     assert call["id"] == run.facts["tool_call"]["id"]
     assert opik_ui.input_detected(raw["input"]) and opik_ui.output_detected(raw["output"])
     assert not any(k.startswith("llm.openai.") for k in raw["metadata"])
+
+
+def test_numbers(run: Run) -> None:
+    """Usage sums to what the server returned per trace, every LLM span priceable (provider, answered model),
+    LiteLLM's own cost on every successful call (it records no first-token time). LiteLLM's streamed call
+    records only the requested model (gpt-4o-mini), which Opik prices too."""
+    found = numbers_check.problems(run.traces, run.spans, run.facts["served"], cost=True, streamed_model_requested=True)
+    assert found == []
+    # chat, stream, the tool call and its answer, image, three turns
+    assert sum(1 for s in run.spans if s["type"] == "llm" and "usage" in s) == 8

@@ -36,6 +36,7 @@ os.environ["USE_OTEL_LITELLM_REQUEST_SPAN"] = "true"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no download of the price list
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
+from numbers_check import served  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
@@ -119,6 +120,7 @@ def main(url: str, project: str) -> Dict[str, Any]:
                 history.append({"role": "assistant", "content": reply.choices[0].message.content})
 
         facts["requests"] = len(server.requests)
+        facts["served"] = served(server)
 
     _drain_logging()  # the success/failure callbacks of sync calls run in LiteLLM's thread pool
     provider.force_flush(10_000)

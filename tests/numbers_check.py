@@ -1,0 +1,128 @@
+"""The numbers Opik prices and sums, checked against what the fake model server answered.
+
+An app reports ``served(server)`` (one entry per request the fake OpenAI or
+Responses server got: when, the model it answered, the usage it returned); a
+framework test then calls ``problems(traces, spans, served)`` on what the
+stand-in stored. For every trace:
+
+* the sum of its spans' ``usage`` (prompt, completion, total) equals the usage
+  the server returned for the calls made within the trace's time;
+* every LLM span has a provider Opik can price (``_providers.KNOWN``) and, when
+  the call succeeded, the model the server answered (or, with
+  ``streamed_model_requested``, for a streamed call the model the client asked for,
+  when the framework records no other);
+* optionally a cost on every successful LLM span (the framework states one) and
+  a ttft on every streamed LLM span (the framework records the first token),
+  at least the server's delay before its first chunk and within the span.
+
+An empty list means all is right; each problem is a readable sentence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from opentelemetry.exporter.opik._mapping.conventions._providers import KNOWN
+
+KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def served(server: Any) -> List[Dict[str, Any]]:
+    """What the fake server answered, per request (JSON-able, for an app's facts line)."""
+    cfg = server.config
+    out: List[Dict[str, Any]] = []
+    for r in server.requests:
+        body = r.body if isinstance(r.body, dict) else {}
+        ok = r.status == 200
+        usage: Optional[Dict[str, int]] = None
+        if ok and r.path.endswith("/chat/completions"):
+            if not r.stream or (body.get("stream_options") or {}).get("include_usage"):
+                usage = {"prompt_tokens": cfg.prompt_tokens, "completion_tokens": cfg.completion_tokens,
+                         "total_tokens": cfg.prompt_tokens + cfg.completion_tokens}
+        out.append({
+            "path": r.path,
+            "received_ns": r.received_ns,
+            "status": r.status,
+            "stream": r.stream,
+            "model": server.response_model(str(body.get("model") or "")) if ok else None,
+            "requested": body.get("model"),
+            "usage": usage,
+            "first_chunk_offset_ms": r.first_chunk_offset_s * 1000 if r.first_chunk_offset_s is not None else None,
+        })
+    return out
+
+
+def ns(iso: str) -> int:
+    """An Opik ISO timestamp (``...Z``, microseconds) as ns since the epoch."""
+    s = iso.rstrip("Z")
+    base, _, frac = s.partition(".")
+    dt = datetime.fromisoformat(base + "+00:00")
+    return int(dt.timestamp()) * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
+
+
+def _sum(usages: Iterable[Optional[Mapping[str, int]]]) -> Dict[str, int]:
+    total = {k: 0 for k in KEYS}
+    for u in usages:
+        for k in KEYS:
+            total[k] += int((u or {}).get(k, 0))
+    return total
+
+
+def calls_of(trace: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    start, end = ns(trace["start_time"]), ns(trace["end_time"])
+    return [c for c in calls if start <= c["received_ns"] <= end]
+
+
+def problems(
+    traces: Sequence[Mapping[str, Any]],
+    spans: Sequence[Mapping[str, Any]],
+    calls: Sequence[Mapping[str, Any]],
+    *,
+    cost: bool = False,
+    ttft: bool = False,
+    streamed_model_requested: bool = False,
+) -> List[str]:
+    found: List[str] = []
+    claimed = 0
+    for trace in traces:
+        own = [s for s in spans if s["trace_id"] == trace["id"]]
+        mine = calls_of(trace, calls)
+        claimed += len(mine)
+        got = _sum(s.get("usage") for s in own)
+        want = _sum(c["usage"] for c in mine)
+        if got != want:
+            found.append(f"trace {trace['name']!r}: span usage sums to {got}, the server returned {want}")
+        models = {c["model"] for c in mine if c["model"]}
+        if streamed_model_requested:  # the framework records only the model it asked for on a streamed call
+            models |= {c["requested"] for c in mine if c["model"] and c["stream"]}
+        for s in own:
+            if s["type"] != "llm":
+                continue
+            label = f"trace {trace['name']!r}, LLM span {s['name']!r}"
+            if s.get("provider") not in KNOWN:
+                found.append(f"{label}: provider {s.get('provider')!r} is not one Opik prices")
+            if "error_info" in s:
+                continue
+            if s.get("model") not in models:
+                found.append(f"{label}: model {s.get('model')!r}, the server answered {sorted(models)}")
+            if cost and not (isinstance(s.get("total_estimated_cost"), (int, float)) and s["total_estimated_cost"] > 0):
+                found.append(f"{label}: no cost, though the framework states one")
+        if ttft:
+            for c in mine:
+                if not c["stream"] or c["status"] != 200:
+                    continue
+                # the LLM spans that ran the streamed call: those whose time holds its arrival
+                holders = [s for s in own if s["type"] == "llm" and ns(s["start_time"]) <= c["received_ns"] <= ns(s["end_time"])]
+                for s in holders:
+                    v = s.get("ttft")
+                    dur = (ns(s["end_time"]) - ns(s["start_time"])) / 1e6
+                    if not isinstance(v, (int, float)) or not c["first_chunk_offset_ms"] * 0.9 <= v <= dur + 1:
+                        found.append(f"trace {trace['name']!r}, LLM span {s['name']!r}: ttft {v!r} ms, the first chunk "
+                                     f"left the server {c['first_chunk_offset_ms']:.0f} ms after the request "
+                                     f"(span {dur:.0f} ms)")
+                if not holders:
+                    found.append(f"trace {trace['name']!r}: no LLM span holds the streamed call")
+    if claimed != len(calls):
+        found.append(f"{len(calls) - claimed} of {len(calls)} server calls fall in no trace's time")
+    return found
