@@ -266,8 +266,8 @@ def cmd_overload(cfg: Dict[str, Any]) -> Dict[str, Any]:
         }
         writer = getattr(exporter, "_writer", None)
         if writer is not None:
-            res["queue_items"] = len(writer._queue)
-            res["queue_bytes"] = writer._queued_bytes
+            res["queue_items"] = st.get("queue_items", 0)  # queued and in flight (the bounds count both)
+            res["queue_bytes"] = st.get("queue_bytes", 0)
             res["bounds"] = {
                 "max_queue_items": writer.settings.max_queue_items,
                 "max_queue_bytes": writer.settings.max_queue_bytes,

@@ -57,6 +57,9 @@ _VERSION = 1
 #: files per write are cut at these sizes so a re-send loads a bounded amount
 FILE_MAX_ITEMS = 1000
 FILE_MAX_BYTES = 8 * 1024 * 1024
+#: the durable queue re-scans the directory's size at most this often (seconds); between scans it
+#: counts its own writes and not the deletions, so it errs on the side of the bound
+USAGE_RESCAN = 1.0
 #: a tmp file this old is a leftover of a crash while writing
 TMP_STALE_SECONDS = 3600.0
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname() or "host")[:40] or "host"
@@ -146,6 +149,9 @@ class Spool:
         self._tmp = os.path.join(self.directory, "tmp")
         self._corrupt = os.path.join(self.directory, "corrupt")
         self._lock = threading.Lock()
+        #: bytes in use as of the last scan (plus this process's writes since), for ``write_owned``
+        self._usage = 0
+        self._usage_at = -USAGE_RESCAN
         #: where ``spool_files_corrupt`` is counted (the writer that sends from this spool sets it)
         self.stats: Optional["Stats"] = None
         try:
@@ -203,7 +209,10 @@ class Spool:
         """
         data = self._encode(items)
         with self._locked():
-            if self.usage() + len(data) > self.max_bytes:
+            now = time.monotonic()
+            if now - self._usage_at > USAGE_RESCAN:  # a directory scan per export would grow with the backlog
+                self._usage, self._usage_at = self.usage(), now
+            if self._usage + len(data) > self.max_bytes:
                 return None
             name = f"{time.time_ns():020d}-{_HOST}-{os.getpid()}-{_new_token()[:8]}{SUFFIX}"
             dst = os.path.join(self._claimed, f"{name}~{_HOST}~{os.getpid()}~{_TOKEN}~{int(time.time() * 1000)}")
@@ -213,6 +222,7 @@ class Spool:
             except OSError as exc:
                 _logger.error("Opik spool: could not write to %s: %s", self.directory, exc)
                 return None
+            self._usage += len(data)
         return Claim(self, dst, name, list(items))
 
     def sync(self, paths: Sequence[str]) -> None:
