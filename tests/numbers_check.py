@@ -9,8 +9,9 @@ stand-in stored. For every trace:
   the server returned for the calls made within the trace's time;
 * every LLM span has a provider Opik can price (``_providers.KNOWN``) and, when
   the call succeeded, the model the server answered (or, with
-  ``streamed_model_requested``, for a streamed call the model the client asked for,
-  when the framework records no other);
+  ``requested_model="stream"``/``"all"``, the model the client asked for, on
+  streamed/all calls, when the framework records no other); a failed call with
+  no usage has nothing to price;
 * optionally a cost on every successful LLM span (the framework states one) and
   a ttft on every streamed LLM span (the framework records the first token),
   at least the server's delay before its first chunk and within the span.
@@ -81,7 +82,7 @@ def problems(
     *,
     cost: bool = False,
     ttft: bool = False,
-    streamed_model_requested: bool = False,
+    requested_model: Optional[str] = None,
 ) -> List[str]:
     found: List[str] = []
     claimed = 0
@@ -94,16 +95,16 @@ def problems(
         if got != want:
             found.append(f"trace {trace['name']!r}: span usage sums to {got}, the server returned {want}")
         models = {c["model"] for c in mine if c["model"]}
-        if streamed_model_requested:  # the framework records only the model it asked for on a streamed call
-            models |= {c["requested"] for c in mine if c["model"] and c["stream"]}
+        if requested_model:  # the framework records only the model it asked for ("stream": on streamed calls)
+            models |= {c["requested"] for c in mine if c["model"] and (requested_model == "all" or c["stream"])}
         for s in own:
             if s["type"] != "llm":
                 continue
             label = f"trace {trace['name']!r}, LLM span {s['name']!r}"
+            if "error_info" in s and "usage" not in s:
+                continue  # a failed call: nothing to price
             if s.get("provider") not in KNOWN:
                 found.append(f"{label}: provider {s.get('provider')!r} is not one Opik prices")
-            if "error_info" in s:
-                continue
             if s.get("model") not in models:
                 found.append(f"{label}: model {s.get('model')!r}, the server answered {sorted(models)}")
             if cost and not (isinstance(s.get("total_estimated_cost"), (int, float)) and s["total_estimated_cost"] > 0):

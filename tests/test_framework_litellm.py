@@ -164,7 +164,7 @@ def test_numbers(run: Run) -> None:
     """Usage sums to what the server returned per trace, every LLM span priceable (provider, answered model),
     LiteLLM's own cost on every successful call (it records no first-token time). LiteLLM's streamed call
     records only the requested model (gpt-4o-mini), which Opik prices too."""
-    found = numbers_check.problems(run.traces, run.spans, run.facts["served"], cost=True, streamed_model_requested=True)
+    found = numbers_check.problems(run.traces, run.spans, run.facts["served"], cost=True, requested_model="stream")
     assert found == []
     # chat, stream, the tool call and its answer, image, three turns
     assert sum(1 for s in run.spans if s["type"] == "llm" and "usage" in s) == 8

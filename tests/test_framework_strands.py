@@ -15,6 +15,7 @@ import json
 from typing import Any, Dict, Iterator, List
 
 import framework_env
+import numbers_check
 import opik_ui
 import pytest
 from opik_standin import OpikStandin
@@ -207,3 +208,14 @@ def test_every_llm_span_passes_the_checker(runs: Dict[str, Run]) -> None:
         counts[mode] = len(spans)
     # chat, stream, image, error: 1 each; tool: 2; three turns: 3
     assert counts == {"legacy": 9, "latest": 9}
+
+
+def test_numbers(run: Run) -> None:
+    """Usage sums to what the server returned per trace (the agent and cycle spans' sums stay in metadata),
+    every LLM span priceable (provider from the model id, not strands-agents; the answered model) and every
+    streamed call's ttft from gen_ai.server.time_to_first_token. Strands records only the requested model
+    (gen_ai.request.model gpt-4o-mini), which Opik prices too."""
+    spans = [s for lst in run.spans.values() for s in lst]
+    assert numbers_check.problems(run.traces, spans, run.facts["served"], ttft=True, requested_model="all") == []
+    assert sum(1 for s in spans if s["type"] == "llm" and "usage" in s) == sum(
+        1 for c in run.facts["served"] if c["usage"])

@@ -33,6 +33,7 @@ elif MODE != "legacy":
     raise SystemExit(f"unknown mode {MODE!r}")
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
+from numbers_check import served  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
@@ -123,6 +124,7 @@ def main(url: str, project: str) -> Dict[str, Any]:
         facts["answers"] = answers
         # per request to the model: (model, streamed), in order
         facts["requests"] = [(r.body["model"], r.stream) for r in server.requests]
+        facts["served"] = served(server)
 
     provider.force_flush(10_000)
     facts["flushed"] = exporter.force_flush(10_000)
