@@ -181,3 +181,37 @@ def test_power_cut_bound_is_documented() -> None:
 
     doc = (TESTS.parent / "docs" / "delivery.md").read_text()
     assert f"{int(SYNC_INTERVAL * 1000)} ms" in doc
+
+
+def test_kill_of_the_sidecar_after_its_200s_with_a_spool(opik: OpikStandin, tmp_path: Path) -> None:
+    """opik-otel serve with --spool-dir: every request it answered 200 is delivered by the next sidecar."""
+    import httpx
+    from sidecar_helpers import SidecarProcess, protobuf_body
+    from sidecar_helpers import make_spans as sidecar_spans
+
+    spool = tmp_path / "spool"
+    down = opik.faults.add(Fault.respond(503, times=None))
+    args = ["--spool-dir", str(spool), "--set", "retry_deadline=60"]
+    acked: Set[str] = set()
+    sidecar = SidecarProcess(opik.url, *args, grpc=False).start()
+    try:
+        for r in range(20):
+            def build(tracer: object, r: int = r) -> None:
+                for i in range(10):
+                    with tracer.start_as_current_span(f"sc{r}-{i}"):  # type: ignore[attr-defined]
+                        with tracer.start_as_current_span(f"sc{r}-{i}.child"):  # type: ignore[attr-defined]
+                            pass
+
+            resp = httpx.post(sidecar.traces_url, content=protobuf_body(sidecar_spans(build)),
+                              headers={"Content-Type": "application/x-protobuf"})
+            assert resp.status_code == 200
+            acked |= {f"sc{r}-{i}" for i in range(10)}
+    finally:
+        sidecar.kill()  # SIGKILL right after the last 200
+    assert not opik.traces
+    opik.faults.remove(down)
+    with SidecarProcess(opik.url, *args, grpc=False):
+        wait_until(lambda: len(opik.traces) >= len(acked) and len(opik.spans) >= 2 * len(acked), 30,
+                   f"not re-sent: {opik.summary()}")
+    assert {t["name"] for t in opik.traces.values()} == acked
+    assert len(opik.spans) == 2 * len(acked) and opik.duplicates() == {}
