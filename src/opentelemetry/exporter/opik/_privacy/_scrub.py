@@ -2,9 +2,11 @@
 
 Keys are judged once and cached (attribute names repeat on every span), so the
 common case costs one C-level set check per dict. Values are only searched when
-they could hold a credential: a string of 16+ characters with a run of 16+
-letters/digits (every token format below has one), found with a translate and
-a substring search in C before any regular expression runs.
+they could hold a credential: a string of 13+ characters with a run of 16+
+letters/digits next to a token prefix, a prefix whose token may lack such a run
+(GitLab, SendGrid, Slack webhooks), a ``key=value`` pair naming a secret, a URL
+with a password or a card-number-shaped run of digits, all found with translates
+and substring searches in C before any regular expression runs.
 
 A key *names* a secret (``Authorization``, ``api_key``, ``client_secret``,
 ``password``, ``cookie``...): its whole value goes. A few words are only weak
@@ -12,10 +14,12 @@ hints (``token``, ``auth``): the value goes when it looks opaque (16+ chars, no
 spaces, a digit), so ``{"token": "Hello"}`` in logprobs and usage counters such
 as ``prompt_tokens`` / ``max_tokens`` / ``llm.token_count.prompt`` survive.
 A value *looks like* a secret when it contains a bearer token, an OpenAI /
-Anthropic / AWS / GitHub / Google / Slack / Hugging Face key, a JWT, a PEM
-private key, a password in a URL, or the exporter's own Opik API key: only the
-secret part is replaced. Every replacement is a marker naming what was removed,
-e.g. ``[scrubbed: api key]``.
+Anthropic / Stripe / AWS / GitHub / GitLab / Google / Slack / Hugging Face /
+SendGrid / npm key, a Slack webhook URL, a JWT, a PEM private key, a password in
+a URL, a ``password=`` / ``aws_secret_access_key=`` / ``AccountKey=`` pair, a
+payment card number (issuer prefix, length and Luhn checksum all valid), or the
+exporter's own Opik API key: only the secret part is replaced. Every replacement
+is a marker naming what was removed, e.g. ``[scrubbed: api key]``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import re
 import threading
 from typing import Any, Dict, Optional, Pattern, Sequence, Tuple
 
-MIN_SECRET_LEN = 16
+#: the shortest string that is searched at all (a 13-digit card number; every token is longer)
+MIN_SECRET_LEN = 13
+#: a token's body: a run of this many letters/digits (and the shortest opaque value under a weak key)
+_RUN_LEN = 16
 _CACHE_MAX = 8192
 _CACHE_KEY_MAX_LEN = 200
 
@@ -69,15 +76,41 @@ _VALUE_PATTERNS: Tuple[str, ...] = (
     r"github_pat_[A-Za-z0-9_]{22,}",
     r"xox[abposr]-[A-Za-z0-9-]{10,}",
     r"hf_[A-Za-z0-9]{30,}",
+    r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]+)*",
+    r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",
+    r"npm_[A-Za-z0-9]{36}",
+    r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{16,}",
     r"://[^/\s:@]{0,128}:[^/\s@]{1,256}@",
 )
-#: ``password=...`` / ``"api_key": "..."`` inside free text (error messages, logs, connection strings)
+#: prefixes of tokens whose body may have no run of 16 letters/digits: always looked for
+_DIRECT = ("hooks.slack.com/", "SG.")
+_GITLAB = re.compile(r"gl(?:pat|dt|rt|ptt|soat|cbt)-").search
+#: ``password=...`` / ``"api_key": "..."`` / ``aws_secret_access_key = ...`` / ``AccountKey=...;`` inside
+#: free text (error messages, logs, connection strings, INI and env files)
 _KV = re.compile(
-    r"(?i)(?<![a-z])(pass(?:word|wd)?|pwd|(?:client[_-]?)?secret|api[_-]?key|(?:access|auth|refresh|id)[_-]?token)"
-    r"([\"']?\s*[:=]\s*[\"']?)([^\s\"',;&)}\]]{3,})"
+    r"(?i)(?<![a-z])("
+    r"pass(?:word|wd|phrase)?|pwd"
+    r"|(?:client[_-]?|aws[_-]?)?secret(?:[_-]?access)?(?:[_-]?key)?"
+    r"|api[_-]?key|(?:shared[_-]?)?access[_-]?key|account[_-]?key|private[_-]?key"
+    r"|(?:access|auth|refresh|id|session)[_-]?token"
+    r")([\"']?\s*[:=]\s*[\"']?)([^\s\"',;&)}\]]{3,})"
 )
-_KV_WORDS = ("passw", "pwd", "secret", "api_key", "apikey", "api-key", "_token", "-token")
-_KV_LABELS = {"pass": "password", "pwd": "password", "secr": "secret", "clie": "secret", "api": "api key"}
+#: words of ``_KV`` keys: found by a cheap first word, then these
+_KV_WORDS = ("passw", "passphrase", "pwd", "secret", "_token", "-token")
+_KV_KEY_WORDS = (
+    "api_key",
+    "apikey",
+    "api-key",
+    "accesskey",
+    "access_key",
+    "access-key",
+    "accountkey",
+    "account_key",
+    "account-key",
+    "privatekey",
+    "private_key",
+    "private-key",
+)
 #: matched-text prefix -> label (first match wins)
 _PREFIX_LABELS: Tuple[Tuple[str, str], ...] = (
     ("-----", "private key"),
@@ -89,8 +122,12 @@ _PREFIX_LABELS: Tuple[Tuple[str, str], ...] = (
     ("AIza", "google api key"),
     ("A", "aws key"),
     ("gh", "github token"),
+    ("github_pat_", "github token"),
     ("xox", "slack token"),
     ("hf_", "huggingface token"),
+    ("gl", "gitlab token"),
+    ("SG.", "sendgrid key"),
+    ("npm_", "npm token"),
 )
 #: one of these is in every string a value pattern can match (checked only after the run test)
 _ANCHORS = (
@@ -113,13 +150,29 @@ _ANCHORS = (
     "_pat_",
     "xox",
     "hf_",
+    "npm_",
     "PRIVATE KEY",
 )
 _WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 # bytes 0-9A-Za-z -> "a", everything else -> " ": a secret is a run of 16 "a"
 _RUN_TABLE = bytes(97 if (48 <= i <= 57 or 65 <= i <= 90 or 97 <= i <= 122) else 32 for i in range(256))
-_RUN = b"a" * MIN_SECRET_LEN
+_RUN = b"a" * _RUN_LEN
+# bytes 0-9 -> "0", space and "-" -> "-", everything else -> "x": every card number has one of _CARD_SHAPES
+_DIGIT_TABLE = bytes(48 if 48 <= i <= 57 else 45 if i in (32, 45) else 120 for i in range(256))
+_CARD_SHAPES = (b"0" * 13, b"0000-0000")
+#: a payment card number: 13-19 digits, or 4-4-4-4(-3) / 4-6-4(5) groups split by one kind of separator;
+#: not part of a longer number, word, decimal or base64 run (checked further by ``_is_card``)
+_CARD_RX = (
+    r"(?<![\w.+/=])(?<!\d-)"
+    r"(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5})"
+    r"(?![\w+/=]|[.,-]\d)"
+)
+_CARD = re.compile(_CARD_RX)
+#: the same on the UTF-8 bytes, tried only where ``_DIGIT_TABLE`` found a card's shape
+_CARD_B = re.compile(_CARD_RX.encode(), re.ASCII)
+#: the first digit of every issuer ``_is_card`` knows
+_CARD_FIRST = frozenset(b"23456")
 _SPACE = re.compile(r"\s")
 _DIGIT = re.compile(r"\d")
 
@@ -144,7 +197,82 @@ ALLOW = KeyClass("", False, allow=True)
 
 def looks_opaque(value: str) -> bool:
     """A token-like string: long, no whitespace, at least one digit."""
-    return len(value) >= MIN_SECRET_LEN and not _SPACE.search(value) and _DIGIT.search(value) is not None
+    return len(value) >= _RUN_LEN and not _SPACE.search(value) and _DIGIT.search(value) is not None
+
+
+def _is_card(digits: str) -> bool:
+    """An issuer prefix (Visa, Mastercard, Amex, Discover, UnionPay, JCB, Diners), its lengths, and Luhn."""
+    n = len(digits)
+    d1, d2, d4 = digits[0], int(digits[:2]), int(digits[:4])
+    if d1 == "4":
+        ok = n in (13, 16, 19)
+    elif 51 <= d2 <= 55 or 2221 <= d4 <= 2720:
+        ok = n == 16
+    elif d2 in (34, 37):
+        ok = n == 15
+    elif d1 == "6" or 3528 <= d4 <= 3589:
+        ok = n >= 16
+    elif 300 <= int(digits[:3]) <= 305 or d2 in (36, 38, 39):
+        ok = n >= 14
+    else:
+        ok = False
+    if not ok:
+        return False
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        v = ord(c) - 48
+        if i & 1:
+            v *= 2
+            if v > 9:
+                v -= 9
+        total += v
+    return total % 10 == 0
+
+
+def _card_digits(m: "re.Match[str]") -> str:
+    return m.group().replace(" ", "").replace("-", "")
+
+
+def _has_card(s: str, b: Optional[bytes] = None) -> bool:
+    """A valid card number in ``s`` (``b``: ``s`` encoded, when the caller has it).
+
+    Only where the digit translate shows a card's shape is the pattern tried, so a
+    text full of long numbers (nanosecond timestamps) costs one match per number.
+    """
+    if b is None:
+        b = s.encode("utf-8", "surrogatepass")
+    t = b.translate(_DIGIT_TABLE)
+    for shape in _CARD_SHAPES:
+        plain = shape[4] == 48
+        i = t.find(shape)
+        while i >= 0:
+            if plain:
+                # a run of digits; no other run can start in the next 13 bytes (they are this
+                # run's digits), so a run that cannot be a card (a timestamp) is stepped over
+                if b[i] in _CARD_FIRST and (i == 0 or t[i - 1] != 48) and _card_at(b, i):
+                    return True
+                i = t.find(shape, i + 13)
+            else:
+                if b[i] in _CARD_FIRST and _card_at(b, i):
+                    return True
+                i = t.find(shape, i + 1)
+    return False
+
+
+def _card_at(b: bytes, i: int) -> bool:
+    m = _CARD_B.match(b, i)
+    return m is not None and _is_card(m.group().decode().replace(" ", "").replace("-", ""))
+
+
+def _replace_card(m: "re.Match[str]") -> str:
+    return marker("card number") if _is_card(_card_digits(m)) else m.group()
+
+
+def _has_direct(s: str) -> bool:
+    for a in _DIRECT:
+        if a in s:
+            return True
+    return _GITLAB(s) is not None
 
 
 class Scrubber:
@@ -225,7 +353,7 @@ class Scrubber:
                     return True
         if "@" in s and "://" in s:
             return True
-        if _has_kv_word(s):
+        if _has_kv_word(s) or _has_direct(s) or _has_card(s):
             return True
         for own in self._own_plain:
             if own in s:
@@ -253,7 +381,7 @@ class Scrubber:
             i = t.find(_RUN, k)
         if "@" in j and "://" in j:
             return True
-        if _has_kv_word(j):
+        if _has_kv_word(j) or _has_direct(j) or _has_card(j, b):
             return True
         for own in self._own:
             if own in j:
@@ -265,6 +393,8 @@ class Scrubber:
         if len(s) < MIN_SECRET_LEN or not self.might_hold_secret(s):
             return s
         out = self._values.sub(self._replace, s)
+        if _has_card(out):
+            out = _CARD.sub(_replace_card, out)
         if _has_kv_word(out):
             out = _KV.sub(_replace_kv, out)
         return s if out == s else out
@@ -280,6 +410,8 @@ class Scrubber:
             return text[:7] + marker("bearer token")
         if text.startswith("-----"):
             return marker("private key")
+        if text.startswith("hooks."):
+            return text[: text.index("/", 16) + 1] + marker("slack webhook")
         start = m.start()
         if start and m.string[start - 1] in _WORD:
             return text  # inside a longer word (``task-...``): not a key prefix
@@ -293,16 +425,38 @@ def _has_kv_word(s: str) -> bool:
     if "=" not in s and ":" not in s:  # memchr: most text has neither, and every pair needs one
         return False
     low = s.lower()
-    for w in _KV_WORDS:
-        if w in low:
-            return True
+    if "pass" in low or "pwd" in low or "secret" in low or "token" in low:
+        for w in _KV_WORDS:
+            if w in low:
+                return True
+    if "key" in low:
+        for w in _KV_KEY_WORDS:
+            if w in low:
+                return True
     return False
+
+
+#: after a bare ``: `` a word of prose ("Your password: must be ...") is not a value
+_PROSE_WORD = re.compile(r"[A-Za-z][a-z]*[.!?:]?")
 
 
 def _replace_kv(m: "re.Match[str]") -> str:
     key, sep, value = m.group(1), m.group(2), m.group(3)
     if value.startswith("[scrubbed"):
         return m.group()
-    low = key.lower()
-    label = _KV_LABELS.get(low[:4]) or _KV_LABELS.get(low[:3]) or "token"
-    return f"{key}{sep}{marker(label)}"
+    if sep.strip() == ":" and sep[-1].isspace() and _PROSE_WORD.fullmatch(value):
+        return m.group()
+    return f"{key}{sep}{marker(_kv_label(key.lower()))}"
+
+
+def _kv_label(low: str) -> str:
+    if low.startswith(("pass", "pwd")):
+        return "password"
+    if "secret" in low:
+        return "secret"
+    if low.startswith("api"):
+        return "api key"
+    for word in ("account", "access", "private"):
+        if word in low and low.endswith("key"):
+            return f"{word} key"
+    return "token"
