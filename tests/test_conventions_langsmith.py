@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 
+import opik_ui
 from conftest_conventions import Recorder, mapped, strip
 
 INPUTS = {"messages": [[{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "HumanMessage"],
                          "kwargs": {"content": "What is 2+2?"}}]]}
 OUTPUTS = {"generations": [[{"text": "4", "type": "ChatGeneration"}]], "llm_output": {"model_name": "gpt-4o-mini"}}
+# as Opik's UI renders them: OpenAI chat messages in, choices out (the rest of LLMResult kept beside)
+RENDERED_INPUTS = {"messages": [{"role": "user", "content": "What is 2+2?"}]}
+RENDERED_OUTPUTS = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "4"}}],
+                    "llm_output": {"model_name": "gpt-4o-mini"}}
 
 
 def _run() -> Recorder:
@@ -79,8 +84,8 @@ def test_langsmith_run_tree_full_mapping() -> None:
         "provider": "openai",
         "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13, "cache_read_input_tokens": 8},
         "tags": ["seq:step:1"],
-        "input": INPUTS,
-        "output": OUTPUTS,
+        "input": RENDERED_INPUTS,
+        "output": RENDERED_OUTPUTS,
         "metadata": {
             "ls_provider": "openai",
             "ls_model_name": "gpt-4o-mini",
@@ -95,6 +100,7 @@ def test_langsmith_run_tree_full_mapping() -> None:
             "gen_ai.request.temperature": 0.0,
         },
     }
+    assert opik_ui.problems(llm, "What is 2+2?", "4") == []
     chain = result.span("AgentExecutor")
     assert strip(chain) == {
         "name": "AgentExecutor",
@@ -129,6 +135,9 @@ def test_langsmith_run_tree_full_mapping() -> None:
         "metadata": strip(chain)["metadata"],
         "thread_id": "th-9",
     }
+    # the chain's own input/output read as text: the trace row keeps them
+    assert opik_ui.table_text(result.trace["input"], "input") == "What is 2+2?"
+    assert opik_ui.table_text(result.trace["output"], "output") == "4"
     assert result.trace["project_name"] == "conventions"  # a LangSmith project never overrides the Opik one
     assert result.usage_total() == {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13,
                                     "cache_read_input_tokens": 8}

@@ -14,7 +14,10 @@ The new ``@ai-sdk/otel`` integration emits GenAI semconv spans (``invoke_agent``
   ``ai.response.msToFirstChunk`` (ms) or the ``ai.stream.firstChunk`` event;
 * ``ai.toolCall``: ``tool``, ``ai.toolCall.args``/``result``;
 * input ``ai.prompt.messages`` (else ``ai.prompt``), output ``ai.response.text``
-  (+ ``ai.response.toolCalls``) or ``ai.response.object``;
+  or ``ai.response.object``; with ``ai.response.toolCalls``, one assistant message
+  whose content is the text and ``tool-call`` parts, as the SDK keeps it (the message
+  normalizer turns the SDK's ``text``/``image``/``file``/``tool-call``/``tool-result``
+  parts into OpenAI chat);
 * ``ai.telemetry.metadata.*`` (v4/v5) and ``ai.settings.context.*`` (v7) merged
   into metadata; their ``sessionId`` is the thread and ``tags`` the tags.
 
@@ -23,7 +26,7 @@ OTLP/JSON carries numbers as strings at times: usage and ttft accept both.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from .._model import MappedSpan
 from . import _common as c
@@ -123,11 +126,7 @@ def read(out: MappedSpan) -> None:
     calls = get("ai.response.toolCalls")
     if text is not None or calls is not None:
         if calls is not None:
-            result: Dict[str, Any] = {}
-            if text is not None and text != "":
-                result["text"] = text
-            result["tool_calls"] = c.parse_json(calls)[0]
-            out.set_output(result)
+            out.set_output(_assistant_turn(text, c.parse_json(calls)[0]))
         else:
             out.set_output(text)
         for key in ("ai.response.text", "ai.response.toolCalls"):
@@ -155,3 +154,16 @@ def read(out: MappedSpan) -> None:
         if tags is not None:
             out.add_tags(tags)
         c.merge_prefixed(out, md)
+
+
+def _assistant_turn(text: Any, calls: Any) -> Dict[str, Any]:
+    """``ai.response.text`` + ``ai.response.toolCalls`` as the assistant message the SDK itself
+    keeps (``{"role": "assistant", "content": [text and tool-call parts]}``), so the message
+    normalizer reads the calls; calls that are not a list of objects stay as they came."""
+    if not isinstance(calls, list) or not all(isinstance(x, dict) for x in calls):
+        result: Dict[str, Any] = {"text": text} if text else {}
+        result["tool_calls"] = calls
+        return result
+    parts: List[Dict[str, Any]] = [{"type": "text", "text": text}] if isinstance(text, str) and text else []
+    parts.extend({**call, "type": "tool-call"} for call in calls)
+    return {"messages": [{"role": "assistant", "content": parts}]}

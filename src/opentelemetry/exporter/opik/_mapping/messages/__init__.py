@@ -39,12 +39,18 @@ def _is_chat(msgs: Any) -> bool:
 
 
 def _is_chat_content(content: Any) -> bool:
-    """OpenAI content already: text (not a JSON string of blocks, as Strands sends) or typed parts."""
+    """OpenAI content already: text (not a JSON string of blocks, as Strands sends) or OpenAI's own parts
+    (other families' typed parts, e.g. Vercel AI ``image``/``tool-call``, are read by the normalizer)."""
     if content is None:
         return True
     if isinstance(content, str):
         return content.lstrip()[:1] != "["
-    return isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in content)
+    return isinstance(content, list) and all(
+        isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _OPENAI_PARTS for p in content
+    )
+
+
+_OPENAI_PARTS = frozenset(("text", "image_url", "input_audio", "file", "refusal"))
 
 
 def _messages_of(value: IO, key: str) -> Optional[List[Any]]:
@@ -116,10 +122,46 @@ def llm_output(value: Optional[IO]) -> Optional[IO]:
         made = to_choices([{**content, "role": "assistant", "finish_reason": value.get("finish_reason")}])
         if made:
             return {"choices": made, **{k: v for k, v in value.items() if k != "content"}}
+    gens = value.get("generations")
+    if not clash and isinstance(gens, list) and gens:  # LangChain LLMResult (LangSmith, OpenInference)
+        made = _from_generations(gens)
+        if made:
+            return {"choices": made, **{k: v for k, v in value.items() if k != "generations"}}
     text = _only_text(value)
     if text is not None:
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
     return value
+
+
+def _from_generations(gens: List[Any]) -> List[Dict[str, Any]]:
+    """LangChain ``generations`` (a list per prompt of candidate generations) -> ``choices``.
+
+    A generation's ``message`` (constructor or dict) gives the assistant message,
+    else its ``text``; ``generation_info.finish_reason`` the finish reason; the
+    rest of ``generation_info`` stays on the choice. Empty when one is unreadable.
+    """
+    flat = [g for batch in gens for g in (batch if isinstance(batch, list) else [batch])]
+    choices: List[Dict[str, Any]] = []
+    for g in flat:
+        if not isinstance(g, dict):
+            return []
+        msg = g.get("message")
+        made = to_choices([msg]) if is_message_like(msg) else []
+        if not made and isinstance(g.get("text"), str) and g["text"]:
+            made = [{"index": 0, "message": {"role": "assistant", "content": g["text"]}}]
+        if not made:
+            return []
+        choice = {**made[0], "index": len(choices)}
+        info = g.get("generation_info")
+        if isinstance(info, dict) and info:
+            info = dict(info)
+            finish = info.pop("finish_reason", None)
+            if finish is not None:
+                choice["finish_reason"] = finish
+            if info:
+                choice["generation_info"] = info
+        choices.append(choice)
+    return choices
 
 
 def _one_assistant_turn(items: List[Any]) -> Dict[str, Any]:

@@ -13,7 +13,10 @@ family emits is recognised here:
 * Anthropic (``tool_use``, ``tool_result``, ``thinking``) and Bedrock/Strands
   blocks (``{"text"}``, ``{"toolUse"}``, ``{"toolResult"}``, ``{"image"}``);
 * Gemini/ADK parts (``{"text"}``, ``function_call``, ``function_response``,
-  ``inline_data``).
+  ``inline_data``);
+* Vercel AI SDK parts (``tool-call``, ``tool-result`` with its ``{"type",
+  "value"}`` output, ``image`` with ``image``/``mediaType``, ``file`` with
+  ``data``/``mediaType``) and LangChain v1 ``image`` blocks (``url``/``base64``).
 
 A part nobody knows is kept as readable JSON text: never dropped silently.
 """
@@ -203,14 +206,35 @@ def _file(p: Parts, part: Dict[str, Any]) -> None:
         f = part["file"]  # OpenAI chat file part
         p.text(f"[file: {f.get('filename') or f.get('file_id') or 'inline'}]")
         return
+    mime = part.get("mime_type") or part.get("mimeType") or part.get("mediaType")
+    data = part.get("data")
+    if isinstance(data, str) and data and str(mime or "").startswith("image/"):  # Vercel AI: an image as a file
+        p.image(data if data.startswith(("http://", "https://")) else _data_url(mime, data))
+        return
     ident = part.get("file_id") or part.get("filename") or part.get("uri") or "inline"
-    mime = part.get("mime_type") or part.get("mimeType")
     p.text(f"[file: {ident}{f' ({mime})' if mime else ''}]")
 
 
 def _tool_call(p: Parts, part: Dict[str, Any]) -> None:
     args = part.get("arguments") if "arguments" in part else part.get("input", part.get("args"))
     p.call(part.get("id") or part.get("call_id"), part.get("name"), args)
+
+
+def _vercel_tool_call(p: Parts, part: Dict[str, Any]) -> None:
+    """Vercel AI SDK ``{"type": "tool-call", "toolCallId", "toolName", "input"}`` (v4: ``args``)."""
+    args = part.get("input") if "input" in part else part.get("args")
+    p.call(part.get("toolCallId") or part.get("id"), part.get("toolName") or part.get("name"), args)
+
+
+def _vercel_tool_result(p: Parts, part: Dict[str, Any]) -> None:
+    """Vercel AI SDK ``{"type": "tool-result", "toolCallId", "output": {"type", "value"}}`` (v4: ``result``)."""
+    content = part.get("output") if "output" in part else part.get("result")
+    if isinstance(content, dict) and "value" in content and content.get("type") in _VERCEL_OUTPUTS:
+        content = content["value"]
+    p.result(part.get("toolCallId") or part.get("id"), content)
+
+
+_VERCEL_OUTPUTS = frozenset(("text", "json", "error-text", "error-json", "content", "execution-denied"))
 
 
 def _function_call_item(p: Parts, part: Dict[str, Any]) -> None:
@@ -259,7 +283,11 @@ def _typed_image(p: Parts, part: Dict[str, Any]) -> None:
         _k_image(p, {"image": inner})
         return
     src = part.get("source")
-    if isinstance(src, dict) and isinstance(src.get("url"), str):
+    img = part.get("image", part.get("url", part.get("base64", part.get("data"))))
+    if isinstance(img, str) and img:  # Vercel AI (``image``), LangChain v1 blocks (``url``/``base64``/``data``)
+        mime = part.get("mediaType") or part.get("mimeType") or part.get("mime_type") or "image/png"
+        p.image(img if img.startswith(("http://", "https://")) else _data_url(mime, img))
+    elif isinstance(src, dict) and isinstance(src.get("url"), str):
         p.image(src["url"])
     elif isinstance(src, dict) and "data" in src:
         _blob(p, {"mime_type": src.get("media_type") or "image/png", "modality": "image", "content": src["data"]})
@@ -287,6 +315,8 @@ _BY_TYPE = {
     "tool_call_response": _tool_response,
     "tool_result": _tool_response,
     "function_call_output": _tool_response,
+    "tool-call": _vercel_tool_call,
+    "tool-result": _vercel_tool_result,
     "reasoning": _reasoning,
     "thinking": _reasoning,
     "redacted_thinking": _reasoning,
