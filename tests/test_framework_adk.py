@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Tuple
 
+import numbers_check
 import opik_ui
 import pytest
 from framework_env import run_app
@@ -87,8 +88,8 @@ def test_answer_reads_as_a_conversation(run: Run, case: str) -> None:
     assert choice["message"] == {"role": "assistant", "content": answer} and choice["finish_reason"] == "stop"
     assert llm["provider"] == "openai"
     # the default schema names the requested model only; the legacy response says which one answered
-    if run.mode == "default":
-        assert llm["model"] == "openai/gpt-4o-mini"
+    if run.mode == "default":  # LiteLLM's openai/ prefix names the provider: Opik prices the model's own name
+        assert llm["model"] == "gpt-4o-mini" and llm["metadata"]["model_id"] == "openai/gpt-4o-mini"
     else:  # as the response chunks name it
         assert llm["model"] == ("gpt-4o-mini" if case == "stream" else "gpt-4o-mini-2024-07-18")
     assert llm["usage"]["prompt_tokens"] > 0 and llm["usage"]["completion_tokens"] > 0
@@ -169,3 +170,13 @@ def test_every_llm_span_passes_the_checker(runs: Dict[str, Run]) -> None:
         content = [s for s in run.spans if s["type"] == "llm" and s.get("input")]
         counts[mode] = (sum(opik_ui.problems(s) == [] for s in content), len(content))
     assert counts == {"default": (9, 9), "legacy": (8, 8)}, counts
+
+
+def test_numbers(run: Run) -> None:
+    """Usage sums to what the server returned per trace (both schemas: legacy call_llm over generate_content
+    counts once), every LLM span priceable: the provider from the LiteLLM model id (openai/gpt-4o-mini, whose
+    prefix is dropped from the model; gen_ai.system names the framework). ADK records the requested model
+    (only the legacy call_llm of a non-streamed call has the answered one) and no first-token time."""
+    assert numbers_check.problems(run.traces, run.spans, run.facts["served"], requested_model="all") == []
+    llm = [s for s in run.spans if s["type"] == "llm"]
+    assert {s.get("model") for s in llm} >= {"gpt-4o-mini"} and not any("/" in s.get("model", "") for s in llm)

@@ -38,6 +38,7 @@ else:
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no download of LiteLLM's price list
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
+from numbers_check import served  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
@@ -126,6 +127,7 @@ def main(url: str, project: str) -> Dict[str, Any]:
     with FakeOpenAIServer(content=ANSWER, first_chunk_delay=0.05, chunk_delay=0.002) as server:
         asyncio.run(scenarios(server, facts))
         facts["requests"] = len(server.requests)
+        facts["served"] = served(server)
 
     provider.force_flush(10_000)
     facts["flushed"] = exporter.force_flush(10_000)

@@ -17,7 +17,7 @@ from .. import core
 from .._model import MappedSpan, is_empty
 from . import _common as c
 from . import adk, genai, langfuse, langsmith, litellm, openinference, pydantic_ai, strands, traceloop, vercel_ai
-from ._providers import refine, resolve
+from ._providers import KNOWN, normalize, refine, resolve
 
 _CACHE_EXCLUSIVE_PROVIDERS = {
     # Opik prices these with input tokens that EXCLUDE cache reads/writes
@@ -73,6 +73,12 @@ def finish(out: MappedSpan) -> None:
         if out.provider is None:
             out.set_provider(resolve(out.model or attrs.get("gen_ai.request.model"), attrs.get("server.address")))
         out.provider = refine(out.provider, out.model)
+        model = out.model
+        if model and model.count("/") == 1 and out.provider is not None and out.provider in KNOWN \
+                and normalize(model.split("/", 1)[0]) == out.provider:
+            # LiteLLM-style openai/gpt-4o: Opik prices the model's own name under its provider
+            out.metadata.setdefault("model_id", model)
+            out.model = model.split("/", 1)[1] or model
 
     if any(key in attrs for key, _ in _PROMPT_KEYS):
         _prompt_info(out)
