@@ -7,7 +7,19 @@ is the OTLP sidecar for everything that cannot load a Python exporter.
 
 from ._config import ConfigError, OpikSettings, resolve_settings
 from ._exporter import OpikSpanExporter
+from ._pipeline import MaskHook
 from ._sampler import OpikSampler
+from ._trace_link import opik_trace_id, opik_trace_url
 from .version import __version__
 
-__all__ = ["ConfigError", "OpikSampler", "OpikSettings", "OpikSpanExporter", "resolve_settings", "__version__"]
+__all__ = [
+    "ConfigError",
+    "MaskHook",
+    "OpikSampler",
+    "OpikSettings",
+    "OpikSpanExporter",
+    "opik_trace_id",
+    "opik_trace_url",
+    "resolve_settings",
+    "__version__",
+]

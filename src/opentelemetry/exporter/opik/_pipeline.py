@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from . import _trace_link
 from ._config import OpikSettings
 from ._errors import trail
 from ._items import Item
@@ -50,6 +51,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.mapper = mapper or Mapper(settings)
+        _trace_link.register(self.mapper.cache, settings.url)  # opik_trace_id() asks this cache
         self.mask = mask
         self.stats = stats or Stats()
         self.stages: List[Stage] = list(stages) if stages is not None else default_stages(settings, self.stats)

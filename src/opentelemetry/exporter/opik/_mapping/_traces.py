@@ -76,6 +76,11 @@ class TraceCache:
         self._evict()
         return info
 
+    def peek(self, trace_id: int) -> Optional[TraceInfo]:
+        """The trace's info if it is known and fresh; nothing is recorded. Lock held."""
+        info = self._data.get(trace_id)
+        return info if info is not None and time.monotonic() - info.touched <= self._ttl else None
+
     def remember(self, info: TraceInfo, question: Optional[Tuple[int, str]] = None,
                  answer: Optional[Tuple[int, str]] = None) -> None:
         """Set the trace's question and/or answer, within the cache's text budget. Lock held."""
