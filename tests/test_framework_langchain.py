@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
+import numbers_check
 import opik_ui
 import pytest
 from opik_standin import OpikStandin
@@ -181,3 +182,11 @@ def test_every_llm_span_passes_the_checker(run: Run) -> None:
     # chat, stream, image, error: 1 each; tool: 2; three turns: 3
     assert len(spans) == 9
     assert run.facts["requests"] == 9  # one model request per LLM span, no retries
+
+
+def test_numbers(run: Run) -> None:
+    """Usage sums to what the server returned per trace, every LLM span priceable (provider openai, the answered
+    model; on the streamed call the OpenInference LangChain span records only the requested gpt-4o-mini, and no
+    first-token event, so no ttft)."""
+    spans = [s for lst in run.spans.values() for s in lst]
+    assert numbers_check.problems(run.traces, spans, run.facts["served"], requested_model="stream") == []

@@ -16,6 +16,7 @@ import json
 from typing import Any, Dict, Iterator, List
 
 import framework_env
+import numbers_check
 import opik_ui
 import pytest
 from opik_standin import OpikStandin
@@ -203,3 +204,11 @@ def test_every_llm_span_passes_the_checker(run: Run) -> None:
     assert [(s["name"], opik_ui.problems(s)) for s in spans if opik_ui.problems(s)] == []
     # chat, stream, image: 1 each; agent: 2; error: 2 (nested); query engine: predict + chat; three turns: 3
     assert len(spans) == 12
+
+
+def test_numbers(run: Run) -> None:
+    """Usage sums to what the server returned per trace (the query engine's predict over its chat counts once),
+    every LLM span priceable (provider openai; LlamaIndex records the requested model, gpt-4o-mini), every
+    streamed call's ttft (from the first-token event; the stream span itself ends before the stream is read)."""
+    spans = [s for lst in run.spans.values() for s in lst]
+    assert numbers_check.problems(run.traces, spans, run.facts["served"], ttft=True, requested_model="all") == []

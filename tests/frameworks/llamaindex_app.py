@@ -29,6 +29,7 @@ import sys
 from typing import Any, Dict, List
 
 from fake_openai import FakeOpenAIServer
+from numbers_check import served
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -122,6 +123,7 @@ def main(url: str, project: str) -> Dict[str, Any]:
 
         facts["answers"] = answers
         facts["requests"] = len(server.requests)
+        facts["served"] = served(server)
 
     provider.force_flush(10_000)
     facts["flushed"] = exporter.force_flush(10_000)
