@@ -168,7 +168,8 @@ def _one_assistant_turn(items: List[Any]) -> Dict[str, Any]:
     """Responses-API output items (messages, function calls, reasoning) as one assistant message."""
     chat = [m for m in to_chat(items, "assistant") if m["role"] == "assistant"]
     merged: Dict[str, Any] = {"role": "assistant"}
-    texts = [m["content"] for m in chat if isinstance(m.get("content"), str)]
+    # a reasoning item's message shows its reasoning as content: it is not the answer
+    texts = [m["content"] for m in chat if isinstance(m.get("content"), str) and m["content"] != m.get("reasoning_content")]
     if texts:
         merged["content"] = "\n".join(texts)
     calls = [c for m in chat for c in m.get("tool_calls", ())]

@@ -142,6 +142,9 @@ def _from_role_message(m: Dict[str, Any], role: str) -> List[Message]:
         for p in listed:
             parts.add(p)
     _openai_tool_calls(m.get("tool_calls"), parts)
+    reasoning = m.get("reasoning_content")  # OpenAI-compatible providers' (DeepSeek, vLLM) reasoning
+    if isinstance(reasoning, str) and reasoning:
+        parts.reasoning.append(reasoning)
     if role == "tool" and not parts.tool_results:
         return _build(role, {**m, "content": result_text(raw)}, Parts())
     return _build(role, m, parts)

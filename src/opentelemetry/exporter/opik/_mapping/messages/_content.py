@@ -348,8 +348,8 @@ def _k_tool_result(p: Parts, part: Dict[str, Any]) -> None:
 
 def _k_function_call(p: Parts, part: Dict[str, Any]) -> None:
     fc = part.get("function_call") or part.get("functionCall")
-    if isinstance(fc, dict):
-        p.call(fc.get("id"), fc.get("name"), fc.get("args"))
+    if isinstance(fc, dict):  # without an id, the name (as the function_response reader takes it)
+        p.call(fc.get("id") or fc.get("name"), fc.get("name"), fc.get("args"))
 
 
 def _k_function_response(p: Parts, part: Dict[str, Any]) -> None:
