@@ -33,7 +33,7 @@ AUTH_BACKOFF_CAP = 60.0
 #: no request for this long after a refusal confirmed over a whole retry deadline
 AUTH_PAUSE = 60.0
 #: a request that timed out is retried with twice the timeout, up to this many times the setting
-TIMEOUT_GROWTH = 8
+TIMEOUT_GROWTH = 4
 
 
 class GiveUp(Exception):
