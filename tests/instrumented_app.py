@@ -39,6 +39,7 @@ os.environ["TRACELOOP_TRACE_CONTENT"] = "true"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_openai import FakeOpenAIServer  # noqa: E402
+from numbers_check import served  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
@@ -222,6 +223,7 @@ def main(which: str, url: str, project: str) -> Dict[str, Any]:
                 facts["error"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
         long_client = openai.OpenAI(base_url=long_server.base_url, api_key="test-key", max_retries=0, timeout=10)
         stream(long_client, "long_stream")
+        facts["served"] = served(server) + served(long_server)
         client.close()
         long_client.close()
 

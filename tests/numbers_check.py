@@ -97,6 +97,7 @@ def problems(
     cost: bool = False,
     ttft: bool = False,
     requested_model: Optional[str] = None,
+    no_ttft: Sequence[str] = (),
 ) -> List[str]:
     found: List[str] = []
     owners = owner(calls, traces)
@@ -124,7 +125,7 @@ def problems(
                 found.append(f"{label}: model {s.get('model')!r}, the server answered {sorted(models)}")
             if cost and not (isinstance(s.get("total_estimated_cost"), (int, float)) and s["total_estimated_cost"] > 0):
                 found.append(f"{label}: no cost, though the framework states one")
-        if ttft:
+        if ttft and trace["name"] not in no_ttft:
             llm = [s for s in own if s["type"] == "llm"]
             streamed = [c for c in mine if c["stream"] and c["status"] == 200]
             for c, s in zip(streamed, owner(streamed, llm)):

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import numbers_check
 import opik_ui
 import pytest
 from opik_standin import OpikStandin
@@ -334,3 +335,16 @@ def test_tool_definitions_stay_in_metadata(run: Run) -> None:
         assert md["gen_ai.response.finish_reasons"] == ["tool_calls"]
         assert "get_weather" not in _text(md)
     assert "get_weather" not in _text(span["input"]["messages"])  # the definitions are not a message
+
+
+def test_numbers(run: Run) -> None:
+    """Per trace, span usage sums to what the server returned (the app's case span counts nothing), every LLM span
+    priceable (provider openai, the answered model), ttft on every streamed call where the instrumentation records
+    the first token (OpenInference; Traceloop but for the long stream whose first chunk events were dropped;
+    openai-v2 records none)."""
+    traces = list(run.traces.values())
+    spans = [s for lst in run.spans.values() for s in lst]
+    found = numbers_check.problems(traces, spans, run.facts["served"], ttft=run.name != "openai_v2",
+                                   no_ttft=("case:long_stream",) if run.name == "traceloop" else ())
+    assert found == []
+    assert sum(1 for s in spans if s.get("usage")) == sum(1 for c in run.facts["served"] if c["usage"])
