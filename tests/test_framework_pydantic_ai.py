@@ -13,6 +13,7 @@ import json
 from typing import Any, Dict, Iterator, List
 
 import framework_env
+import numbers_check
 import opik_ui
 import pytest
 from opik_standin import OpikStandin
@@ -217,3 +218,10 @@ def test_every_llm_span_passes_the_checker(runs: Dict[str, Run]) -> None:
         counts[version] = (len(spans), sum(1 for s in spans if "input" in s))
     # chat, stream, image, error: 1 each; tool: 2; three turns: 3 -- all but the failed call with content
     assert counts == {"5": (9, 8), "6": (9, 8)}
+
+
+def test_numbers(run: Run) -> None:
+    """Usage sums to what the server returned per trace (the agent run's gen_ai.aggregated_usage stays in metadata),
+    every LLM span priceable (provider openai, the answered model), every streamed call's ttft."""
+    spans = [s for lst in run.spans.values() for s in lst]
+    assert numbers_check.problems(run.traces, spans, run.facts["served"], ttft=True) == []

@@ -25,6 +25,7 @@ import sys
 from typing import Any, Dict
 
 from fake_openai import FakeOpenAIServer
+from numbers_check import served
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -115,6 +116,7 @@ def main(url: str, project: str) -> Dict[str, Any]:
 
         facts["answers"] = answers
         facts["requests"] = [(r.body["model"], r.stream) for r in server.requests]
+        facts["served"] = served(server)
 
     provider.force_flush(10_000)
     facts["flushed"] = exporter.force_flush(10_000)
