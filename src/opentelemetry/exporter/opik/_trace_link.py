@@ -76,7 +76,7 @@ def _start_ms(span: Optional[trace_api.Span], ctx: trace_api.SpanContext) -> Tup
     for cache, _ in live:
         with cache.lock:
             cache.get(ctx.trace_id, ms)  # first sight: this start is the trace's from now on
-    return ms, live[0][1]
+    return ms, live[-1][1]
 
 
 def opik_trace_id(span: Optional[trace_api.Span] = None) -> Optional[str]:
@@ -102,7 +102,8 @@ def opik_trace_url(span: Optional[trace_api.Span] = None, url: Optional[str] = N
     workspace and project, self-hosted (``http://localhost:5173/api``) or Opik
     Cloud (``https://www.comet.com/opik/api``), once the trace is stored.
     ``url`` is Opik's API base URL; by default that of the exporter in this
-    process (else the configured ``OPIK_URL_OVERRIDE`` / config file / default).
+    process that knows the trace, else of the newest exporter, else the configured
+    one (``OPIK_URL_OVERRIDE`` / config file / default).
     """
     ctx = _span_or_current(span)
     if ctx is None:
@@ -112,7 +113,7 @@ def opik_trace_url(span: Optional[trace_api.Span] = None, url: Optional[str] = N
         return None
     if url is None:
         live = _caches()
-        url = known_url or (live[0][1] if live else None)
+        url = known_url or (live[-1][1] if live else None)  # else the newest exporter's
     if url is None:
         from ._config import resolve_settings
 
