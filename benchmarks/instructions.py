@@ -58,7 +58,7 @@ def _child(mode: str, shape: str, n: int, per_trace: int, sink_url: str) -> None
     from opentelemetry.exporter.opik._pipeline import Pipeline
     from opentelemetry.exporter.opik._record import from_readable_span
 
-    settings = resolve_settings({"url": "http://127.0.0.1:9/api"}, env={"OPIK_CONFIG_PATH": "/nonexistent/opik.config"})
+    settings = resolve_settings({"url": "http://127.0.0.1:9/api"}, env={"OPIK_CONFIG_PATH": os.devnull})
     gz = gzip_compressor(settings.compression_level)
     spans = SpanFactory().build(shape, n, spans_per_trace=per_trace)
     warm = SpanFactory(seed=7).build(shape, min(n, 200), spans_per_trace=per_trace)
@@ -89,7 +89,7 @@ def _child(mode: str, shape: str, n: int, per_trace: int, sink_url: str) -> None
         return [encode_spans(batch).SerializeToString() for batch in batches(group)]
 
     bodies, warm_bodies = requests(spans), requests(warm)
-    no_config = {"OPIK_CONFIG_PATH": "/nonexistent/opik.config"}
+    no_config = {"OPIK_CONFIG_PATH": os.devnull}
     exporters: Dict[str, Any] = {
         "opik-exporter": OpikSpanExporter(settings=resolve_settings({"url": sink_url + "/api"}, env=no_config)),
         "otlp-exporter": OTLPSpanExporter(endpoint=sink_url + "/v1/traces"),

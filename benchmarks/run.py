@@ -71,7 +71,7 @@ def worker(
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         argv = ["taskset", "-c", str(cpu)] + argv if _has_taskset() else argv
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPIK_", "OTEL_"))}
-    env["OPIK_CONFIG_PATH"] = "/nonexistent/opik.config"
+    env["OPIK_CONFIG_PATH"] = os.devnull
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     for line in r.stdout.splitlines():
         if line.startswith("RESULT "):

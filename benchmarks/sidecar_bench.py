@@ -32,7 +32,7 @@ TARGET_RATE = 20_000
 
 def _env() -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPIK_", "OTEL_"))}
-    env["OPIK_CONFIG_PATH"] = "/nonexistent/opik.config"
+    env["OPIK_CONFIG_PATH"] = os.devnull
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

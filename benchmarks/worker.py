@@ -69,7 +69,7 @@ def make_exporter(variant: str, sink: str) -> Any:
             k, _, v = kv.partition("=")
             overrides[k] = v
         # no environment, no ~/.opik.config: the defaults are what is measured
-        settings = resolve_settings(overrides, env={"OPIK_CONFIG_PATH": "/nonexistent/opik.config"})
+        settings = resolve_settings(overrides, env={"OPIK_CONFIG_PATH": os.devnull})
         return OpikSpanExporter(settings=settings)
     if name in ("otlp", "otlp-gzip"):
         from opentelemetry.exporter.otlp.proto.http import Compression

@@ -27,7 +27,7 @@ def _isolated_opik_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
     for key in list(os.environ):
         if key.startswith(("OPIK_", "OTEL_EXPORTER_OPIK_")):
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("OPIK_CONFIG_PATH", str(tmp_path_factory.getbasetemp() / "no-opik.config"))
+    monkeypatch.setenv("OPIK_CONFIG_PATH", os.devnull)  # "no config file" (a missing one is an error)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def opik_otel_command() -> List[str]:
 def clean_env(**extra: str) -> Dict[str, str]:
     """The test process's environment without any developer OPIK/OTEL settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPIK_", "OTEL_"))}
-    env["OPIK_CONFIG_PATH"] = os.devnull + ".missing-opik-config"
+    env["OPIK_CONFIG_PATH"] = os.devnull  # "no config file" (a missing one is an error)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

@@ -69,7 +69,7 @@ def _run(tmp_path: Path, opik: OpikStandin, mode: str, cmd_prefix: tuple = ()) -
     app = tmp_path / "app.py"
     app.write_text(APP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPIK_"))}
-    env.update(STANDIN_URL=opik.url, OPIK_CONFIG_PATH=str(tmp_path / "none.config"))
+    env.update(STANDIN_URL=opik.url, OPIK_CONFIG_PATH=os.devnull)
     if mode == "zero-code":
         env.update(OTEL_TRACES_EXPORTER="opik", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
                    OPIK_URL_OVERRIDE=opik.url, OPIK_PROJECT_NAME="flush")

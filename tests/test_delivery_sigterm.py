@@ -44,7 +44,7 @@ def _run_and_terminate(tmp_path: Path, url: str, mode: str, opt_in: bool) -> int
     script = tmp_path / "app.py"
     script.write_text(APP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPIK_"))}
-    env.update(STANDIN_URL=url, OPIK_CONFIG_PATH=str(tmp_path / "none.config"))
+    env.update(STANDIN_URL=url, OPIK_CONFIG_PATH=os.devnull)
     if opt_in:
         env["OTEL_EXPORTER_OPIK_SIGTERM_FLUSH"] = "true"
     proc = subprocess.Popen([sys.executable, str(script), mode], env=env, stdout=subprocess.PIPE,

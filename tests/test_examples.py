@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import httpx
+import opik_ui
 import pytest
 from fake_openai import FakeOpenAIServer
 from opik_standin import OpikStandin
@@ -30,7 +31,7 @@ BIN = Path(sys.executable).parent
 def clean_env(tmp_path: Path, **extra: str) -> Dict[str, str]:
     """The caller's environment without any Opik/OTel/OpenAI settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPIK_", "OTEL_", "OPENAI_"))}
-    env["OPIK_CONFIG_PATH"] = str(tmp_path / "no-opik.config")
+    env["OPIK_CONFIG_PATH"] = os.devnull
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -264,6 +265,25 @@ def test_node_vercel_ai_through_the_sidecar(opik: OpikStandin, tmp_path: Path, t
     assert spans["ai.streamText"] == [("ai.streamText", "general"), ("ai.streamText.doStream", "llm")]
     usage = sorted(s["usage"]["prompt_tokens"] for s in opik.spans_by_id().values() if s["type"] == "llm")
     assert usage == [12, 25, 40]
+    # in Opik's UI: every model call a conversation, every trace its question and answer
+    weather_q, weather_a = "What is the weather in Paris?", "It is 18°C and cloudy in Paris."
+    umbrella_q, umbrella_a = "Should I take an umbrella?", "Bring an umbrella."
+    llm = {t: sorted((s for s in spans_of(opik, traces[t]["id"]) if s["type"] == "llm"), key=lambda s: s["start_time"])
+           for t in traces}
+    asks, answers = llm["ai.generateText"]
+    assert opik_ui.problems(asks, weather_q) == []  # answered with a tool call
+    (call,) = asks["output"]["choices"][0]["message"]["tool_calls"]
+    assert call["function"] == {"name": "weather", "arguments": '{"city":"Paris"}'} and call["id"] == "call-1"
+    assert opik_ui.problems(answers, weather_q, weather_a) == []
+    assert [m["role"] for m in answers["input"]["messages"]] == ["user", "assistant", "tool"]
+    assert answers["input"]["messages"][1]["tool_calls"] == [call]
+    assert answers["input"]["messages"][2]["tool_call_id"] == "call-1"
+    assert "18" in answers["input"]["messages"][2]["content"]
+    (streamed,) = llm["ai.streamText"]
+    assert opik_ui.problems(streamed, umbrella_q, umbrella_a) == []
+    for name, question, answer in (("ai.generateText", weather_q, weather_a), ("ai.streamText", umbrella_q, umbrella_a)):
+        assert opik_ui.table_text(traces[name]["input"], "input") == question, traces[name]["input"]
+        assert opik_ui.table_text(traces[name]["output"], "output") == answer, traces[name]["output"]
 
 
 def test_every_example_is_run_by_a_test() -> None:

@@ -100,7 +100,7 @@ def test_clean_venv_installs_wheel_then_sdist_and_exports(dists: Tuple[Path, Pat
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     py = str(env_dir / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPIK_", "OTEL_", "PYTHON", "VIRTUAL_ENV"))}
-    env["OPIK_CONFIG_PATH"] = str(tmp_path / "none.config")
+    env["OPIK_CONFIG_PATH"] = os.devnull
     pip = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     sh(pip + [str(wheel)], env=env)  # dependencies from the package index (or pip's cache)
     script = tmp_path / "export.py"

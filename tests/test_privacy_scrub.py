@@ -314,10 +314,17 @@ def test_key_not_in_config_errors_or_repr(caplog: pytest.LogCaptureFixture) -> N
     with pytest.raises(ConfigError) as e1:
         resolve_settings({}, env={"OPIK_API_KEY": OPIK_KEY, "OTEL_EXPORTER_OPIK_TIMEOUT": "soon"})
     with pytest.raises(ConfigError) as e2:
-        resolve_settings({}, env={"OPIK_API_KEY": OPIK_KEY, "OPIK_URL_OVERRIDE": f"ftp://{OPIK_KEY}"[:6]})
+        resolve_settings({}, env={"OPIK_API_KEY": OPIK_KEY, "OPIK_URL_OVERRIDE": f"ftp://{OPIK_KEY}"})
+    with pytest.raises(ConfigError) as e3:
+        resolve_settings({}, env={"OPIK_API_KEY": OPIK_KEY, "OPIK_URL_OVERRIDE": f"http://localhost:{OPIK_KEY}/api"})
+    with pytest.raises(ConfigError) as e4:
+        resolve_settings({"api_key": OPIK_KEY, "timeout": OPIK_KEY}, env={})
     settings = resolve_settings({"api_key": OPIK_KEY}, env={})
-    for text in (str(e1.value), str(e2.value), repr(settings), str(settings), caplog.text):
-        assert OPIK_KEY not in text
+    errors = [str(e.value) for e in (e1, e2, e3, e4)]
+    assert "OTEL_EXPORTER_OPIK_TIMEOUT" in errors[0] and "OPIK_URL_OVERRIDE" in errors[1] + errors[2]
+    for text in errors + [repr(settings), str(settings), caplog.text]:
+        assert OPIK_KEY not in text  # the full key, and no 8-character piece of it either
+        assert not any(OPIK_KEY[i : i + 8] in text for i in range(len(OPIK_KEY) - 7))
 
 
 # -- 23 secret formats x 6 locations, in process and through the sidecar -------------

@@ -47,7 +47,7 @@ def test_opentelemetry_instrument_with_opik_exporter(opik: OpikStandin, tmp_path
         OTEL_SERVICE_NAME="zero-code-svc",
         OPIK_URL_OVERRIDE=opik.url,
         OPIK_PROJECT_NAME="zero-code",
-        OPIK_CONFIG_PATH=str(tmp_path / "none.config"),
+        OPIK_CONFIG_PATH=os.devnull,
         OPIK_ENVIRONMENT="ci",
     )
     if sampler:

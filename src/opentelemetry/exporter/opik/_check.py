@@ -367,7 +367,9 @@ def report(settings: OpikSettings, checks: List[Check], out: TextIO) -> int:
 
 
 def settings_markdown() -> str:
-    """The settings table of ``docs/settings.md``, generated from :data:`SPECS`."""
+    """The settings tables of ``docs/settings.md``: the exporter's (from :data:`SPECS`), the
+    sidecar's ``OPIK_OTEL_*`` (from ``opik-otel serve``'s own options and help texts) and
+    the few other variables read."""
     lines = [
         "| Environment variable | `~/.opik.config` key | Argument | Default | Meaning |",
         "|---|---|---|---|---|",
@@ -383,4 +385,59 @@ def settings_markdown() -> str:
         ini = f"`{spec.ini}`" if spec.ini else ""
         doc = spec.doc.replace("|", "\\|")
         lines.append(f"| `{spec.env}` | {ini} | `{spec.field}=` | {shown} | {doc} |")
+    lines += [
+        "",
+        "### `opik-otel serve` (the sidecar)",
+        "",
+        "The Opik settings above apply to the sidecar as well; these are its own (an option wins over its variable):",
+        "",
+        *_sidecar_markdown(),
+        "",
+        "### Other variables",
+        "",
+        *_other_markdown(),
+    ]
     return "\n".join(lines) + "\n"
+
+
+#: variables read outside the settings table: (name, default, meaning)
+_OTHER_VARIABLES: Tuple[Tuple[str, str, str], ...] = (
+    ("OPIK_CONFIG_PATH", "`~/.opik.config`", "the Opik config file (the INI file `opik configure` writes); a path that is "
+     "not a file is a configuration error, `/dev/null` means none"),
+    ("OTEL_TRACES_EXPORTER", "", "`opik` selects this exporter for `opentelemetry-instrument` (zero code)"),
+    ("OTEL_TRACES_SAMPLER", "", "`opik` selects `OpikSampler` (parent-based, writes the `opik` tracestate entry) "
+     "for `opentelemetry-instrument`"),
+    ("OTEL_TRACES_SAMPLER_ARG", "`1.0`", "with `OTEL_TRACES_SAMPLER=opik`: the sampling ratio of new traces, 0 to 1 "
+     "(children follow their parent)"),
+)
+
+
+def _other_markdown() -> List[str]:
+    lines = ["| Environment variable | Default | Meaning |", "|---|---|---|"]
+    for name, default, doc in _OTHER_VARIABLES:
+        lines.append(f"| `{name}` | {default or 'not set'} | {doc} |")
+    return lines
+
+
+def _sidecar_markdown() -> List[str]:
+    """One row per ``OPIK_OTEL_*`` variable, from the ``serve`` parser: its option, its help."""
+    import argparse
+
+    from .sidecar._cli import _ENV, add_serve_arguments
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_serve_arguments(parser)
+    defaults = {var: default for var, _, default in _ENV.values()}
+    lines = ["| Environment variable | `opik-otel serve` option | Default | Meaning |", "|---|---|---|---|"]
+    for action in parser._actions:
+        m = re.search(r"\s*\[(OPIK_OTEL_[A-Z_]+)\]\s*$", action.help or "")
+        if not m or not action.option_strings:
+            continue
+        var = m.group(1)
+        default = defaults.get(var)
+        shown = "not set" if default is None else f"`{_show(default)}`"
+        if var == "OPIK_OTEL_LOG_LEVEL":
+            shown = "`info`"
+        doc = (action.help or "")[: m.start()].replace("|", "\\|")
+        lines.append(f"| `{var}` | `{action.option_strings[0]}` | {shown} | {doc} |")
+    return lines

@@ -12,9 +12,13 @@ from __future__ import annotations
 import base64
 import configparser
 import dataclasses
+import difflib
+import logging
 import os
 import re
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+import threading
+import urllib.parse
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ._json import loads
 
@@ -23,12 +27,25 @@ CLOUD_URL = "https://www.comet.com/opik/api"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_PROJECT = "Default Project"
 _PREFIX = "OTEL_EXPORTER_OPIK_"
+_logger = logging.getLogger("opentelemetry.exporter.opik")
 
 
 class ConfigError(ValueError):
     """A setting is malformed; the message names it and says how to fix it."""
 
 
+def _kind(kind: str) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
+    """What a setting's value is when it is not given as text (keyword arguments):
+    ``str``, ``bool``, ``int``, ``number`` or ``list``; every value is checked by the same parser."""
+
+    def mark(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        parse.kind = kind  # type: ignore[attr-defined]
+        return parse
+
+    return mark
+
+
+@_kind("str")
 def _parse_str(v: str) -> str:
     v = v.strip()
     if not v:
@@ -36,6 +53,7 @@ def _parse_str(v: str) -> str:
     return v
 
 
+@_kind("bool")
 def _parse_bool(v: str) -> bool:
     s = v.strip().lower()
     if s in ("1", "true", "yes", "on"):
@@ -45,6 +63,7 @@ def _parse_bool(v: str) -> bool:
     raise ValueError("must be true or false")
 
 
+@_kind("number")
 def _parse_seconds(v: str) -> float:
     try:
         f = float(v)
@@ -65,7 +84,7 @@ def _positive_int(lo: int = 1, hi: Optional[int] = None) -> Callable[[str], int]
             raise ValueError(f"must be between {lo} and {hi}" if hi else f"must be at least {lo}")
         return i
 
-    return parse
+    return _kind("int")(parse)
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -75,28 +94,67 @@ def _choice(*options: str) -> Callable[[str], str]:
             raise ValueError("must be one of " + ", ".join(options))
         return s
 
-    return parse
+    return _kind("str")(parse)
 
 
+@_kind("list")
 def _parse_list(v: str) -> Tuple[str, ...]:
     return tuple(p.strip() for p in v.split(",") if p.strip())
 
 
-def _parse_patterns(v: str) -> Tuple[str, ...]:
-    pats = _parse_list(v)
-    for p in pats:
+def _check_patterns(pats: Tuple[str, ...]) -> Tuple[str, ...]:
+    for i, p in enumerate(pats, 1):
         try:
             re.compile(p)
-        except re.error as exc:
-            raise ValueError(f"{p!r} is not a valid regular expression ({exc})") from None
+        except re.error as exc:  # the error names a position, never the pattern
+            raise ValueError(f"has an invalid regular expression (entry {i}: {exc})") from None
     return pats
 
 
+@_kind("list")
+def _parse_patterns(v: str) -> Tuple[str, ...]:
+    return _check_patterns(_parse_list(v))
+
+
+@_kind("str")
 def _parse_url(v: str) -> str:
     v = v.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", v):
         raise ValueError("must be an http(s) URL such as http://localhost:5173/api")
+    try:
+        parts = urllib.parse.urlsplit(v)
+        port = parts.port  # ValueError: not a number, or out of range
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535, e.g. http://localhost:5173/api") from None
+    if not parts.hostname:
+        raise ValueError("has no host name, e.g. http://localhost:5173/api")
+    if port == 0:
+        raise ValueError("has port 0; use the port Opik listens on, e.g. http://localhost:5173/api")
     return v
+
+
+def _coerce(spec: "_Spec", raw: Any) -> Any:
+    """``raw`` (text from the environment or a file, or any value given as an argument),
+    checked by the setting's own parser whatever its type."""
+    if isinstance(raw, str):
+        return spec.parse(raw)
+    kind = getattr(spec.parse, "kind", "str")
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        raise ValueError("must be true or false")
+    if kind in ("int", "number"):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ValueError("must be a whole number" if kind == "int" else "must be a number of seconds")
+        if kind == "int" and not isinstance(raw, int):
+            raise ValueError("must be a whole number")
+        return spec.parse(repr(raw))
+    if kind == "list":
+        if not isinstance(raw, (list, tuple, set, frozenset)) or not all(isinstance(x, str) for x in raw):
+            raise ValueError("must be a list of strings (or one comma-separated string)")
+        items = tuple(x.strip() for x in raw if x.strip())
+        return _check_patterns(items) if spec.parse is _parse_patterns else items
+    raise ValueError("must be a string")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +201,7 @@ SPECS: Tuple[_Spec, ...] = (
     _Spec("project_from_service_name", _PREFIX + "PROJECT_FROM_SERVICE_NAME", _parse_bool, False, None, "use the resource `service.name` as project when no `opik.project_name`"),
 )
 _BY_FIELD = {s.field: s for s in SPECS}
+_BY_ENV = {s.env: s for s in SPECS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,18 +283,110 @@ def config_file_path(env: Mapping[str, str]) -> str:
     return os.path.expanduser(env.get("OPIK_CONFIG_PATH") or "~/.opik.config")
 
 
-def _read_config_file(path: str) -> Dict[str, str]:
+def _read_config_file(path: str, explicit: bool = False) -> Dict[str, str]:
+    """The ``[opik]`` section of the config file; ``explicit``: named by ``OPIK_CONFIG_PATH``,
+    so it must exist (``os.devnull`` says "no file"). Errors never quote the file's lines."""
+    if path == os.devnull:
+        return {}
     if not os.path.isfile(path):
+        if explicit:
+            raise ConfigError(
+                f"OPIK_CONFIG_PATH names {path}, which is not a file; "
+                f"point OPIK_CONFIG_PATH at the Opik config file, or unset it (or set it to {os.devnull} for none)"
+            )
         return {}
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, UnicodeDecodeError, OSError) as exc:
         raise ConfigError(
-            f"{path} (the Opik config file) could not be read: {exc}. "
+            f"{path} (the Opik config file) could not be read: {_config_problem(exc)}. "
             "Fix its [opik] section or point OPIK_CONFIG_PATH elsewhere."
         ) from None
     return dict(parser["opik"]) if parser.has_section("opik") else {}
+
+
+def _config_problem(exc: BaseException) -> str:
+    """What is wrong with the file, by line number: configparser's own messages quote the line."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} comes before any section header; the file must start with [opik]"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"option {exc.option!r} is set twice in [{exc.section}] (line {exc.lineno})"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"section [{exc.section}] appears twice (line {exc.lineno})"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(n) for n, _ in getattr(exc, "errors", [])[:5])
+        return f"line(s) {lines} are not 'name = value'" if lines else "it is not an INI file"
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
+
+
+#: other names the exporter reads (the sidecar's ``OPIK_OTEL_*`` come from its option table)
+_OTHER_NAMES = ("OPIK_CONFIG_PATH", "OPIK_OTEL_LOG_LEVEL")
+#: settings of Opik's own SDK (``OPIK_*``): not ours, not mistakes
+_OPIK_SDK_NAMES = frozenset(
+    "OPIK_" + n
+    for n in (
+        "TRACK_DISABLE DEFAULT_FLUSH_TIMEOUT BACKGROUND_WORKERS CONSOLE_LOGGING_LEVEL FILE_LOGGING_LEVEL LOGGING_FILE "
+        "PYTEST_EXPERIMENT_ENABLED FILE_UPLOAD_BACKGROUND_WORKERS ENABLE_LITELLM_MODELS_MONITORING "
+        "ENABLE_JSON_REQUEST_COMPRESSION MAXIMAL_QUEUE_SIZE MAXIMAL_QUEUE_SIZE_BATCH_FACTOR SENTRY_ENABLE "
+        "DISABLE_SENTRY PROMPT_CACHE_TTL_SECONDS LOG_START_TRACE_SPAN CHECK_TLS_CERTIFICATE"
+    ).split()
+)
+_warned: set = set()
+_warned_lock = threading.Lock()
+
+
+def known_env_names() -> List[str]:
+    """Every ``OTEL_EXPORTER_OPIK_*`` / ``OPIK_*`` / ``OPIK_OTEL_*`` name this package reads."""
+    names = [s.env for s in SPECS] + list(_OTHER_NAMES)
+    try:
+        from .sidecar._cli import _ENV  # the sidecar's option table
+
+        names += [v[0] for v in _ENV.values()]
+    except Exception:  # noqa: BLE001 - the sidecar's extras may be missing: its names are then not known
+        pass
+    return sorted(set(names))
+
+
+def warn_unknown_env(env: Mapping[str, str]) -> List[str]:
+    """One warning per unknown ``OTEL_EXPORTER_OPIK_*`` / ``OPIK_OTEL_*`` / ``OPIK_*`` name, with the
+    closest valid one. An ``OPIK_*`` name of Opik's own SDK is not a mistake; another ``OPIK_*`` name
+    is only reported when it is close to one of ours. Returns the warnings (new or not)."""
+    candidates = [k for k in env if k.startswith(("OPIK_", _PREFIX))]
+    if not candidates:
+        return []
+    known = set(_BY_ENV) | set(_OTHER_NAMES)
+    unknown = [k for k in candidates if k not in known and k not in _OPIK_SDK_NAMES]
+    if not unknown:
+        return []
+    all_known = known_env_names()
+    out: List[str] = []
+    for name in sorted(unknown):
+        if name in all_known:
+            continue
+        ours = name.startswith((_PREFIX, "OPIK_OTEL_"))
+        if name.startswith("OPIK_OTEL_"):
+            pool = [n for n in all_known if n.startswith("OPIK_OTEL_")]
+        elif name.startswith(_PREFIX):
+            pool = [n for n in all_known if n.startswith(_PREFIX)]
+        else:  # Opik's own names: a near miss of one of them
+            pool = [n for n in all_known if not n.startswith(("OPIK_OTEL_", _PREFIX))]
+        close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+        if not ours and not close:
+            continue
+        hint = f"; did you mean {close[0]}?" if close else "; see `opik-otel settings` for the valid names"
+        msg = f"{name} is not a setting of the Opik exporter and is ignored{hint}"
+        out.append(msg)
+        with _warned_lock:
+            if name in _warned:
+                continue
+            _warned.add(name)
+        _logger.warning(msg)
+    return out
 
 
 def resolve_settings(
@@ -248,14 +399,14 @@ def resolve_settings(
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     path = config_file_path(env)
-    ini = _read_config_file(path)
+    ini = _read_config_file(path, explicit=bool(env.get("OPIK_CONFIG_PATH")))
     values: Dict[str, Any] = {}
     sources: Dict[str, str] = {}
     for spec in SPECS:
         if spec.field in overrides:
             raw: Any = overrides[spec.field]
             where = "argument"
-            label = f"argument {spec.field}="
+            label = f"{spec.field}= (argument)"
         elif env.get(spec.env, "").strip():
             raw = env[spec.env]
             where = f"env {spec.env}"
@@ -268,14 +419,10 @@ def resolve_settings(
             values[spec.field] = spec.default
             sources[spec.field] = "default"
             continue
-        if isinstance(raw, str):
-            try:
-                values[spec.field] = spec.parse(raw)
-            except ValueError as exc:
-                shown = "<hidden>" if spec.field == "api_key" else repr(raw)
-                raise ConfigError(f"{label} {shown} {exc}; fix {spec.env}") from None
-        else:
-            values[spec.field] = raw
+        try:
+            values[spec.field] = _coerce(spec, raw)
+        except ValueError as exc:  # never the value: it may be (or contain) a secret
+            raise ConfigError(f"{label} {exc}{_fix_hint(spec, where)}") from None
         sources[spec.field] = where
     if values["url"] is None:
         from_key = _url_from_api_key(values["api_key"]) if values["api_key"] else None
@@ -285,6 +432,13 @@ def resolve_settings(
             values["url"], sources["url"] = CLOUD_URL, "default (Opik Cloud, because an API key is set)"
         else:
             values["url"], sources["url"] = LOCAL_URL, "default (local Opik)"
-    else:
-        values["url"] = _parse_url(str(values["url"]))
+    warn_unknown_env(env)
     return OpikSettings(**values, sources=sources)
+
+
+def _fix_hint(spec: "_Spec", where: str) -> str:
+    if where == "argument":
+        return f" (the setting {spec.env})"
+    if where.startswith("env "):
+        return f"; fix {spec.env}"
+    return f"; fix {spec.ini} in the Opik config file (or set {spec.env})"

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ._config import OpikSettings, resolve_settings
+from ._config import SPECS, OpikSettings, resolve_settings
 from ._delivery.flush import DEFAULT_FLUSH_MILLIS, ProcessorFlushHook
 from ._delivery.sink import Sink, close_sink, make_sink
 from ._errors import trail, where
@@ -17,6 +17,8 @@ from ._record import SpanRecord, from_readable_span
 from ._stats import Stats
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
+#: the keywords of OpikSpanExporter that are settings: one per row of ``_config.SPECS``
+SETTING_KEYWORDS = tuple(s.field for s in SPECS)
 
 
 class OpikSpanExporter(SpanExporter):
@@ -30,8 +32,10 @@ class OpikSpanExporter(SpanExporter):
     ``export`` maps the spans and queues them for a background sender, so the
     ``BatchSpanProcessor`` thread never waits on Opik; it returns FAILURE only
     for spans that could not be queued. ``force_flush`` waits for delivery.
-    Any other keyword is a setting name (see ``OpikSettings``), e.g.
-    ``timeout=5`` or ``span_filter="genai"``.
+    Each keyword is one setting (``docs/settings.md`` gives its environment
+    variable and default), checked exactly as its environment variable is: a
+    bad value raises :class:`ConfigError` naming the setting. ``settings`` (from
+    :func:`resolve_settings`) replaces all of them.
     """
 
     def __init__(
@@ -42,22 +46,38 @@ class OpikSpanExporter(SpanExporter):
         project_name: Optional[str] = None,
         *,
         environment: Optional[str] = None,
+        check_tls_certificate: Optional[bool] = None,
+        certificate: Optional[str] = None,
+        timeout: Optional[float] = None,
+        retry_deadline: Optional[float] = None,
+        batch_max_items: Optional[int] = None,
+        batch_max_bytes: Optional[int] = None,
+        compression: Optional[str] = None,
+        compression_level: Optional[int] = None,
+        max_queue_items: Optional[int] = None,
+        max_queue_bytes: Optional[int] = None,
         dry_run: Optional[bool] = None,
+        spool_dir: Optional[str] = None,
+        spool_max_bytes: Optional[int] = None,
+        sigterm_flush: Optional[bool] = None,
+        capture_content: Optional[bool] = None,
+        scrub: Optional[bool] = None,
+        scrub_patterns: Optional[Sequence[str]] = None,
+        scrub_allow: Optional[Sequence[str]] = None,
+        span_filter: Optional[str] = None,
+        scopes_allow: Optional[Sequence[str]] = None,
+        scopes_deny: Optional[Sequence[str]] = None,
+        field_max_bytes: Optional[int] = None,
+        blob_max_bytes: Optional[int] = None,
+        message_format: Optional[str] = None,
+        project_from_service_name: Optional[bool] = None,
         mask: Optional[MaskHook] = None,
         settings: Optional[OpikSettings] = None,
         console: Optional[TextIO] = None,
-        **options: Any,
     ) -> None:
         if settings is None:
-            overrides: Dict[str, Any] = dict(
-                url=url,
-                api_key=api_key,
-                workspace=workspace,
-                project_name=project_name,
-                environment=environment,
-                dry_run=dry_run,
-            )
-            overrides.update(options)
+            given = dict(locals())
+            overrides: Dict[str, Any] = {f: given.get(f) for f in SETTING_KEYWORDS}
             settings = resolve_settings(overrides)
         self.settings = settings
         self._stats = Stats()
