@@ -15,6 +15,7 @@ import json
 from typing import Any, Dict, Iterator, List
 
 import framework_env
+import numbers_check
 import opik_ui
 import pytest
 from opik_standin import OpikStandin
@@ -220,3 +221,12 @@ def test_every_llm_span_passes_the_checker(runs: Dict[str, Run]) -> None:
         counts[mode] = (len(spans), sum(1 for s in spans if "input" in s))
     # chat, stream, image, error: 1 each; tool: 2; three turns: 3 (the failed Responses call has no input)
     assert counts == {"chat_completions": (9, 9), "responses": (9, 8)}
+
+
+def test_numbers(run: Run) -> None:
+    """Usage sums to what the server returned per trace (both models: chat completions and Responses), every LLM
+    span priceable (provider openai; the answered model on Responses, the requested gpt-4o-mini on chat completions,
+    which is all the SDK's generation span records). The SDK records no first token: no ttft to check."""
+    spans = [s for lst in run.spans.values() for s in lst]
+    requested = "all" if run.mode == "chat_completions" else None
+    assert numbers_check.problems(run.traces, spans, run.facts["served"], requested_model=requested) == []

@@ -44,6 +44,8 @@ class FakeResponsesServer:
         self.requests: List[Dict[str, Any]] = []
         #: per streamed request: seconds from its arrival to the first text delta
         self.first_chunk_offsets: List[float] = []
+        #: per request, what was answered, in ``numbers_check.served`` form (for the usage checks)
+        self.served: List[Dict[str, Any]] = []
         self._count = 0
         self._lock = threading.Lock()
         self._server: Optional[ThreadingHTTPServer] = None
@@ -101,18 +103,26 @@ class FakeResponsesServer:
 
     def _handle(self, h: BaseHTTPRequestHandler, body: Dict[str, Any]) -> None:
         received = time.monotonic()
+        record: Dict[str, Any] = {"path": h.path, "received_ns": time.time_ns(), "status": None,
+                                  "stream": bool(body.get("stream")), "model": None, "requested": body.get("model"),
+                                  "usage": None, "first_chunk_offset_ms": None}
         with self._lock:
             self._count += 1
             n = self._count
             self.requests.append(body)
+            self.served.append(record)
         if h.path.rstrip("/") != "/v1/responses":
             self._json(h, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
             return
         if body.get("model") == "error-model":
+            record["status"] = 500
             self._json(h, 500, {"error": {"message": "The server had an error while processing your request.",
                                           "type": "server_error", "param": None, "code": None}})
             return
         response = self._response(body, n)
+        record.update(status=200, model=response["model"], usage={
+            "prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens})
         if not body.get("stream"):
             self._json(h, 200, response)
             return
@@ -137,6 +147,7 @@ class FakeResponsesServer:
             for i, word in enumerate(words):
                 if i == 0:
                     self.first_chunk_offsets.append(time.monotonic() - received)
+                    record["first_chunk_offset_ms"] = self.first_chunk_offsets[-1] * 1000
                 send({"type": "response.output_text.delta", "item_id": item["id"], "output_index": 0,
                       "content_index": 0, "delta": word + (" " if i < len(words) - 1 else ""), "logprobs": []})
         send({"type": "response.output_item.done", "output_index": 0, "item": item})

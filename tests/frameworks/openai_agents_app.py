@@ -30,6 +30,7 @@ from typing import Any, Dict
 
 from fake_openai import FakeOpenAIServer
 from fake_responses import FakeResponsesServer
+from numbers_check import served
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -140,6 +141,7 @@ def main(url: str, project: str) -> Dict[str, Any]:
             history = result.to_input_list()
 
         facts["answers"] = answers
+        facts["served"] = served(server) if MODE == "chat_completions" else server.served
         facts["requests"] = ([(r.body["model"], r.stream) for r in server.requests] if MODE == "chat_completions"
                              else [(r["model"], bool(r.get("stream"))) for r in server.requests])
 
