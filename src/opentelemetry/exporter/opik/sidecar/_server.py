@@ -287,7 +287,10 @@ class Sidecar:
         snap: Dict[str, Any] = self.stats.snapshot()
         dropped = snap.get("dropped") or {}
         _logger.info(
-            "opik-otel serve stopped: %d traces and %d spans delivered, %d items spooled, %d dropped%s",
+            # a dry run prints what it would send: nothing was delivered, nothing spooled
+            "opik-otel serve stopped (dry run, nothing sent): %d traces and %d spans printed, %d items spooled, %d dropped%s"
+            if self.settings.dry_run
+            else "opik-otel serve stopped: %d traces and %d spans delivered, %d items spooled, %d dropped%s",
             snap.get("traces_exported", 0) or 0,
             snap.get("spans_exported", 0) or 0,
             snap.get("items_spooled", 0) or 0,
