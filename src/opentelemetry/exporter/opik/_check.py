@@ -179,13 +179,27 @@ def _is_html(resp: Response) -> bool:
     return "text/html" in ctype or resp.text.lstrip()[:15].lower().startswith(("<!doctype html", "<html"))
 
 
+def _private_path_note(url: str) -> Optional[str]:
+    """Why a URL with ``/v1/private`` in it is wrong, or None."""
+    path = urlsplit(url).path.rstrip("/")
+    if not re.search(r"/v1/private(/|$)", path):
+        return None
+    if re.search(r"/v1/private/otel(/|$)", path):
+        return (
+            "it is Opik's OTLP endpoint, meant for OTLP exporters; this exporter writes to Opik's REST API "
+            "and needs its base URL, ending in /api"
+        )
+    return "it ends in an API route (/v1/private/...); the exporter needs the base URL, ending in /api"
+
+
 def _wrong_path(settings: OpikSettings, resp: Response, probe: str) -> Tuple[str, str]:
     where = _where(settings, "url")
     suggestion = suggest_api_url(settings.url)
     what = "an HTML page (the Opik UI or another web site)" if _is_html(resp) else f"HTTP {resp.status}"
     problem = f"{probe} answered {what}: {settings.url} is not the Opik REST API"
+    note = _private_path_note(settings.url)
     if suggestion:
-        return problem + " (the /api part is missing)", f"fix: set {where} to {suggestion}"
+        return problem + f" ({note or 'the /api part is missing'})", f"fix: set {where} to {suggestion}"
     return (
         problem,
         f"fix: check host and port in {where}: self-hosted Opik serves the API at http://<host>:5173/api "
@@ -262,6 +276,9 @@ def _probe_all(settings: OpikSettings, tr: Transport, checks: List[Check]) -> No
     name = "reachable"
     if resp is None:
         problem, fix = explain_transport_error(err or "", settings)
+        note = _private_path_note(settings.url)
+        if note:  # the host or port is wrong, and the path is next
+            fix += f"; also, {note}: {suggest_api_url(settings.url)}"
         checks.append(Check(name, FAIL, problem, fix))
         checks.append(Check("credentials", SKIP, "needs a reachable Opik"))
         checks.append(Check("project writable", SKIP, "needs a reachable Opik"))
