@@ -42,6 +42,17 @@ def _parse(args: List[str]) -> argparse.Namespace:
     return parser.parse_args(args)
 
 
+def _probe_target(probe: Dict[str, Any]) -> "tuple[str, int]":
+    """(path, port) a probe asks: an httpGet without a ``host`` (that is the node's address, not the
+    pod's), or an exec probe that fetches the pod's own 127.0.0.1."""
+    if "httpGet" in probe:
+        assert "host" not in probe["httpGet"], "httpGet host is where the kubelet connects: the node, not the pod"
+        return probe["httpGet"]["path"], probe["httpGet"]["port"]
+    m = re.search(r"http://127\.0\.0\.1:(\d+)(/[a-z]+)", " ".join(probe["exec"]["command"]))
+    assert m, probe
+    return m.group(2), int(m.group(1))
+
+
 def _check_pipeline(cfg: Dict[str, Any]) -> None:
     for name, pipe in cfg["service"]["pipelines"].items():
         for kind in ("receivers", "processors", "exporters"):
@@ -53,6 +64,14 @@ def test_collector_to_one_sidecar() -> None:
     (cfg,) = _load("otel-collector.yaml")
     _check_pipeline(cfg)
     exporter = cfg["exporters"]["otlphttp/opik"]
+    # the sidecar command the file shows listens where the Collector's own receivers do not
+    run = re.search(r"^#\s+(?:\S+=\S+\s+)*opik-otel serve(.*)$", (DIR / "otel-collector.yaml").read_text(), re.M)
+    assert run, "otel-collector.yaml shows how to run the sidecar"
+    options = serve_options(_parse(shlex.split(run.group(1))), env={})
+    receiver_ports = {int(p["endpoint"].rsplit(":", 1)[1]) for p in cfg["receivers"]["otlp"]["protocols"].values()}
+    sidecar_ports = {options.port} | ({options.grpc_port} if options.grpc_port else set())
+    assert not sidecar_ports & receiver_ports, (sidecar_ports, receiver_ports)
+    assert exporter["endpoint"] == f"http://127.0.0.1:{options.port}"
     assert exporter["endpoint"].startswith("http://127.0.0.1:") and not exporter["endpoint"].endswith("/v1/traces")
     assert exporter["headers"]["Authorization"] == "Bearer ${env:OPIK_OTEL_AUTH_TOKEN}"
     assert exporter["retry_on_failure"]["enabled"] and exporter["compression"] == "gzip"
@@ -80,8 +99,13 @@ def test_manifests_use_real_options_ports_and_probes(manifest: str) -> None:
     options = serve_options(_parse(sidecar["args"]), env={})
     http_port = options.port
     assert {p["containerPort"] for p in sidecar["ports"]} == {options.port, options.grpc_port}
-    assert sidecar["livenessProbe"]["httpGet"]["path"] == "/healthz" and sidecar["livenessProbe"]["httpGet"]["port"] == http_port
-    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz" and sidecar["readinessProbe"]["httpGet"]["port"] == http_port
+    assert _probe_target(sidecar["livenessProbe"]) == ("/healthz", http_port)
+    assert _probe_target(sidecar["readinessProbe"]) == ("/readyz", http_port)
+    if options.host == "127.0.0.1":  # only the pod itself reaches it: the kubelet cannot httpGet it
+        assert "exec" in sidecar["livenessProbe"] and "exec" in sidecar["readinessProbe"]
+    for var in sidecar.get("env", []):
+        if var["name"] == "OPIK_URL_OVERRIDE":  # troubleshooting.md: the backend's port 8080 has no /api
+            assert not re.search(r":8080/api\b", var["value"]), var["value"]
     for var in sidecar.get("env", []):
         assert var["name"] in known_env, f"{var['name']} is not an Opik or sidecar setting"
     for doc in docs:
@@ -127,3 +151,23 @@ def test_replica_manifest_settings_accept_a_collector_shaped_request(tmp_path: P
         (trace,) = opik.traces_by_id().values()
         assert trace["project_name"] == "checkout"  # OTEL_EXPORTER_OPIK_PROJECT_FROM_SERVICE_NAME from the manifest
         assert httpx.post(proc.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf"}).status_code == 401
+
+
+def test_in_pod_probes_really_answer() -> None:
+    """The sidecar manifest's exec probes, run against a sidecar started with its arguments."""
+    import subprocess
+    import sys
+
+    docs = _load("kubernetes-sidecar.yaml")
+    (sidecar,) = [c for c in _containers(docs) if c["name"] == "opik-otel"]
+    args = [a for a in sidecar["args"]]
+    for opt in ("--port", "--grpc-port"):
+        args[args.index(opt) + 1] = "0"
+    args = [a for a in args if a not in ("--port", "--grpc-port", "0")]
+    with OpikStandin() as opik, SidecarProcess(opik.url, *args) as proc:
+        for probe in ("livenessProbe", "readinessProbe"):
+            cmd = list(sidecar[probe]["exec"]["command"])
+            assert cmd[0] == "python"
+            code = cmd[2].replace(":4318/", f":{proc.port}/")
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, (probe, r.stderr[-500:])
