@@ -4,7 +4,9 @@ It serves real HTTP on loopback and mimics what the exporter relies on:
 
 * ``POST /api/v1/private/traces/batch`` and ``/spans/batch`` (``TraceBatch_Write`` /
   ``SpanBatch_Write``), ``PUT /api/v1/private/{traces,spans}/feedback-scores``
-  (``FeedbackScoreBatch_Write``), ``GET /api/is-alive/ping``, ``GET /api/v1/private/projects``.
+  (``FeedbackScoreBatch_Write``), ``GET /api/is-alive/ping``, ``GET /api/v1/private/projects``,
+  ``POST /api/v1/private/prompts/versions/retrieve`` (``PromptVersionRetrieve_Detail`` ->
+  ``PromptVersion_Detail`` or 404) over the prompts a test adds with :meth:`OpikStandin.add_prompt`.
 * Bodies validated against the schemas derived from Opik's OpenAPI spec
   (``tests/schema/opik_write_schemas.json``): 422 ``{"errors": [...]}`` like Dropwizard,
   400 for bad JSON, 400 for ids that are not UUIDv7 (or are dated out of range).
@@ -318,6 +320,19 @@ _BATCHES = {  # path -> (method, schema, list field, entity)
     "/v1/private/spans/feedback-scores": ("PUT", "FeedbackScoreBatch_Write", "scores", "span_score"),
 }
 _GETS = {"/is-alive/ping", "/v1/private/projects"}
+_PROMPT_RETRIEVE = "/v1/private/prompts/versions/retrieve"
+#: Opik's PromptVersionRetrieve_Detail (openapi.yaml), the request of _PROMPT_RETRIEVE
+_PROMPT_RETRIEVE_SCHEMA = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "commit": {"type": "string"},
+        "environment": {"type": "string", "maxLength": 150, "pattern": "^[A-Za-z0-9_-]+$"},
+        "version_number": {"type": "string", "maxLength": 10, "pattern": "v\\d+"},
+        "project_name": {"type": "string", "pattern": "(?s)^\\s*(\\S.*\\S|\\S)\\s*$"},
+    },
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -436,6 +451,9 @@ class OpikStandin:
         self._scores: Dict[Tuple[str, ...], Dict[str, Any]] = {}
         self._requests: List[RecordedRequest] = []
         self._counts: Counter = Counter()
+        #: prompt name -> its versions (PromptVersion_Detail), oldest first
+        self._prompts: Dict[str, List[Dict[str, Any]]] = {}
+        self._prompt_validator = Draft202012Validator(_PROMPT_RETRIEVE_SCHEMA)
         schemas = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
         self._validators = {
             name: Draft202012Validator({"$ref": f"#/components/schemas/{name}",
@@ -661,6 +679,9 @@ class OpikStandin:
         if path in _GETS:
             if req.method != "GET":
                 return _error(405)
+        elif path == _PROMPT_RETRIEVE:
+            if req.method != "POST":
+                return _error(405)
         elif path in _BATCHES:
             if req.method != _BATCHES[path][0]:
                 return _error(405)
@@ -676,7 +697,47 @@ class OpikStandin:
             page = int((query.get("page") or ["1"])[0])
             size = int((query.get("size") or ["10"])[0])
             return Reply(200, {"content": [], "page": page, "size": size, "total": 0})
+        if path == _PROMPT_RETRIEVE:
+            return self._retrieve_prompt(body)
         return self._batch(req, path, body)
+
+    # ------------------------------------------------------------------ prompts
+
+    def add_prompt(self, name: str, template: str, commit: Optional[str] = None) -> Dict[str, Any]:
+        """Store a new version of prompt ``name`` (created if new); returns its PromptVersion_Detail."""
+        with self._lock:
+            versions = self._prompts.setdefault(name, [])
+            prompt_id = versions[0]["prompt_id"] if versions else new_uuid7()
+            version = {"id": new_uuid7(), "prompt_id": prompt_id, "commit": commit or uuid.uuid4().hex[:8],
+                       "version_number": f"v{len(versions) + 1}", "template": template, "type": "mustache",
+                       "variables": sorted(set(re.findall(r"{{\s*([\w.]+)\s*}}", template)))}
+            versions.append(version)
+            return dict(version)
+
+    def _retrieve_prompt(self, body: bytes) -> Reply:
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            return _error(400, f"Unable to process JSON. {exc}")
+        errors = sorted(str(e.message) for e in self._prompt_validator.iter_errors(data))
+        if errors:
+            return Reply(422, {"errors": errors})
+        chosen = [k for k in ("commit", "environment", "version_number") if k in data]
+        if len(chosen) > 1:
+            return _error(400, "commit, environment and version_number are mutually exclusive")
+        with self._lock:
+            versions = self._prompts.get(data["name"], [])
+            if "commit" in data:
+                found = [v for v in versions if v["commit"] == data["commit"]]
+            elif "version_number" in data:
+                found = [v for v in versions if v["version_number"] == data["version_number"]]
+            elif "environment" in data:
+                found = []
+            else:
+                found = versions[-1:]
+        if not found:
+            return _error(404, "Prompt version not found")
+        return Reply(200, dict(found[-1]))
 
     def _auth(self, req: RecordedRequest) -> Optional[Reply]:
         if self.api_key is not None and req.headers.get("authorization") != self.api_key:

@@ -249,3 +249,76 @@ def test_prompt_names_and_versions_under_one_key() -> None:
     assert llm["metadata"]["prompt_info"] == {"version": "v1"}
     # the template and its variables are content: they stay where the OpenInference reader puts them
     assert llm["metadata"]["llm.prompt_template.template"] == "Hello {name}"
+
+
+# --- prompt linking through Opik's REST API (the stand-in's prompt endpoint) ----------------------
+
+
+def test_prompt_linking_looks_each_prompt_up_once_in_the_background() -> None:
+    from opik_standin import OpikStandin
+
+    from opentelemetry.exporter.opik._json import dumps, loads
+    from opentelemetry.exporter.opik._mapping._prompts import PromptLinker, rest_post
+
+    with OpikStandin(api_key="k-1", workspace="ws") as opik:
+        opik.add_prompt("greeting", "Hello {{name}}", commit="aaaa1111")
+        v2 = opik.add_prompt("greeting", "Hi {{name}}!", commit="bbbb2222")
+        settings = resolve_settings({"project_name": "conventions", "url": opik.url, "api_key": "k-1",
+                                     "workspace": "ws"}, env={})
+        linker = PromptLinker(rest_post(settings))
+        mapper = Mapper(settings, prompts=linker)
+
+        def run() -> Dict[str, Dict[str, Any]]:
+            rec = Recorder()
+            rec.span("by number", _chat({"gen_ai.prompt.name": "greeting", "gen_ai.prompt.version": "v2"}), 0, 10)
+            rec.span("by commit", _chat({"gen_ai.prompt.name": "greeting", "gen_ai.prompt.version": "bbbb2222"}),
+                     20, 30)
+            rec.span("langfuse number", {"langfuse.observation.type": "generation",
+                                         "langfuse.observation.prompt.name": "greeting",
+                                         "langfuse.observation.prompt.version": 2}, 40, 50)
+            rec.span("unknown", _chat({"gen_ai.prompt.name": "nope", "gen_ai.prompt.version": "v1"}), 60, 70)
+            rec.span("semver", _chat({"gen_ai.prompt.name": "greeting", "gen_ai.prompt.version": "1.2.0"}), 80, 90)
+            result = mapper.map([from_readable_span(s) for s in rec.finished()])
+            return {m.data["name"]: loads(dumps(m.data)) for m in result.items if m.kind == "span"}
+
+        first = run()  # not known yet: sent without the link, looked up meanwhile
+        assert all("opik_prompts" not in s["metadata"] for s in first.values())
+        assert linker.wait_idle()
+        second = run()
+        third = run()
+        linker.close()
+    link = [{"name": "greeting", "id": v2["prompt_id"],
+             "version": {"template": "Hi {{name}}!", "commit": "bbbb2222", "id": v2["id"], "version_number": "v2"}}]
+    assert strip(second["by number"]) == {
+        "name": "by number", "type": "llm", "model": "gpt-4o-mini", "provider": "openai", "usage": COUNTED,
+        "metadata": {"gen_ai.operation.name": "chat", "prompt_info": {"name": "greeting", "version": "v2"},
+                     "opik_prompts": link},
+    }
+    assert second["by commit"]["metadata"]["opik_prompts"] == link
+    assert second["langfuse number"]["metadata"]["opik_prompts"] == link
+    assert "opik_prompts" not in second["unknown"]["metadata"]  # Opik has no such prompt: 404
+    assert "opik_prompts" not in second["semver"]["metadata"]  # a version Opik cannot be asked for
+    assert third["by number"]["metadata"]["opik_prompts"] == link
+    # one request per (name, version): v2, bbbb2222, 2 (asked as v2) and the unknown one; never the semver one
+    asked = [r.json for r in opik.requests if r.path.endswith("/prompts/versions/retrieve")]
+    assert sorted(asked, key=str) == sorted([{"name": "greeting", "version_number": "v2"},
+                                             {"name": "greeting", "commit": "bbbb2222"},
+                                             {"name": "greeting", "version_number": "v2"},
+                                             {"name": "nope", "version_number": "v1"}], key=str)
+    assert [r.status for r in opik.requests if r.path.endswith("/retrieve")].count(404) == 1
+
+
+def test_standin_prompt_endpoint_validates_like_opik() -> None:
+    import httpx
+    from opik_standin import OpikStandin
+
+    with OpikStandin() as opik:
+        opik.add_prompt("p", "T {{x}}", commit="cccc3333")
+        url = opik.url + "/v1/private/prompts/versions/retrieve"
+        assert httpx.post(url, json={"name": ""}).status_code == 422
+        assert httpx.post(url, json={"name": "p", "version_number": "three"}).status_code == 422
+        assert httpx.post(url, json={"name": "p", "commit": "cccc3333", "version_number": "v1"}).status_code == 400
+        latest = httpx.post(url, json={"name": "p"})
+        assert latest.status_code == 200 and latest.json()["template"] == "T {{x}}"
+        assert latest.json()["variables"] == ["x"] and latest.json()["version_number"] == "v1"
+        assert httpx.post(url, json={"name": "p", "commit": "dddd4444"}).status_code == 404

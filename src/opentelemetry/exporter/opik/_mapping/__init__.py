@@ -19,6 +19,7 @@ from .._json import parse_json_like
 from .._record import STATUS_UNSET, SpanRecord
 from . import core, messages
 from ._model import MappedSpan
+from ._prompts import PROMPT_INFO, PromptLinker
 from ._time import iso_ns
 from ._traces import MAX_COUNTED_BELOW, TraceCache, TraceInfo
 
@@ -162,10 +163,13 @@ class Mapper:
         settings: OpikSettings,
         readers: Optional[Sequence[Reader]] = None,
         cache: Optional[TraceCache] = None,
+        prompts: Optional[PromptLinker] = None,
     ) -> None:
         self.settings = settings
         self.readers = tuple(readers) if readers is not None else _default_readers()
         self.cache = cache if cache is not None else TraceCache()
+        #: links spans naming a prompt to Opik's (``metadata.opik_prompts``); lookups run in the background
+        self.prompts = prompts
         self._reshape = settings.message_format == "opik"
 
     def read(self, record: SpanRecord) -> MappedSpan:
@@ -223,6 +227,8 @@ class Mapper:
             scores: List[Mapped] = []
             try:
                 out = self.read(rec)
+                if self.prompts is not None and PROMPT_INFO in out.metadata:
+                    self.prompts.link(out.metadata)  # a cache lookup; never waits for Opik
                 with self.cache.lock:
                     info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
                     self._note(info, out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
-from .. import core
+from .. import _prompts, core
 from .._model import MappedSpan, is_empty
 from . import _common as c
 from . import adk, genai, langfuse, langsmith, litellm, openinference, pydantic_ai, strands, traceloop, vercel_ai
@@ -27,7 +27,7 @@ _CACHE_EXCLUSIVE_PROVIDERS = {
 
 
 #: ``metadata`` key of the prompt template a span used: ``{"name", "version"}`` (see docs/mapping.md)
-PROMPT_INFO = "prompt_info"
+PROMPT_INFO = _prompts.PROMPT_INFO
 _PROMPT_KEYS = (
     ("gen_ai.prompt.name", "name"),
     ("gen_ai.prompt.version", "version"),
