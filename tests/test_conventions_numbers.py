@@ -322,3 +322,32 @@ def test_standin_prompt_endpoint_validates_like_opik() -> None:
         assert latest.status_code == 200 and latest.json()["template"] == "T {{x}}"
         assert latest.json()["variables"] == ["x"] and latest.json()["version_number"] == "v1"
         assert httpx.post(url, json={"name": "p", "commit": "dddd4444"}).status_code == 404
+
+
+def test_exporter_links_prompts_once_opik_knows_them() -> None:
+    """The real exporter (its pipeline's PromptLinker) against the stand-in: the second call is linked."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opik_standin import OpikStandin
+
+    from opentelemetry.exporter.opik import OpikSpanExporter
+
+    with OpikStandin() as opik:
+        version = opik.add_prompt("support", "You help with {{topic}}.")
+        exporter = OpikSpanExporter(url=opik.url, project_name="prompts", timeout=5)
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("app")
+        for n in (1, 2):
+            with tracer.start_as_current_span(f"call {n}", attributes=_chat({"gen_ai.prompt.name": "support"})):
+                pass
+            exporter.force_flush(5_000)
+            assert exporter._pipeline.mapper.prompts is not None and exporter._pipeline.mapper.prompts.wait_idle()
+        provider.shutdown()
+        spans = {s["name"]: s for s in opik.spans.values()}
+    assert "opik_prompts" not in spans["call 1"]["metadata"]  # looked up meanwhile
+    assert spans["call 2"]["metadata"]["opik_prompts"] == [
+        {"name": "support", "id": version["prompt_id"],
+         "version": {"template": "You help with {{topic}}.", "commit": version["commit"], "id": version["id"],
+                     "version_number": "v1"}}]
+    assert spans["call 2"]["metadata"]["prompt_info"] == {"name": "support"}

@@ -15,6 +15,7 @@ from ._errors import trail
 from ._items import Item
 from ._json import dumps, loads
 from ._mapping import Mapped, Mapper
+from ._mapping._prompts import PromptLinker, rest_post
 from ._record import SpanRecord
 from ._stats import Stats
 
@@ -50,7 +51,7 @@ class Pipeline:
         stages: Optional[List[Stage]] = None,
     ) -> None:
         self.settings = settings
-        self.mapper = mapper or Mapper(settings)
+        self.mapper = mapper or Mapper(settings, prompts=None if settings.dry_run else PromptLinker(rest_post(settings)))
         _trace_link.register(self.mapper.cache, settings.url)  # opik_trace_id() asks this cache
         self.mask = mask
         self.stats = stats or Stats()
@@ -98,6 +99,8 @@ class Pipeline:
         """Resolve what stages still hold (at shutdown); returns items to deliver, if any."""
         items: List[Item] = []
         self._drain(True, items)
+        if self.mapper.prompts is not None:
+            self.mapper.prompts.close()
         return items
 
     def _drain(self, final: bool, out: List[Item]) -> None:

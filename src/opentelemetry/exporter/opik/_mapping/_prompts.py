@@ -180,13 +180,17 @@ def rest_post(settings: Any) -> Post:
 
     base = settings.url
     headers = {"Content-Type": "application/json", "Accept": "application/json", **settings.headers()}
-    client = httpx.Client(headers=headers, timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-                          verify=_client_verify(base, _verify(settings)), follow_redirects=False, trust_env=False)
+    clients: list = []  # made on the first lookup (only spans naming a prompt need one)
 
     def post(body: Dict[str, Any]) -> Tuple[int, Any]:
+        if not clients:
+            t = settings.timeout
+            clients.append(httpx.Client(headers=headers, timeout=httpx.Timeout(t, connect=min(t, 10.0)),
+                                        verify=_client_verify(base, _verify(settings)), follow_redirects=False,
+                                        trust_env=False))
         token = otel_context.attach(suppressed_context())  # the lookup itself is never traced
         try:
-            r = client.post(base + RETRIEVE_PATH, content=dumps(body))
+            r = clients[0].post(base + RETRIEVE_PATH, content=dumps(body))
         finally:
             otel_context.detach(token)
         if r.status_code != 200:
