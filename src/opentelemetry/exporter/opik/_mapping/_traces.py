@@ -17,7 +17,7 @@ from typing import Optional, Set, Tuple
 #: CPython for non-Latin text); past it the least recently seen traces are forgotten first
 MAX_TEXT_CHARS = 8 * 1024 * 1024
 #: span ids remembered per trace for the count-once rule (the ancestors of LLM calls)
-MAX_COUNTED_BELOW = 4096
+MAX_COUNTED_BELOW = 1024
 
 
 class TraceInfo:
