@@ -42,6 +42,12 @@ def test_contents_beside_an_odd_messages_key_never_overwrite_it() -> None:
     assert M.llm_input(value) == value  # both kept as sent: nothing is dropped
 
 
+def test_a_vercel_tool_result_output_of_odd_type_is_kept_as_json() -> None:
+    msgs = M.llm_input({"messages": [{"role": "tool", "content": [
+        {"type": "tool-result", "toolCallId": "a", "output": {"type": ["x"], "value": 1}}]}]})["messages"]
+    assert msgs == [{"role": "tool", "tool_call_id": "a", "content": '{"type":["x"],"value":1}'}]
+
+
 def test_messages_beside_an_empty_choices_key_never_overwrite_it() -> None:
     value = {"choices": [], "messages": [{"role": "assistant", "content": "hi"}]}
     assert M.llm_output(value) == value
