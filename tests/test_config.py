@@ -321,3 +321,8 @@ def test_settings_doc_names_every_variable_read() -> None:
     assert len([n for n in names if n.startswith("OPIK_OTEL_")]) >= 13
     for name in names + ["OTEL_TRACES_SAMPLER_ARG", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_EXPORTER"]:
         assert f"`{name}`" in md, name
+
+
+def test_paths_may_be_given_as_path_objects(tmp_path: Path) -> None:
+    s = resolve_settings({"spool_dir": tmp_path / "spool"}, env={"OPIK_CONFIG_PATH": NO_CONFIG})
+    assert s.spool_dir == str(tmp_path / "spool")

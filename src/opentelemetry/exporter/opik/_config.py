@@ -139,6 +139,8 @@ def _coerce(spec: "_Spec", raw: Any) -> Any:
     if isinstance(raw, str):
         return spec.parse(raw)
     kind = getattr(spec.parse, "kind", "str")
+    if kind == "str" and isinstance(raw, os.PathLike):  # spool_dir=Path(...), certificate=Path(...)
+        return spec.parse(os.fspath(raw))
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
