@@ -229,8 +229,8 @@ def _vercel_tool_call(p: Parts, part: Dict[str, Any]) -> None:
 def _vercel_tool_result(p: Parts, part: Dict[str, Any]) -> None:
     """Vercel AI SDK ``{"type": "tool-result", "toolCallId", "output": {"type", "value"}}`` (v4: ``result``)."""
     content = part.get("output") if "output" in part else part.get("result")
-    kind = content.get("type") if isinstance(content, dict) else None
-    if isinstance(kind, str) and kind in _VERCEL_OUTPUTS and "value" in content:
+    if isinstance(content, dict) and "value" in content and isinstance(content.get("type"), str) \
+            and content["type"] in _VERCEL_OUTPUTS:
         content = content["value"]
     p.result(part.get("toolCallId") or part.get("id"), content)
 
