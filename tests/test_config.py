@@ -326,3 +326,22 @@ def test_settings_doc_names_every_variable_read() -> None:
 def test_paths_may_be_given_as_path_objects(tmp_path: Path) -> None:
     s = resolve_settings({"spool_dir": tmp_path / "spool"}, env={"OPIK_CONFIG_PATH": NO_CONFIG})
     assert s.spool_dir == str(tmp_path / "spool")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        ([], {"OPIK_OTEL_PORT": OPIK_KEY}, "OPIK_OTEL_PORT"),
+        ([], {"OPIK_OTEL_MAX_BODY_BYTES": "-" + OPIK_KEY}, "OPIK_OTEL_MAX_BODY_BYTES"),
+        (["--set", OPIK_KEY], {}, "--set"),
+        (["--set", f"timeout={OPIK_KEY}"], {}, "OTEL_EXPORTER_OPIK_TIMEOUT"),
+        (["--url", f"http://localhost:{OPIK_KEY}/api"], {}, "url"),
+    ],
+)
+def test_serve_errors_name_the_setting_never_the_value(args: list, env: dict, named: str) -> None:
+    port = [] if "OPIK_OTEL_PORT" in env else ["--port", "0"]  # an option wins over its variable
+    r = _opik_otel("serve", *port, "--no-grpc", *args, OPIK_CONFIG_PATH=NO_CONFIG, **env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert named in out and "Traceback" not in out
+    assert not any(OPIK_KEY[i : i + 8] in out for i in range(len(OPIK_KEY) - 7)), out

@@ -120,11 +120,11 @@ def _option(args: argparse.Namespace, name: str, env: Mapping[str, str]) -> Any:
         try:
             value = parse(raw)
         except ValueError:
-            raise _UsageError(f"{var}={raw!r} must be a {'number' if parse is not str else 'string'}") from None
+            raise _UsageError(f"{var} must be a {'number' if parse is not str else 'string'}") from None  # never the value
     if parse in (int, float) and name not in ("port", "grpc_port") and not value > 0:
-        raise _UsageError(f"{source} must be positive, got {value}")
+        raise _UsageError(f"{source} must be positive")
     if name in ("port", "grpc_port") and not 0 <= value <= 65535:
-        raise _UsageError(f"{source} must be a port between 0 and 65535, got {value}")
+        raise _UsageError(f"{source} must be a port between 0 and 65535")
     return value
 
 
@@ -157,7 +157,8 @@ def _setting_overrides(args: argparse.Namespace) -> Dict[str, Any]:
         name, sep, value = item.partition("=")
         name = name.strip().lower().replace("-", "_")
         if not sep or name not in _SETTING_FIELDS:
-            raise _UsageError(f"--set {item!r}: expected NAME=VALUE with NAME one of: {', '.join(_SETTING_FIELDS)}")
+            shown = name if sep and len(name) <= 40 and name.replace("_", "").isalpha() else "?"  # never a pasted value
+            raise _UsageError(f"--set {shown}: expected NAME=VALUE with NAME one of: {', '.join(_SETTING_FIELDS)}")
         if name == "api_key":
             raise _UsageError("--set api_key is refused (it would show in process lists): set OPIK_API_KEY")
         out[name] = value
