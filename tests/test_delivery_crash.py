@@ -23,6 +23,7 @@ from opik_standin import Fault, OpikStandin
 
 TESTS = Path(__file__).parent
 TRACES = "/v1/private/traces/batch"
+SPANS = "/v1/private/spans/batch"
 
 APP = textwrap.dedent(
     """
@@ -130,13 +131,13 @@ def test_kill_right_after_export_with_opik_down(opik: OpikStandin, tmp_path: Pat
 
 def test_kill_during_a_post(opik: OpikStandin, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
-    # Opik stores the trace rows, then hangs: the spans are never sent by the killed process.
-    opik.faults.add(Fault.stall(60, times=1, path=TRACES, after_store=True))
+    # Opik stores the spans, then hangs: the trace rows are never sent by the killed process.
+    opik.faults.add(Fault.stall(60, times=1, path=SPANS, after_store=True))
     app = App(tmp_path, opik.url, spool, "post", rounds=1, per_round=300)
     app.wait_for("done")
-    wait_until(lambda: len(opik.traces) == 300, 10, "the trace rows were not stored")
+    wait_until(lambda: len(opik.spans) == 900, 10, "the spans were not stored")
     app.kill()
-    assert len(opik.spans) == 0  # trace rows without their spans, until the next start
+    assert len(opik.traces) == 0  # spans waiting for their trace rows, until the next start
     _restart_and_check(opik, spool, app.acked, expect_spans=900)
 
 

@@ -34,7 +34,7 @@ def _child(exporter: Any, queue: Any) -> None:
 def test_fork_after_spans_were_queued(opik: OpikStandin) -> None:
     exporter = make_exporter(opik.url)
     # The parent's first request hangs in Opik for a while, so more spans queue up behind it.
-    opik.faults.add(Fault.stall(1.5, times=1, path="/v1/private/traces/batch"))
+    opik.faults.add(Fault.stall(1.5, times=1, path="/v1/private/spans/batch"))
     exporter.export(make_spans(2, children=1, prefix="parent-a"))
     wait_until(lambda: len(opik.requests) == 1)
     exporter.export(make_spans(4, children=1, prefix="parent-b"))

@@ -15,8 +15,10 @@ ENDPOINTS: Dict[str, Tuple[str, str, str]] = {
     "span": ("POST", "/v1/private/spans/batch", "spans"),
     "span_score": ("PUT", "/v1/private/spans/feedback-scores", "scores"),
 }
-#: traces are sent before their spans, scores after the spans they score
-KIND_ORDER = ("trace", "span", "span_score")
+#: spans are sent before their trace rows (a process killed between the two leaves spans
+#: waiting for a trace row that the root's next export brings, never a trace row shown with
+#: no spans), scores after the spans they score
+KIND_ORDER = ("span", "trace", "span_score")
 #: the :class:`Stats` counter of delivered items, by kind
 EXPORTED_COUNTER: Dict[str, str] = {"trace": "traces_exported", "span": "spans_exported", "span_score": "scores_exported"}
 

@@ -2,7 +2,7 @@
 
 ``submit`` never blocks: beyond the item/byte bounds (queued plus in flight) the newest items are
 dropped and counted, or, with a spool, kept on disk (:mod:`.durable`). One sender thread takes
-batches from the :mod:`.queue`, groups them by endpoint (traces before spans before scores), cuts
+batches from the :mod:`.queue`, groups them by endpoint (spans before traces before scores), cuts
 requests at the item and byte budget, and lets the :mod:`.resolve` resolver (which sends through the
 :mod:`.retry` loop, which reads answers with the :mod:`.policy`) bring every item to one final
 outcome, which the sender applies: counted in :class:`Stats`, settled on disk, spooled or logged.
