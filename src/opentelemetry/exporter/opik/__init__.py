@@ -7,6 +7,7 @@ is the OTLP sidecar for everything that cannot load a Python exporter.
 
 from ._config import ConfigError, OpikSettings, resolve_settings
 from ._exporter import OpikSpanExporter
+from ._log_exporter import OpikLogExporter
 from ._pipeline import MaskHook
 from ._sampler import OpikSampler
 from ._trace_link import opik_trace_id, opik_trace_url
@@ -15,6 +16,7 @@ from .version import __version__
 __all__ = [
     "ConfigError",
     "MaskHook",
+    "OpikLogExporter",
     "OpikSampler",
     "OpikSettings",
     "OpikSpanExporter",

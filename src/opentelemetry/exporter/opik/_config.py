@@ -201,6 +201,7 @@ SPECS: Tuple[_Spec, ...] = (
     _Spec("blob_max_bytes", _PREFIX + "BLOB_MAX_BYTES", _positive_int(64), 32 * 1024, None, "base64 images/blobs larger than this become a placeholder"),
     _Spec("message_format", _PREFIX + "MESSAGE_FORMAT", _choice("opik", "otel"), "opik", None, "`opik` reshapes LLM messages into the chat form Opik's UI renders; `otel` keeps them as the instrumentation sent them"),
     _Spec("project_from_service_name", _PREFIX + "PROJECT_FROM_SERVICE_NAME", _parse_bool, False, None, "use the resource `service.name` as project when no `opik.project_name`"),
+    _Spec("log_join_window", _PREFIX + "LOG_JOIN_WINDOW", _parse_seconds, 2.0, None, "seconds an LLM span without content waits for the log records that carry it (while `OpikLogExporter` runs); content that comes later re-sends the span"),
 )
 _BY_FIELD = {s.field: s for s in SPECS}
 _BY_ENV = {s.env: s for s in SPECS}
@@ -240,6 +241,7 @@ class OpikSettings:
     blob_max_bytes: int
     message_format: str
     project_from_service_name: bool
+    log_join_window: float
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:  # never print the key

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -12,6 +14,8 @@ from ._config import SPECS, OpikSettings, resolve_settings
 from ._delivery.flush import DEFAULT_FLUSH_MILLIS, ProcessorFlushHook
 from ._delivery.sink import Sink, close_sink, make_sink
 from ._errors import trail, where
+from ._join import get_join
+from ._mapping._time import iso_ns
 from ._pipeline import MaskHook, Pipeline
 from ._record import SpanRecord, from_readable_span
 from ._stats import Stats
@@ -71,6 +75,7 @@ class OpikSpanExporter(SpanExporter):
         blob_max_bytes: Optional[int] = None,
         message_format: Optional[str] = None,
         project_from_service_name: Optional[bool] = None,
+        log_join_window: Optional[float] = None,
         mask: Optional[MaskHook] = None,
         settings: Optional[OpikSettings] = None,
         console: Optional[TextIO] = None,
@@ -94,6 +99,9 @@ class OpikSpanExporter(SpanExporter):
                 )
         #: TracerProvider.force_flush() waits for Opik too (the SDK's processors never call ours)
         self._flush_hook = ProcessorFlushHook(self, self._flush_writer)
+        #: GenAI content from log records (OpikLogExporter) joins its span here; see _join.py
+        self._join = get_join(settings.log_join_window)
+        self._map_lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
@@ -107,9 +115,12 @@ class OpikSpanExporter(SpanExporter):
                 except Exception as exc:  # noqa: BLE001 - a bad span never sinks the batch
                     self._stats.add("spans_rejected")
                     _logger.warning("could not read span %r: %s", getattr(span, "name", "?"), where(exc))
-            processed = self._pipeline.process(records)
-            accepted = self._writer.submit(processed.items)
-            ok = accepted == len(processed.items) and len(records) == len(spans)
+            n_read = len(records)
+            records = self._join.spans(records, self)  # LLM spans whose content is in log records may wait
+            with self._map_lock:
+                processed = self._pipeline.process(records)
+                accepted = self._writer.submit(processed.items)
+            ok = accepted == len(processed.items) and n_read == len(spans)
             if flush_now:  # the last batch of a provider flush that began before the hook
                 self._flush_writer(DEFAULT_FLUSH_MILLIS / 1000)
             return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
@@ -117,7 +128,20 @@ class OpikSpanExporter(SpanExporter):
             _logger.error("Opik exporter failed to export %d spans: %s", len(spans), trail(exc))
             return SpanExportResult.FAILURE
 
+    def deliver_joined(self, records: List[SpanRecord], resend: bool) -> None:
+        """Spans joined with their log records (the join calls it); ``resend``: sent before, now complete."""
+        if self._shutdown:
+            self._stats.drop("exporter_shut_down", len(records))
+            return
+        updated = iso_ns(time.time_ns()) if resend else None
+        with self._map_lock:
+            processed = self._pipeline.process(records, updated_at=updated)
+            self._writer.submit(processed.items)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        if self._join.logs_active:
+            _flush_logs(timeout_millis)  # the log records of the spans held here come in first
+            self._join.release_owner(self)
         return self._writer.flush(timeout_millis / 1000)
 
     def _flush_writer(self, timeout: float) -> bool:
@@ -126,13 +150,29 @@ class OpikSpanExporter(SpanExporter):
     def shutdown(self, timeout_millis: float = 30_000) -> None:  # type: ignore[override]
         if self._shutdown:
             return
+        if self._join.logs_active:
+            _flush_logs(timeout_millis)
+        self._join.release_owner(self)
         self._shutdown = True
+        self._join.forget_owner(self)
         # stages holding spans (span_filter=genai) resolve them now, then the sink delivers or spools
         close_sink(self._writer, timeout_millis / 1000, held=self._pipeline.close)
 
     def stats(self) -> Dict[str, object]:
         """Counters: exported, retried, dropped (by reason), spooled, request time."""
         return self._stats.snapshot()
+
+
+def _flush_logs(timeout_millis: float) -> None:
+    """Flush the global LoggerProvider, so log records of held spans reach the join before they are sent."""
+    try:
+        from opentelemetry._logs import get_logger_provider
+
+        flush = getattr(get_logger_provider(), "force_flush", None)
+        if flush is not None:
+            flush(int(min(timeout_millis, 5_000)))
+    except Exception as exc:  # noqa: BLE001 - a flush that fails only means later content is re-sent
+        _logger.debug("could not flush the logger provider: %s", type(exc).__name__)
 
 
 def _shrinker() -> Any:

@@ -59,7 +59,10 @@ class Pipeline:
         self._mask_failed: set = set()
         self._stage_failed = False
 
-    def process(self, records: Iterable[SpanRecord], default_project: Optional[str] = None) -> Processed:
+    def process(
+        self, records: Iterable[SpanRecord], default_project: Optional[str] = None, updated_at: Optional[str] = None
+    ) -> Processed:
+        """``updated_at`` (ISO time) replaces the items' ``last_updated_at``: a span sent again, complete, must win the upsert."""
         records = list(records)
         self.stats.add("spans_received", len(records))
         items: List[Item] = []
@@ -72,6 +75,8 @@ class Pipeline:
             for begin in begins:
                 begin(result.items)
             for m in result.items:
+                if updated_at is not None and m.kind != "span_score":
+                    m.data["last_updated_at"] = updated_at
                 self._run(m, 0, items)
         else:
             # encode each span's items as soon as they are mapped, so its structures
@@ -82,6 +87,8 @@ class Pipeline:
             run = self._run
             for span_items in self.mapper.iter_map(records, default_project, rejected):
                 for m in span_items:
+                    if updated_at is not None and m.kind != "span_score":
+                        m.data["last_updated_at"] = updated_at
                     out = buckets.get(m.kind)
                     run(m, 0, out if out is not None else buckets["span"])
             self._log_rejected(rejected)

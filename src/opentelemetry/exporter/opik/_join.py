@@ -1,0 +1,535 @@
+"""GenAI content that travels in OTel log records, joined to its span (one join per process).
+
+Instrumentations such as openai-v2 (``EVENT_ONLY`` and its legacy event mode)
+and Traceloop (``use_attributes=False``) put the messages of an LLM call in log
+records, not on the span. A GenAI log record becomes a span *event* of the same
+name (its attributes plus the keys of its body), appended to its span's
+:class:`SpanRecord` before mapping, so the convention readers read it exactly
+like the same event sent on the span, and privacy (capture off, scrubbing, the
+mask hook, size caps) applies to it exactly as to attributes.
+
+The span exporter and the log exporter export on their own schedules; whichever
+half arrives first waits here:
+
+* a log record whose span has not come yet waits (bounded: ``MAX_PENDING_RECORDS``
+  records and ``MAX_PENDING_BYTES`` of their encoded size, at most
+  ``pending_seconds``); when it expires or is pushed out it is counted as dropped
+  (``log_span_never_came`` / ``log_join_full``);
+* an LLM span that has no content and comes from an instrumentation known to log
+  it is held for ``window`` seconds (``OTEL_EXPORTER_OPIK_LOG_JOIN_WINDOW``), only
+  while a log exporter is running; it is released as soon as a log batch brings it
+  content, or when the window ends with whatever arrived;
+* content that arrives after its span was sent makes its exporter send the
+  *complete* span again (same ids, a newer ``last_updated_at``: Opik upserts by id),
+  so LLM spans are kept after sending (LRU, ``MAX_KEPT_SPANS`` / ``MAX_KEPT_BYTES``,
+  ``KEPT_SECONDS``).
+
+Content a span already carries in its attributes (``SPAN_AND_EVENT``) is not
+added again (counted ``log_records_redundant``). ``gen_ai.evaluation.result``
+records are joined to the span whose ``gen_ai.response.id`` they name, else to
+their own span; the reader makes them feedback scores. Other log records are
+counted (``log_records_ignored``) and never sent.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+
+from ._json import dumps
+from ._record import EventRecord, SpanRecord
+from ._stats import Stats
+
+_logger = logging.getLogger("opentelemetry.exporter.opik")
+
+EV_DETAILS = "gen_ai.client.inference.operation.details"
+EV_EVALUATION = "gen_ai.evaluation.result"
+EV_PROMPT = "gen_ai.content.prompt"
+EV_COMPLETION = "gen_ai.content.completion"
+#: log record event names that carry the content of an LLM call
+CONTENT_EVENTS = frozenset(
+    (
+        EV_DETAILS,
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.choice",
+        EV_PROMPT,
+        EV_COMPLETION,
+    )
+)
+GENAI_EVENTS = CONTENT_EVENTS | {EV_EVALUATION}
+
+DEFAULT_WINDOW = 2.0
+MAX_PENDING_RECORDS = 20_000
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+MAX_HELD_SPANS = 10_000
+MAX_KEPT_SPANS = 4_096
+MAX_KEPT_BYTES = 32 * 1024 * 1024
+KEPT_SECONDS = 300.0
+MAX_SEEN = 65_536
+MAX_RESPONSE_IDS = 16_384
+
+_LLM_OPS = frozenset(("chat", "text_completion", "generate_content", "completion", "generate", "text_generation"))
+#: span attributes that mean the span carries its own messages
+_CONTENT_KEYS = (
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.prompt.0.content",
+    "gen_ai.prompt.0.role",
+    "gen_ai.completion.0.content",
+    "gen_ai.completion.0.role",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "input.value",
+    "llm.input_messages.0.message.role",
+)
+#: instrumentation scopes known to put content in log records
+_LOGGING_SCOPES = ("opentelemetry.instrumentation.", "opentelemetry.util.genai")
+
+Key = Tuple[int, int]
+
+
+class Owner(Protocol):
+    """What sent a span (an exporter, the sidecar): maps and queues joined records."""
+
+    def deliver_joined(self, records: List[SpanRecord], resend: bool) -> None: ...
+
+
+def _is_llm(rec: SpanRecord) -> bool:
+    a = rec.attributes
+    op = a.get("gen_ai.operation.name")
+    if op is not None:
+        return op in _LLM_OPS
+    return a.get("llm.request.type") in ("chat", "completion") or a.get("openinference.span.kind") == "LLM"
+
+
+def _own_content(rec: SpanRecord) -> bool:
+    a = rec.attributes
+    if any(k in a for k in _CONTENT_KEYS):
+        return True
+    return any(e.name in CONTENT_EVENTS for e in rec.events)
+
+
+def _awaits_logs(rec: SpanRecord) -> bool:
+    return rec.scope_name.startswith(_LOGGING_SCOPES) and _is_llm(rec) and not _own_content(rec)
+
+
+def event_name(name: Optional[str], attributes: Mapping[str, Any]) -> Optional[str]:
+    """A log record's event name: its ``event_name`` field, else its ``event.name`` attribute."""
+    if name:
+        return name
+    v = attributes.get("event.name")
+    return v if isinstance(v, str) and v else None
+
+
+def to_event(name: str, time_ns: int, attributes: Mapping[str, Any], body: Any) -> EventRecord:
+    """A GenAI log record as the span event of the same name: its attributes plus its body's keys.
+
+    The body of a legacy event (``{"content", "role", "tool_calls"}``, ``{"index",
+    "finish_reason", "message"}``) becomes the keys the same event carries on a
+    span; a string body is the message ``content`` (``gen_ai.prompt`` /
+    ``gen_ai.completion`` for the ``gen_ai.content.*`` events).
+    """
+    attrs: Dict[str, Any] = dict(attributes)
+    attrs.pop("event.name", None)
+    if isinstance(body, Mapping):
+        for k, v in body.items():
+            attrs.setdefault(str(k), v)
+    elif body is not None and body != "":
+        key = "gen_ai.prompt" if name == EV_PROMPT else "gen_ai.completion" if name == EV_COMPLETION else "content"
+        attrs.setdefault(key, body)
+    return EventRecord(name, time_ns, attrs)
+
+
+def _size(obj: Any) -> int:
+    try:
+        return len(dumps(obj))
+    except Exception:  # noqa: BLE001 - an estimate only
+        return 1024
+
+
+def _with_events(rec: SpanRecord, events: Sequence[EventRecord]) -> SpanRecord:
+    """A copy of ``rec`` with ``events`` after its own (records are never mutated)."""
+    out = SpanRecord.__new__(SpanRecord)
+    for slot in SpanRecord.__slots__:
+        setattr(out, slot, getattr(rec, slot))
+    out.events = tuple(rec.events) + tuple(events)
+    return out
+
+
+class _Pending:
+    __slots__ = ("events", "bytes", "deadline")
+
+    def __init__(self, deadline: float) -> None:
+        self.events: List[EventRecord] = []
+        self.bytes = 0
+        self.deadline = deadline
+
+
+class _Held:
+    __slots__ = ("record", "owner", "events", "deadline", "ready")
+
+    def __init__(self, record: SpanRecord, owner: Owner, deadline: float) -> None:
+        self.record = record
+        self.owner = owner
+        self.events: List[EventRecord] = []
+        self.deadline = deadline
+        self.ready = False
+
+
+class _Kept:
+    __slots__ = ("record", "owner", "own_content", "bytes", "expires")
+
+    def __init__(self, record: SpanRecord, owner: Owner, own_content: bool, n_bytes: int, expires: float) -> None:
+        self.record = record
+        self.owner = owner
+        self.own_content = own_content
+        self.bytes = n_bytes
+        self.expires = expires
+
+
+class LogJoin:
+    """The join state: log records waiting for spans, spans waiting for logs, spans kept after sending."""
+
+    def __init__(
+        self,
+        window: float = DEFAULT_WINDOW,
+        stats: Optional[Stats] = None,
+        *,
+        max_pending_records: int = MAX_PENDING_RECORDS,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+        pending_seconds: Optional[float] = None,
+        keep_always: bool = False,
+    ) -> None:
+        self.window = window
+        self.stats = stats or Stats()
+        self.max_pending_records = max_pending_records
+        self.max_pending_bytes = max_pending_bytes
+        #: a log record waits this long for its span (the span processor may export seconds later)
+        self.pending_seconds = pending_seconds if pending_seconds is not None else max(30.0, 10 * window)
+        #: keep sent LLM spans even with no log exporter running (the sidecar: logs may come any time)
+        self.keep_always = keep_always
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._pending: "collections.OrderedDict[Key, _Pending]" = collections.OrderedDict()
+        self._pending_records = 0
+        self._pending_bytes = 0
+        self._held: "collections.OrderedDict[Key, _Held]" = collections.OrderedDict()
+        self._kept: "collections.OrderedDict[Key, _Kept]" = collections.OrderedDict()
+        self._kept_bytes = 0
+        self._seen: "collections.OrderedDict[Key, None]" = collections.OrderedDict()
+        self._responses: "collections.OrderedDict[str, Key]" = collections.OrderedDict()
+        #: evaluations naming a ``gen_ai.response.id`` whose span has not come yet
+        self._by_response: "collections.OrderedDict[str, List[EventRecord]]" = collections.OrderedDict()
+        self._log_sources = 0
+        self._thread: Optional[threading.Thread] = None
+
+    # -- who is listening ---------------------------------------------------------------
+    def attach_logs(self) -> None:
+        """A log exporter started: LLM spans without content wait for their logs from now on."""
+        with self._lock:
+            self._log_sources += 1
+
+    def detach_logs(self) -> None:
+        with self._lock:
+            self._log_sources = max(0, self._log_sources - 1)
+
+    @property
+    def logs_active(self) -> bool:
+        return self._log_sources > 0
+
+    # -- the span half ------------------------------------------------------------------
+    def spans(self, records: Sequence[SpanRecord], owner: Owner) -> List[SpanRecord]:
+        """Join ``records`` with the log records that came first; returns those to map now (the rest are held)."""
+        out: List[SpanRecord] = []
+        now = time.monotonic()
+        started = False
+        with self._lock:
+            if not self._pending and not self._log_sources and not self.keep_always:
+                return list(records)
+            for rec in records:
+                key = (rec.trace_id, rec.span_id)
+                pend = self._pending.pop(key, None)
+                events: List[EventRecord] = []
+                if pend is not None:
+                    self._pending_records -= len(pend.events)
+                    self._pending_bytes -= pend.bytes
+                    events = pend.events
+                own = _own_content(rec)
+                if own and events:
+                    events = self._without_content(events)
+                if events:
+                    rec = _with_events(rec, events)
+                    self.stats.add("log_records_joined", len(events))
+                rid = rec.attributes.get("gen_ai.response.id")
+                if isinstance(rid, str) and rid:
+                    self._responses[rid] = key
+                    self._responses.move_to_end(rid)
+                    while len(self._responses) > MAX_RESPONSE_IDS:
+                        self._responses.popitem(last=False)
+                    scored = self._by_response.pop(rid, None)
+                    if scored:
+                        rec = _with_events(rec, scored)
+                        events = events + scored
+                        self.stats.add("log_records_joined", len(scored))
+                if (
+                    not events
+                    and self._log_sources
+                    and len(self._held) < MAX_HELD_SPANS
+                    and _awaits_logs(rec)
+                ):
+                    self._held[key] = _Held(rec, owner, now + self.window)
+                    self.stats.add("spans_held_for_logs")
+                    started = True
+                    continue
+                if _is_llm(rec) and (self._log_sources or self.keep_always):
+                    self._keep(key, rec, owner, own, now)
+                else:
+                    self._see(key)
+                out.append(rec)
+            if started:
+                self._ensure_thread()
+                self._wake.notify_all()
+        return out
+
+    def _without_content(self, events: List[EventRecord]) -> List[EventRecord]:
+        kept = [e for e in events if e.name not in CONTENT_EVENTS]
+        if len(kept) != len(events):
+            self.stats.add("log_records_redundant", len(events) - len(kept))
+        return kept
+
+    def _keep(self, key: Key, rec: SpanRecord, owner: Owner, own: bool, now: float) -> None:
+        old = self._kept.pop(key, None)
+        if old is not None:
+            self._kept_bytes -= old.bytes
+        n = _size(rec.attributes) + sum(_size(e.attributes) for e in rec.events) + 256
+        self._kept[key] = _Kept(rec, owner, own, n, now + KEPT_SECONDS)
+        self._kept_bytes += n
+        while self._kept and (len(self._kept) > MAX_KEPT_SPANS or self._kept_bytes > MAX_KEPT_BYTES):
+            k, gone = self._kept.popitem(last=False)
+            self._kept_bytes -= gone.bytes
+            self._see(k)
+
+    def _see(self, key: Key) -> None:
+        self._seen[key] = None
+        if len(self._seen) > MAX_SEEN:
+            self._seen.popitem(last=False)
+
+    # -- the log half -------------------------------------------------------------------
+    def logs(self, records: Sequence[Tuple[int, int, Optional[str], int, Mapping[str, Any], Any]]) -> int:
+        """Join log records ``(trace_id, span_id, event_name, time_ns, attributes, body)``; returns how many were GenAI.
+
+        Spans that were waiting and got content are released now; spans already sent
+        are sent again, complete.
+        """
+        release: List[_Held] = []
+        resend: List[_Kept] = []
+        genai = 0
+        ignored = 0
+        now = time.monotonic()
+        with self._lock:
+            for trace_id, span_id, name, time_ns, attributes, body in records:
+                name = event_name(name, attributes)
+                if name not in GENAI_EVENTS:
+                    ignored += 1
+                    continue
+                genai += 1
+                ev = to_event(name, time_ns, attributes, body)
+                key = (trace_id, span_id)
+                if name == EV_EVALUATION:
+                    rid = ev.attributes.get("gen_ai.response.id")
+                    if isinstance(rid, str) and rid:
+                        if rid in self._responses:
+                            key = self._responses[rid]
+                        elif not key[1] or key not in self._kept:
+                            # the span that answered it may still come
+                            self._by_response.setdefault(rid, []).append(ev)
+                            while len(self._by_response) > MAX_RESPONSE_IDS:
+                                _, gone = self._by_response.popitem(last=False)
+                                self.stats.drop("log_span_never_came", len(gone))
+                            continue
+                if not key[1]:
+                    self.stats.drop("log_record_without_span")
+                    continue
+                held = self._held.get(key)
+                if held is not None:
+                    held.events.append(ev)
+                    if not held.ready:
+                        held.ready = True
+                        release.append(held)
+                    continue
+                kept = self._kept.get(key)
+                if kept is not None:
+                    if kept.own_content and name in CONTENT_EVENTS:
+                        self.stats.add("log_records_redundant")
+                        continue
+                    kept.record = _with_events(kept.record, (ev,))
+                    kept.bytes += _size(ev.attributes)
+                    self._kept_bytes += _size(ev.attributes)
+                    self._kept.move_to_end(key)
+                    if kept not in resend:
+                        resend.append(kept)
+                    continue
+                if key in self._seen:
+                    if name in CONTENT_EVENTS:
+                        self.stats.add("log_records_redundant")
+                    else:
+                        self.stats.drop("log_span_already_sent")
+                    continue
+                self._add_pending(key, ev, now)
+            for h in release:
+                self._held.pop((h.record.trace_id, h.record.span_id), None)
+            if self._pending:
+                self._ensure_thread()
+                self._wake.notify_all()
+        if ignored:
+            self.stats.add("log_records_ignored", ignored)
+        if genai:
+            self.stats.add("log_records_received", genai)
+        self._release(release, now)
+        for k in resend:
+            self.stats.add("spans_resent_with_logs")
+            self._deliver(k.owner, [k.record], True)
+        return genai
+
+    def _add_pending(self, key: Key, ev: EventRecord, now: float) -> None:
+        pend = self._pending.get(key)
+        if pend is None:
+            pend = self._pending[key] = _Pending(now + self.pending_seconds)
+        n = _size(ev.attributes) + 64
+        pend.events.append(ev)
+        pend.bytes += n
+        self._pending_records += 1
+        self._pending_bytes += n
+        while self._pending and (
+            self._pending_records > self.max_pending_records or self._pending_bytes > self.max_pending_bytes
+        ):
+            _, gone = self._pending.popitem(last=False)
+            self._pending_records -= len(gone.events)
+            self._pending_bytes -= gone.bytes
+            self.stats.drop("log_join_full", len(gone.events))
+
+    # -- releasing ----------------------------------------------------------------------
+    def _release(self, held: List[_Held], now: float) -> None:
+        by_owner: Dict[int, Tuple[Owner, List[SpanRecord]]] = {}
+        with self._lock:
+            for h in held:
+                rec = _with_events(h.record, h.events) if h.events else h.record
+                if h.events:
+                    self.stats.add("log_records_joined", len(h.events))
+                key = (rec.trace_id, rec.span_id)
+                self._keep(key, rec, h.owner, False, now)
+                by_owner.setdefault(id(h.owner), (h.owner, []))[1].append(rec)
+        for owner, recs in by_owner.values():
+            self._deliver(owner, recs, False)
+
+    def _deliver(self, owner: Owner, records: List[SpanRecord], resend: bool) -> None:
+        try:
+            owner.deliver_joined(records, resend)
+        except Exception as exc:  # noqa: BLE001 - a failing owner never stops the join
+            self.stats.drop("log_join_delivery_failed", len(records))
+            _logger.warning("could not deliver %d spans joined with their logs: %s", len(records), type(exc).__name__)
+
+    def release_owner(self, owner: Optional[Owner] = None) -> int:
+        """Send now the spans ``owner`` (every owner when None) holds, with what arrived; at flush and shutdown."""
+        with self._lock:
+            held = [h for h in self._held.values() if owner is None or h.owner is owner]
+            for h in held:
+                self._held.pop((h.record.trace_id, h.record.span_id), None)
+        self._release(held, time.monotonic())
+        return len(held)
+
+    def forget_owner(self, owner: Owner) -> None:
+        """An owner shut down: its kept spans can no longer be sent again."""
+        with self._lock:
+            for key in [k for k, v in self._kept.items() if v.owner is owner]:
+                gone = self._kept.pop(key)
+                self._kept_bytes -= gone.bytes
+                self._see(key)
+
+    def tick(self) -> None:
+        """Release spans whose window ended, expire log records and kept spans (the join's thread calls it)."""
+        now = time.monotonic()
+        due: List[_Held] = []
+        with self._lock:
+            for key, h in list(self._held.items()):
+                if h.deadline <= now:
+                    due.append(h)
+                    del self._held[key]
+            expired = 0
+            while self._pending:
+                key, pend = next(iter(self._pending.items()))
+                if pend.deadline > now:
+                    break
+                self._pending.popitem(last=False)
+                self._pending_records -= len(pend.events)
+                self._pending_bytes -= pend.bytes
+                expired += len(pend.events)
+            if expired:
+                self.stats.drop("log_span_never_came", expired)
+            while self._kept:
+                key, kept = next(iter(self._kept.items()))
+                if kept.expires > now:
+                    break
+                self._kept.popitem(last=False)
+                self._kept_bytes -= kept.bytes
+                self._see(key)
+        if due:
+            self.stats.add("spans_released_without_logs", sum(1 for h in due if not h.events))
+            self._release(due, now)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="opik-log-join", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                deadlines = [h.deadline for h in self._held.values()]
+                if self._pending:
+                    deadlines.append(next(iter(self._pending.values())).deadline)
+                if not deadlines and not self._kept:
+                    self._thread = None
+                    return
+                wait = (min(deadlines) - time.monotonic()) if deadlines else 30.0
+                if wait > 0:
+                    self._wake.wait(min(wait, 30.0))
+            self.tick()
+
+    # -- introspection ------------------------------------------------------------------
+    def sizes(self) -> Dict[str, int]:
+        with self._lock:
+            return {
+                "pending_records": self._pending_records,
+                "pending_bytes": self._pending_bytes,
+                "held_spans": len(self._held),
+                "kept_spans": len(self._kept),
+                "kept_bytes": self._kept_bytes,
+                "seen": len(self._seen),
+            }
+
+
+_JOIN: Optional[LogJoin] = None
+_JOIN_LOCK = threading.Lock()
+
+
+def get_join(window: Optional[float] = None) -> LogJoin:
+    """The process's join (created on first use; ``window`` from the first exporter that asks)."""
+    global _JOIN
+    with _JOIN_LOCK:
+        if _JOIN is None:
+            _JOIN = LogJoin(window if window is not None else DEFAULT_WINDOW)
+        return _JOIN
+
+
+def peek_join() -> Optional[LogJoin]:
+    return _JOIN
+
+
+__all__ = ["CONTENT_EVENTS", "GENAI_EVENTS", "LogJoin", "Owner", "event_name", "get_join", "to_event"]
