@@ -32,12 +32,13 @@ os.environ.setdefault("OPIK_CONFIG_PATH", "/dev/null")
 
 import openai  # noqa: E402
 from fake_openai import FakeOpenAIServer  # noqa: E402
-from opentelemetry import _logs, trace  # noqa: E402
 from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+
+from opentelemetry import _logs, trace  # noqa: E402
 
 resource = Resource.create({"service.name": "logs-app"})
 tp = TracerProvider(resource=resource)

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import pytest
-
 import opik_ui
+import pytest
 from opik_standin import OpikStandin
 
 HERE = Path(__file__).resolve().parent

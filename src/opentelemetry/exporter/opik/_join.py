@@ -452,9 +452,13 @@ class LogJoin:
                 self._kept_bytes -= gone.bytes
                 self._see(key)
 
-    def tick(self) -> None:
-        """Release spans whose window ended, expire log records and kept spans (the join's thread calls it)."""
-        now = time.monotonic()
+    def tick(self, now: Optional[float] = None) -> None:
+        """Release spans whose window ended, expire log records and kept spans (the join's thread calls it).
+
+        ``now`` is a ``time.monotonic()`` value (tests pass a later one).
+        """
+        if now is None:
+            now = time.monotonic()
         due: List[_Held] = []
         with self._lock:
             for key, h in list(self._held.items()):
