@@ -27,7 +27,10 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from .._config import OpikSettings
 from .._delivery.sink import Sink
 from .._errors import trail
+from .._join import LogJoin
+from .._mapping._time import iso_ns
 from .._otlp import DecodedBatch, DecodeError, DecodeLimits, TooManySpans, decode_json, decode_protobuf
+from .._otlp_logs import decode_logs_json, decode_logs_protobuf
 from .._pipeline import Pipeline
 from .._stats import Stats
 from .._transport import Transport, TransportError
@@ -185,6 +188,13 @@ class Receiver:
         self._mapping_stopped = False
         self._limits_logged_at = -1e9
         self._mapper: Optional[threading.Thread] = None
+        #: GenAI content sent as OTLP logs joins its spans here (sent spans are kept: logs may come any time)
+        self.join = LogJoin(getattr(settings, "log_join_window", 2.0), stats, keep_always=True)
+        self._logs_seen = False
+        self._join_lock = threading.Lock()
+        self.log_records_accepted = 0
+        self.metrics_requests = 0
+        self._metrics_logged = False
         if map_async:
             self._mapper = threading.Thread(target=self._map_loop, name="opik-otel-map", daemon=True)
             self._mapper.start()
@@ -251,7 +261,8 @@ class Receiver:
         s = self.settings
         writer = self.writer
         try:
-            processed = self.pipeline.process(records, project)
+            with self._join_lock:  # the join's own deliveries map on other threads
+                processed = self.pipeline.process(self.join.spans(records, self), project)
         except Exception as exc:  # noqa: BLE001 - the mapper isolates spans; this is a bug, never a 5xx
             _logger.error("unexpected error while mapping %d spans; they are dropped: %s", len(records), trail(exc))
             self.stats.add("spans_rejected", len(records))
@@ -343,7 +354,9 @@ class Receiver:
             try:
                 records = job.batch.materialize()
                 self._warn_limits(job.batch)
-                items = self.pipeline.process(records, job.project).items  # logs and counts rejects
+                joined = self.join.spans(records, self)  # LLM spans whose content is in OTLP logs may wait
+                with self._join_lock:
+                    items = self.pipeline.process(joined, job.project).items  # logs and counts rejects
             except Exception as exc:  # noqa: BLE001 - a mapping bug drops this request, never the thread
                 _logger.error("unexpected error while mapping %d spans; they are dropped: %s", n, trail(exc))
                 self.stats.add("spans_rejected", n)
@@ -369,6 +382,80 @@ class Receiver:
         if now - self._limits_logged_at >= 60.0:
             self._limits_logged_at = now
             _logger.warning("a request was accepted with limits applied: %s (logged at most once a minute)", "; ".join(batch.warnings()))
+
+    # -- OTLP logs and metrics ------------------------------------------------------------
+    def export_logs(self, records: List[Any]) -> Outcome:
+        """Join decoded log records to their spans (``_join.py``); nothing of a log record is sent on its own."""
+        if self.draining:
+            return self._unavailable()
+        if self.writer.drops_refused():
+            return Outcome(
+                UNAVAILABLE,
+                "Opik refuses the sidecar's credentials (fix OPIK_API_KEY / OPIK_WORKSPACE of the sidecar); retry later",
+                retry_after=self.retry_after,
+            )
+        if not self._logs_seen:
+            with self._counters_lock:
+                if not self._logs_seen:
+                    self._logs_seen = True
+                    self.join.attach_logs()  # from now on LLM spans without content wait for their logs
+        try:
+            self.join.logs(records)
+        except Exception as exc:  # noqa: BLE001 - a join bug never becomes a 5xx
+            _logger.error("unexpected error while joining %d log records: %s", len(records), trail(exc))
+            return Outcome(OK, f"{len(records)} log records could not be joined (see the sidecar log)", len(records))
+        with self._counters_lock:
+            self.log_records_accepted += len(records)
+        return Outcome(OK)
+
+    def other_signal(self, logs: bool, body: bytes, is_json: bool, encoding: str = "") -> Outcome:
+        """``/v1/logs`` (joined to spans) or ``/v1/metrics`` (discarded): same body limits and decompression."""
+        limit = self.limits.max_body_bytes
+        what = "ExportLogsServiceRequest" if logs else "ExportMetricsServiceRequest"
+        try:
+            data = decompress(body, encoding, limit) if encoding else body
+            if len(data) > limit:
+                raise BodyTooLarge()
+            if not logs:
+                if self.draining:
+                    return self._unavailable()
+                self.accept_metrics()
+                return Outcome(OK)
+            decoded = decode_logs_json(data, self.limits.decode) if is_json else decode_logs_protobuf(data, self.limits.decode)
+        except BodyTooLarge:
+            return Outcome(TOO_LARGE, f"the request body is larger than {limit} bytes after decompression; send smaller batches")
+        except DecodeError as exc:
+            kind = "OTLP/JSON" if is_json else "OTLP protobuf"
+            return Outcome(INVALID, f"the body is not a valid {kind} {what}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not become a 5xx
+            _logger.error("unexpected error while decoding an OTLP logs request: %s", trail(exc))
+            return Outcome(INVALID, f"the body could not be decoded ({type(exc).__name__}); see the sidecar log")
+        outcome = self.export_logs(decoded.records)
+        if outcome.code == OK and decoded.rejected:
+            return Outcome(OK, decoded.message()[:4000], decoded.rejected + outcome.rejected)
+        return outcome
+
+    def accept_metrics(self) -> None:
+        """OTLP metrics are answered with success and discarded (counted; logged once)."""
+        with self._counters_lock:
+            self.metrics_requests += 1
+            first = not self._metrics_logged
+            self._metrics_logged = True
+        self.stats.add("metrics_requests_discarded")
+        if first:
+            _logger.info("OTLP metrics are accepted and discarded: Opik has no metrics (logged once)")
+
+    def deliver_joined(self, records: List[Any], resend: bool) -> None:
+        """Spans joined with their log records (the join calls it): mapped and queued like any span."""
+        updated = iso_ns(time.time_ns()) if resend else None
+        with self._join_lock:
+            items = self.pipeline.process(records, updated_at=updated).items
+        if items:
+            self.writer.submit(items, force=True)
+
+    def finish_join(self) -> None:
+        """At shutdown: spans still waiting for their logs are sent with what arrived."""
+        self.join.release_owner(None)
 
     def pending_spans(self) -> int:
         with self._cond:

@@ -17,12 +17,15 @@ from typing import Any, Optional, Tuple
 import grpc
 from grpc import aio
 
+from .._otlp_logs import logs_response, metrics_response
 from . import _core
 from ._core import Outcome, Receiver
 from ._http import Runner
 from ._wire import export_response, retry_info, status_pb
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"  # joined to spans
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"  # accepted and discarded
 
 _CODES = {
     _core.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
@@ -41,6 +44,44 @@ class OtlpGrpcService:
     def handler(self) -> grpc.GenericRpcHandler:
         method = grpc.unary_unary_rpc_method_handler(self.export)  # raw bytes in and out
         return grpc.method_handlers_generic_handler(SERVICE, {"Export": method})
+
+    def other_handlers(self) -> Tuple[grpc.GenericRpcHandler, ...]:
+        logs = grpc.unary_unary_rpc_method_handler(self.export_logs)
+        metrics = grpc.unary_unary_rpc_method_handler(self.export_metrics)
+        return (
+            grpc.method_handlers_generic_handler(LOGS_SERVICE, {"Export": logs}),
+            grpc.method_handlers_generic_handler(METRICS_SERVICE, {"Export": metrics}),
+        )
+
+    async def export_logs(self, request: bytes, context: aio.ServicerContext) -> bytes:
+        return await self._other(request, context, True)
+
+    async def export_metrics(self, request: bytes, context: aio.ServicerContext) -> bytes:
+        return await self._other(request, context, False)
+
+    async def _other(self, request: bytes, context: aio.ServicerContext, logs: bool) -> bytes:
+        t0 = time.perf_counter()
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        if self.token is not None:
+            header = metadata.get("authorization", "")
+            scheme, _, given = header.strip().partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), self.token):
+                self.receiver.count_response("grpc", "UNAUTHENTICATED", time.perf_counter() - t0)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token: send 'authorization: Bearer <token>'")
+        outcome = await self.work(self.receiver.other_signal, logs, request, False)
+        if outcome.code == _core.OK:
+            self.receiver.count_response("grpc", "OK", time.perf_counter() - t0)
+            return logs_response(outcome.rejected, outcome.message, as_json=False) if logs else metrics_response(False)
+        code = _CODES[outcome.code]
+        self.receiver.count_response("grpc", code.name, time.perf_counter() - t0)
+        trailing: Tuple[Tuple[str, Any], ...] = ()
+        if outcome.retry_after > 0:
+            trailing = (
+                ("google.rpc.retryinfo-bin", retry_info(outcome.retry_after)),
+                ("grpc-status-details-bin", status_pb(code.value[0], outcome.message, outcome.retry_after)),
+            )
+        await context.abort(code, outcome.message, trailing_metadata=trailing)
+        raise AssertionError("unreachable")  # pragma: no cover - abort raises
 
     async def export(self, request: bytes, context: aio.ServicerContext) -> bytes:
         t0 = time.perf_counter()
@@ -85,7 +126,8 @@ async def start_grpc(receiver: Receiver, work: Runner, host: str, port: int, aut
         ],
         maximum_concurrent_rpcs=max_concurrent,
     )
-    server.add_generic_rpc_handlers((OtlpGrpcService(receiver, work, auth_token).handler(),))
+    service = OtlpGrpcService(receiver, work, auth_token)
+    server.add_generic_rpc_handlers((service.handler(), *service.other_handlers()))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

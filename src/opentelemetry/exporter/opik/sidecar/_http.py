@@ -13,6 +13,7 @@ import hmac
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
+from .._otlp_logs import logs_response, metrics_response
 from . import _core
 from ._core import Outcome, Receiver
 from ._wire import (
@@ -33,6 +34,8 @@ Send = Callable[[Dict[str, Any]], Awaitable[None]]
 Runner = Callable[..., Awaitable[Any]]
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"  # GenAI content in log records, joined to its spans
+METRICS_PATH = "/v1/metrics"  # accepted and discarded
 PROTOBUF_TYPES = (b"application/x-protobuf", b"application/protobuf")
 JSON_TYPES = (b"application/json",)
 ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
@@ -97,10 +100,12 @@ class OtlpHttpApp:
         try:
             if path == TRACES_PATH or path == TRACES_PATH + "/":
                 await self._traces(scope, receive, send)
+            elif path.rstrip("/") in (LOGS_PATH, METRICS_PATH):
+                await self._traces(scope, receive, send, path.rstrip("/"))
             elif path in ("/healthz", "/readyz", "/metrics"):
                 await self._health(path, scope, send)
             else:
-                await _respond(send, 404, _TEXT, b"not found: OTLP traces go to POST /v1/traces\n")
+                await _respond(send, 404, _TEXT, b"not found: OTLP goes to POST /v1/traces, /v1/logs or /v1/metrics\n")
         except _Disconnected:
             return
 
@@ -125,7 +130,7 @@ class OtlpHttpApp:
         else:
             await _respond(send, 200, _PROM, self.receiver.metrics_text().encode())
 
-    async def _traces(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _traces(self, scope: Scope, receive: Receive, send: Send, signal_path: str = TRACES_PATH) -> None:
         t0 = time.perf_counter()
         headers: Dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
@@ -142,7 +147,7 @@ class OtlpHttpApp:
             self.receiver.count_response("http", str(status), time.perf_counter() - t0)
 
         if scope["method"] != "POST":
-            await fail(405, GRPC_UNIMPLEMENTED, f"{scope['method']} is not allowed on {TRACES_PATH}: use POST", [(b"allow", b"POST")])
+            await fail(405, GRPC_UNIMPLEMENTED, f"{scope['method']} is not allowed on {signal_path}: use POST", [(b"allow", b"POST")])
             return
         if self.token is not None and not bearer_ok(headers.get(b"authorization"), self.token):
             await fail(401, GRPC_UNAUTHENTICATED, "missing or wrong bearer token: send 'Authorization: Bearer <token>'", [(b"www-authenticate", b'Bearer realm="opik-otel"')])
@@ -181,18 +186,27 @@ class OtlpHttpApp:
                 return
             project = headers.get(b"projectname")
             status, payload, extra = await self.work(
-                self._process, body, is_json, encoding, project.decode("utf-8", "replace") if project else None
+                self._process, body, is_json, encoding, project.decode("utf-8", "replace") if project else None, signal_path
             )
         finally:
             self._inflight -= held[0]
         await _respond(send, status, _JSON if is_json else _PB, payload, extra)
         self.receiver.count_response("http", str(status), time.perf_counter() - t0)
 
-    def _process(self, body: bytes, is_json: bool, encoding: str, project: Optional[str]) -> Tuple[int, bytes, Optional[List[Tuple[bytes, bytes]]]]:
+    def _process(
+        self, body: bytes, is_json: bool, encoding: str, project: Optional[str], signal_path: str = TRACES_PATH
+    ) -> Tuple[int, bytes, Optional[List[Tuple[bytes, bytes]]]]:
         """The blocking part: decompress, decode, then queue (or reserve room for) the spans; returns the HTTP answer."""
-        decoded = self.receiver.decode(body, is_json, encoding)
-        outcome = decoded if isinstance(decoded, Outcome) else self.receiver.export(decoded, project)
+        if signal_path == TRACES_PATH:
+            decoded = self.receiver.decode(body, is_json, encoding)
+            outcome = decoded if isinstance(decoded, Outcome) else self.receiver.export(decoded, project)
+        else:
+            outcome = self.receiver.other_signal(signal_path == LOGS_PATH, body, is_json, encoding)
         if outcome.code == _core.OK:
+            if signal_path == LOGS_PATH:
+                return 200, logs_response(outcome.rejected, outcome.message, is_json), None
+            if signal_path == METRICS_PATH:
+                return 200, metrics_response(is_json), None
             return 200, export_response(outcome.rejected, outcome.message, is_json), None
         status = _HTTP_STATUS[outcome.code]
         code = _GRPC_CODE[outcome.code]

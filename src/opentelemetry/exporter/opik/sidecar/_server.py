@@ -281,6 +281,8 @@ class Sidecar:
         budget = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
         if not await loop.run_in_executor(None, self.receiver.finish_mapping, budget):
             _logger.error("the mapping of acknowledged spans did not finish within the shutdown timeout")
+        # spans still waiting for their OTLP logs go with what arrived
+        await loop.run_in_executor(None, self.receiver.finish_join)
         remaining = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
         # items a stage still holds (the genai filter) were acknowledged: released into the writer, then delivered
         done = await loop.run_in_executor(None, close_sink, self.writer, remaining, getattr(self.pipeline, "close", None))
