@@ -4,7 +4,7 @@
 
 * scenario ``inproc``: ``OpikSpanExporter`` under a ``BatchSpanProcessor`` and ``OpikLogExporter`` under a
   ``BatchLogRecordProcessor`` (the global LoggerProvider); ``sidecar``: the official OTLP/HTTP span and log
-  exporters pointed at ``opik-otel serve``; ``late``: the span is sent (window 0.3 s, nothing arrived) before the
+  exporters pointed at ``opik-otel serve`` (``sidecar_grpc``: the OTLP/gRPC ones, log records first); ``late``: the span is sent (window 0.3 s, nothing arrived) before the
   log processor exports its records; ``early``: the log records are exported before their spans;
   ``evaluation``: one call, then a ``gen_ai.evaluation.result`` record naming its ``gen_ai.response.id``.
 * mode: ``EVENT_ONLY`` / ``SPAN_AND_EVENT`` (openai-v2, latest conventions), ``legacy`` (openai-v2's v1.30 event
@@ -51,6 +51,12 @@ if scenario == "sidecar":
 
     tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=target + "/v1/traces", headers={"projectName": project})))
     lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=target + "/v1/logs")))
+elif scenario == "sidecar_grpc":
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+    tp.add_span_processor(BatchSpanProcessor(GrpcSpanExporter(endpoint=target, insecure=True, headers={"projectname": project})))
+    lp.add_log_record_processor(BatchLogRecordProcessor(GrpcLogExporter(endpoint=target, insecure=True)))
 else:
     from opentelemetry.exporter.opik import OpikLogExporter, OpikSpanExporter
 
@@ -89,8 +95,9 @@ calls = []
 with FakeOpenAIServer() as server:
     client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
     if scenario in ("late", "early", "evaluation"):
-        r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "What is 2+2?"}])
-        calls.append({"kind": "chat", "question": "What is 2+2?", "answer": r.choices[0].message.content, "response_id": r.id})
+        q = os.environ.get("LOGS_APP_QUESTION", "What is 2+2?")
+        r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": q}])
+        calls.append({"kind": "chat", "question": q, "answer": r.choices[0].message.content, "response_id": r.id})
         if scenario == "evaluation":
             from opentelemetry._logs import LogRecord
 
@@ -133,7 +140,10 @@ with FakeOpenAIServer() as server:
         except openai.APIError:
             calls.append({"kind": "error", "question": "Fail, please.", "answer": None})
 
-if scenario == "early":
+if scenario == "sidecar_grpc":  # logs first this time: the sidecar holds nothing yet, then joins on arrival
+    lp.force_flush()
+    tp.force_flush()
+elif scenario == "early":
     lp.force_flush()  # the log records reach the join before their spans
     time.sleep(0.2)
     tp.force_flush()

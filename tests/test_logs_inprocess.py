@@ -167,3 +167,16 @@ def test_capture_off_applies_to_content_from_logs() -> None:
         stored = json.dumps([span, *opik.traces.values()])
         assert out["calls"][0]["question"] not in stored and out["calls"][0]["answer"] not in stored
         assert out["log_stats"]["log_records_joined"] == 1
+
+
+def test_scrubbing_and_size_caps_apply_to_content_from_logs() -> None:
+    secret = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4"
+    question = f"My key is {secret}, is it valid? " + "pad " * 2000
+    env = {"LOGS_APP_QUESTION": question, "OTEL_EXPORTER_OPIK_FIELD_MAX_BYTES": "256"}
+    with OpikStandin() as opik:
+        out = run_app("late", "EVENT_ONLY", opik.url, env=env)  # through the re-send path too
+        assert out["log_stats"]["spans_resent_with_logs"] == 1
+        stored = json.dumps([*opik.spans.values(), *opik.traces.values()])
+        assert secret not in stored and "My key is" in stored
+        (span,) = opik.spans.values()
+        assert len(json.dumps(span["input"])) < 1024 < len(question)  # the field cap shortened it

@@ -40,6 +40,17 @@ def test_openai_v2_through_the_sidecar(mode: str) -> None:
             assert trace["input"], trace
 
 
+def test_openai_v2_through_the_sidecar_over_grpc() -> None:
+    with OpikStandin() as opik, SidecarProcess(opik.url, env=clean_env(OPIK_PROJECT_NAME="logs-test")) as sidecar:
+        out = run_app("sidecar_grpc", "EVENT_ONLY", f"127.0.0.1:{sidecar.grpc_port}")
+        wait_until(lambda: _complete(opik, 5), 20, "five complete LLM spans")
+        sidecar.drain()
+        assert check_calls(opik, out["calls"]) == (5, 5)
+        no_duplicated_messages(opik, out["calls"])
+        assert not opik.duplicates()
+        assert sidecar.metric("opik_otel_log_records_joined_total") == 5
+
+
 def _llm_span_json() -> Dict[str, Any]:
     def build(tracer: Any) -> None:
         with tracer.start_as_current_span(
