@@ -51,6 +51,14 @@ if scenario == "sidecar":
 
     tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=target + "/v1/traces", headers={"projectName": project})))
     lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=target + "/v1/logs")))
+elif scenario == "files":  # OTLP files, as a Collector's file exporter writes them (for opik-otel import)
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mem_spans = InMemorySpanExporter()
+    mem_logs = InMemoryLogRecordExporter()
+    tp.add_span_processor(BatchSpanProcessor(mem_spans))
+    lp.add_log_record_processor(BatchLogRecordProcessor(mem_logs))
 elif scenario == "sidecar_grpc":
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -156,6 +164,22 @@ elif scenario == "late":
 else:
     tp.force_flush()
     lp.force_flush()
+if scenario == "files":
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from sidecar_helpers import _hex_ids
+
+    spans_msg = encode_spans(mem_spans.get_finished_spans())
+    logs_msg = encode_logs(mem_logs.get_finished_logs())
+    with open(os.path.join(target, "traces.jsonl"), "w") as fh:
+        fh.write(json.dumps(_hex_ids(MessageToDict(spans_msg))) + "\n")
+    with open(os.path.join(target, "logs.jsonl"), "w") as fh:
+        fh.write(json.dumps(_hex_ids(MessageToDict(logs_msg))) + "\n")
+    with open(os.path.join(target, "traces.pb"), "wb") as fb:
+        fb.write(spans_msg.SerializeToString())
+    with open(os.path.join(target, "logs.pb"), "wb") as fb:
+        fb.write(logs_msg.SerializeToString())
 stats = {}
 if span_exporter is not None:
     span_exporter.force_flush()

@@ -180,3 +180,20 @@ def test_scrubbing_and_size_caps_apply_to_content_from_logs() -> None:
         assert secret not in stored and "My key is" in stored
         (span,) = opik.spans.values()
         assert len(json.dumps(span["input"])) < 1024 < len(question)  # the field cap shortened it
+
+
+@pytest.mark.parametrize("order", ["logs_first_json", "traces_first_protobuf"])
+def test_opik_otel_import_joins_log_files_with_their_traces(tmp_path: Path, order: str) -> None:
+    from sidecar_helpers import clean_env, opik_otel_command
+
+    out = run_app("files", "EVENT_ONLY", str(tmp_path))
+    files = ["logs.jsonl", "traces.jsonl"] if order == "logs_first_json" else ["traces.pb", "logs.pb"]
+    with OpikStandin() as opik:
+        r = subprocess.run(
+            opik_otel_command() + ["import", "--url", opik.url, "--project", "logs-test", *[str(tmp_path / f) for f in files]],
+            capture_output=True, text=True, env=clean_env(), timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        assert check_calls(opik, out["calls"]) == (5, 5)
+        no_duplicated_messages(opik, out["calls"])
+        assert not opik.duplicates()

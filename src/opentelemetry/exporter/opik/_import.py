@@ -3,7 +3,8 @@
 Readable inputs (sniffed from the content, not the file name):
 
 * OTLP/JSON: the Collector ``file`` exporter's JSON lines (one request per
-  line; lines of metrics or logs are skipped), or a JSON document holding one
+  line; lines of metrics are skipped; lines of logs are read for the GenAI
+  content they carry, joined to their spans as ``OpikLogExporter`` does), or a JSON document holding one
   request or an array of requests (pretty-printed or not, several documents
   may follow each other);
 * OTLP protobuf: one ``ExportTraceServiceRequest`` (``TracesData`` has the same
@@ -47,6 +48,7 @@ from ._mapping import Mapper
 from ._mapping._traces import TraceCache
 from ._otlp import DecodedBatch, DecodeError, DecodeLimits, decode_json, decode_protobuf, encode_varint
 from ._pipeline import Pipeline
+from ._record import SpanRecord
 from ._stats import Stats
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -186,7 +188,10 @@ def _json_values(obj: Any, where: str) -> Iterator[Union[Request, ImportFileErro
         if "resourceSpans" in obj or "resource_spans" in obj:
             yield Request("json", obj, where)
             return
-        if any(k in obj for k in ("resourceMetrics", "resource_metrics", "resourceLogs", "resource_logs",
+        if "resourceLogs" in obj or "resource_logs" in obj:
+            yield Request("json_logs", obj, where)  # GenAI content in log records: joined to its spans
+            return
+        if any(k in obj for k in ("resourceMetrics", "resource_metrics",
                                   "resourceProfiles", "resource_profiles")):
             return  # another signal in a shared Collector file: not ours to import
     yield ImportFileError(f"{where}: not an OTLP trace request (no resourceSpans)")
@@ -441,6 +446,8 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
     pipeline = Pipeline(settings, mapper=mapper, stats=stats)
     # no spool: re-running the same import is its recovery (and it sends nothing twice)
     writer = make_sink(settings, stats, console=out, spool=False)
+    # log records (GenAI content) join their spans: read before them they wait, after them the span is sent again
+    joiner = _ImportJoin(pipeline, writer, stats)
     sizes = []
     for p in paths:
         try:
@@ -468,7 +475,7 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
                         result.file_errors += 1
                         result.note(str(req))
                         continue
-                    _process(req, pipeline, writer, stats, result)
+                    _process(req, pipeline, writer, stats, result, joiner)
                     bar.update(done_before + src.position(), result.spans_read, result.traces_mapped, os.path.basename(src.name))
             except (OSError, EOFError, ValueError) as exc:  # corrupt compression, unreadable file
                 result.file_errors += 1
@@ -479,6 +486,7 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
                 result.empty_files.append(src.name)
             done_before += size or 0
             bar.update(done_before, result.spans_read, result.traces_mapped, os.path.basename(src.name), force=True)
+        joiner.finish(result)
         close = getattr(pipeline, "close", None)
         if close is not None:  # items a stage held back (e.g. traces waiting to be judged by a filter)
             _wait_and_submit(writer, close(), stats)
@@ -500,20 +508,82 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
     return result
 
 
-def _process(req: Request, pipeline: Pipeline, writer: Sink, stats: Stats, result: ImportResult) -> None:
+class _ImportJoin:
+    """The import's own log join: no waiting window (files have no time), generous bounds, late content re-sent."""
+
+    def __init__(self, pipeline: Pipeline, writer: Sink, stats: Stats) -> None:
+        from ._join import LogJoin
+
+        self.pipeline = pipeline
+        self.writer = writer
+        self.stats = stats
+        self.join = LogJoin(
+            stats=stats,
+            max_pending_records=200_000,
+            max_pending_bytes=256 * 1024 * 1024,
+            pending_seconds=float("inf"),
+            keep_always=True,
+        )
+        self.log_records = 0
+
+    def deliver_joined(self, records: List[SpanRecord], resend: bool) -> None:
+        from ._mapping._time import iso_ns
+
+        processed = self.pipeline.process(records, updated_at=iso_ns(time.time_ns()) if resend else None)
+        _wait_and_submit(self.writer, processed.items, self.stats)
+
+    def logs(self, req: Request, result: ImportResult) -> bool:
+        """Join a logs request; False when ``req`` is not one."""
+        from ._otlp_logs import decode_logs_json, decode_logs_protobuf
+
+        try:
+            decoded = decode_logs_json(req.payload) if req.fmt == "json_logs" else decode_logs_protobuf(req.payload)
+        except DecodeError as exc:
+            if req.fmt != "json_logs":
+                return False
+            result.file_errors += 1
+            result.note(f"{req.where}: {exc}")
+            return True
+        if req.fmt != "json_logs" and (decoded.rejected or not decoded.records):
+            return False
+        if decoded.rejected:
+            result.decode_rejected += decoded.rejected
+            result.note(f"{req.where}: {decoded.message()}")
+        self.log_records += len(decoded.records)
+        self.join.logs(decoded.records)
+        return True
+
+    def finish(self, result: ImportResult) -> None:
+        waiting = self.join.sizes()["pending_records"]
+        if waiting:
+            self.stats.drop("log_span_never_came", waiting)
+            result.note(f"{waiting:,} GenAI log records name spans that are in none of the files")
+
+
+def _process(
+    req: Request, pipeline: Pipeline, writer: Sink, stats: Stats, result: ImportResult, joiner: Optional[_ImportJoin] = None
+) -> None:
     result.requests += 1
+    if req.fmt == "json_logs" and joiner is not None:
+        joiner.logs(req, result)
+        return
     try:
         batch = decode_request(req)
     except DecodeError as exc:
+        if joiner is not None and req.fmt == "protobuf" and joiner.logs(req, result):
+            return
         result.file_errors += 1
         result.note(f"{req.where}: {exc}")
         return
+    if joiner is not None and req.fmt == "protobuf" and batch.rejected >= batch.span_count and joiner.logs(req, result):
+        return  # not one span could be read: a logs request (the two share their first field number)
     result.spans_read += batch.span_count
     if batch.rejected:
         result.decode_rejected += batch.rejected
         for reason in batch.reasons[:5]:
             result.note(f"{req.where}: {reason}")
-    processed = pipeline.process(batch.records)
+    records = joiner.join.spans(batch.records, joiner) if joiner is not None else batch.records
+    processed = pipeline.process(records)
     if processed.rejected:
         result.map_rejected += len(processed.rejected)
         for label, reason in processed.rejected[:5]:
