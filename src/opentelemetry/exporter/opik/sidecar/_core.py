@@ -394,6 +394,8 @@ class Receiver:
                 "Opik refuses the sidecar's credentials (fix OPIK_API_KEY / OPIK_WORKSPACE of the sidecar); retry later",
                 retry_after=self.retry_after,
             )
+        if records and not self.writer.has_capacity(1, 0):
+            return self._busy()  # a joined span would be queued: the sender keeps its logs and retries
         if not self._logs_seen:
             with self._counters_lock:
                 if not self._logs_seen:
