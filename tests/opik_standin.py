@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import email.utils
 import gzip
+import hashlib
 import http
 import json
 import os
@@ -41,7 +42,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -320,6 +321,16 @@ _BATCHES = {  # path -> (method, schema, list field, entity)
     "/v1/private/spans/feedback-scores": ("PUT", "FeedbackScoreBatch_Write", "scores", "span_score"),
 }
 _GETS = {"/is-alive/ping", "/v1/private/projects"}
+#: Opik's attachment endpoints (path -> method); schemas in tests/schema/opik_attachment_schemas.json
+_ATTACHMENT = {
+    "/v1/private/attachment/upload-start": "POST",
+    "/v1/private/attachment/upload-complete": "POST",
+    "/v1/private/attachment/upload": "PUT",
+    "/v1/private/attachment/list": "GET",
+}
+#: where the S3-style flow's pre-signed part URLs point (served by the stand-in, outside /api)
+_PARTS_PREFIX = "/s3-parts/"
+ATTACHMENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "opik_attachment_schemas.json"
 _PROMPT_RETRIEVE = "/v1/private/prompts/versions/retrieve"
 #: Opik's PromptVersionRetrieve_Detail (openapi.yaml), the request of _PROMPT_RETRIEVE
 _PROMPT_RETRIEVE_SCHEMA = {
@@ -454,6 +465,19 @@ class OpikStandin:
         #: prompt name -> its versions (PromptVersion_Detail), oldest first
         self._prompts: Dict[str, List[Dict[str, Any]]] = {}
         self._prompt_validator = Draft202012Validator(_PROMPT_RETRIEVE_SCHEMA)
+        #: ``"local"``: upload-start answers ``BEMinIO`` (self-hosted without S3); ``"s3"``: part URLs
+        self.attachment_mode = "local"
+        #: (entity_type, entity_id, file_name) -> {"data", "mime_type", "project_name", "via"}
+        self._attachments: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+        self._attachment_writes: List[Tuple[str, str, str]] = []
+        self._uploads: Dict[str, Dict[str, Any]] = {}
+        att = json.loads(ATTACHMENT_SCHEMA_PATH.read_text(encoding="utf-8"))
+        self._att_validators = {
+            name: Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": att["components"]},
+                                       format_checker=_FORMATS)
+            for name in ("StartMultipartUploadRequest", "CompleteMultipartUploadRequest")
+        }
+        self._att_params = att["x-query-parameters"]
         schemas = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
         self._validators = {
             name: Draft202012Validator({"$ref": f"#/components/schemas/{name}",
@@ -673,10 +697,15 @@ class OpikStandin:
         return None
 
     def _route(self, req: RecordedRequest, body: bytes) -> Reply:
+        if req.path.startswith(_PARTS_PREFIX) and req.method == "PUT":
+            return self._put_part(req, body)
         if not req.path.startswith(API_PREFIX + "/"):
             return _error(404)
         path = req.path[len(API_PREFIX):].rstrip("/")
-        if path in _GETS:
+        if path in _ATTACHMENT:
+            if req.method != _ATTACHMENT[path]:
+                return _error(405)
+        elif path in _GETS:
             if req.method != "GET":
                 return _error(405)
         elif path == _PROMPT_RETRIEVE:
@@ -699,7 +728,125 @@ class OpikStandin:
             return Reply(200, {"content": [], "page": page, "size": size, "total": 0})
         if path == _PROMPT_RETRIEVE:
             return self._retrieve_prompt(body)
+        if path in _ATTACHMENT:
+            return self._attachment(req, path, body)
         return self._batch(req, path, body)
+
+    # ------------------------------------------------------------------ attachments
+
+    @property
+    def attachments(self) -> Dict[Tuple[str, str, str], Dict[str, Any]]:
+        """(entity_type, entity_id, file_name) -> {"data", "mime_type", "project_name", "via"}."""
+        with self._lock:
+            return dict(self._attachments)
+
+    @property
+    def attachment_writes(self) -> List[Tuple[str, str, str]]:
+        """Every completed upload, in order (a re-upload of the same file appears twice)."""
+        with self._lock:
+            return list(self._attachment_writes)
+
+    def _query_errors(self, op: str, query: Dict[str, List[str]]) -> List[str]:
+        errors = []
+        for p in self._att_params[op]:
+            name, schema = p["name"], p.get("schema", {})
+            vals = query.get(name)
+            if not vals:
+                if p.get("required"):
+                    errors.append(f"{name} may not be null")
+                continue
+            v = vals[0]
+            if "enum" in schema and v not in schema["enum"]:
+                errors.append(f"{name} must be one of {schema['enum']}")
+            if schema.get("format") == "uuid" and not _check_uuid(v):
+                errors.append(f"{name} must be a UUID")
+            if "pattern" in schema and not re.search(schema["pattern"], v):
+                errors.append(f"{name} must match {schema['pattern']}")
+            if len(v) < schema.get("minLength", 0):
+                errors.append(f"{name} must not be empty")
+        return errors
+
+    def _store_attachment(self, entity_type: str, entity_id: str, name: str, data: bytes,
+                          mime: Optional[str], project: Optional[str], via: str) -> None:
+        with self._lock:
+            key = (entity_type, entity_id, name)
+            self._attachments[key] = {"data": data, "mime_type": mime, "project_name": project, "via": via}
+            self._attachment_writes.append(key)
+
+    def _attachment(self, req: RecordedRequest, path: str, body: bytes) -> Reply:
+        if path.endswith("/upload") or path.endswith("/list"):
+            query = parse_qs(req.query)
+            errors = self._query_errors(path, query)
+            if errors:
+                return Reply(422, {"errors": errors})
+            one = {k: v[0] for k, v in query.items()}
+            if path.endswith("/list"):
+                with self._lock:
+                    found = [{"file_name": k[2], "file_size": len(v["data"]), "mime_type": v["mime_type"] or ""}
+                             for k, v in self._attachments.items()
+                             if k[0] == one["entity_type"] and k[1] == one["entity_id"]]
+                return Reply(200, {"page": 1, "size": len(found), "total": len(found), "content": found})
+            if self.attachment_mode != "local":
+                return _error(404, "Direct upload is only available without S3")
+            self._store_attachment(one["entity_type"], one["entity_id"], one["file_name"], body,
+                                   one.get("mime_type"), one.get("project_name"), "local")
+            return Reply(204, None)
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            return _error(400, f"Unable to process JSON. {exc}")
+        name = "StartMultipartUploadRequest" if path.endswith("upload-start") else "CompleteMultipartUploadRequest"
+        errors = _schema_errors(self._att_validators[name], data)
+        if errors:
+            return Reply(422, {"errors": errors})
+        if path.endswith("upload-start"):
+            if self.attachment_mode == "local":
+                q = urlencode({k: data[k] for k in ("file_name", "project_name", "mime_type", "entity_type",
+                                                   "entity_id") if data.get(k) is not None})
+                return Reply(200, {"upload_id": "BEMinIO",
+                                   "pre_sign_urls": [f"{self.url}/v1/private/attachment/upload?{q}"]})
+            upload_id = uuid.uuid4().hex
+            with self._lock:
+                self._uploads[upload_id] = {"start": data, "parts": {}}
+            urls = [f"http://127.0.0.1:{self.port}{_PARTS_PREFIX}{upload_id}/{i + 1}"
+                    for i in range(data["num_of_file_parts"])]
+            return Reply(200, {"upload_id": upload_id, "pre_sign_urls": urls})
+        with self._lock:
+            up = self._uploads.get(data["upload_id"])
+        if up is None:
+            return _error(404, "Upload not found")
+        start = up["start"]
+        for k in ("file_name", "entity_type", "entity_id"):
+            if data.get(k) != start.get(k):
+                return _error(400, f"{k} differs from upload-start")
+        parts = sorted(data["uploaded_file_parts"], key=lambda p: p["part_number"])
+        if [p["part_number"] for p in parts] != list(range(1, start["num_of_file_parts"] + 1)):
+            return _error(400, "Missing file parts")
+        chunks = []
+        for p in parts:
+            got = up["parts"].get(p["part_number"])
+            if got is None or got[0] != p["e_tag"]:
+                return _error(400, f"Part {p['part_number']}: unknown ETag")
+            chunks.append(got[1])
+        blob = b"".join(chunks)
+        if len(blob) != data["file_size"]:
+            return _error(400, "file_size differs from the uploaded parts")
+        self._store_attachment(data["entity_type"], data["entity_id"], data["file_name"], blob,
+                               data.get("mime_type"), data.get("project_name"), "s3")
+        with self._lock:
+            self._uploads.pop(data["upload_id"], None)
+        return Reply(204, None)
+
+    def _put_part(self, req: RecordedRequest, body: bytes) -> Reply:
+        """A pre-signed part URL (no Opik credentials, as S3 takes them): answers its ETag."""
+        bits = req.path[len(_PARTS_PREFIX):].split("/")
+        with self._lock:
+            up = self._uploads.get(bits[0]) if len(bits) == 2 and bits[1].isdigit() else None
+            if up is None:
+                return _error(404, "NoSuchUpload")
+            etag = '"' + hashlib.md5(body).hexdigest() + '"'  # noqa: S324 - S3's ETag
+            up["parts"][int(bits[1])] = (etag, body)
+        return Reply(200, None, {"ETag": etag})
 
     # ------------------------------------------------------------------ prompts
 

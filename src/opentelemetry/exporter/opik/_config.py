@@ -198,7 +198,9 @@ SPECS: Tuple[_Spec, ...] = (
     _Spec("scopes_allow", _PREFIX + "SCOPES_ALLOW", _parse_list, (), None, "only spans of these instrumentation scopes (prefixes)"),
     _Spec("scopes_deny", _PREFIX + "SCOPES_DENY", _parse_list, (), None, "drop spans of these instrumentation scopes (prefixes)"),
     _Spec("field_max_bytes", _PREFIX + "FIELD_MAX_BYTES", _positive_int(256), 4 * 1024 * 1024, None, "cap per input/output/metadata value; longer strings are shortened inside the JSON"),
-    _Spec("blob_max_bytes", _PREFIX + "BLOB_MAX_BYTES", _positive_int(64), 32 * 1024, None, "base64 images/blobs larger than this become a placeholder"),
+    _Spec("blob_max_bytes", _PREFIX + "BLOB_MAX_BYTES", _positive_int(64), 32 * 1024, None, "base64 images/blobs larger than this that are not uploaded as attachments become a placeholder; while attachments are on and this is not set, the attachment threshold is used instead (Opik keeps smaller content inline)"),
+    _Spec("attachment_min_chars", _PREFIX + "ATTACHMENT_MIN_CHARS", _positive_int(0), 256_000, None, "base64 content (images, audio, files) of at least this many characters in input/output/metadata is uploaded as an Opik attachment of its span and replaced by its `[file name]` reference, as Opik's SDK does; 0 turns attachments off"),
+    _Spec("attachment_max_queue_bytes", _PREFIX + "ATTACHMENT_MAX_QUEUE_BYTES", _positive_int(1024), 128 * 1024 * 1024, None, "decoded attachment bytes held for upload before new attachments are dropped (the span keeps its reference)"),
     _Spec("message_format", _PREFIX + "MESSAGE_FORMAT", _choice("opik", "otel"), "opik", None, "`opik` reshapes LLM messages into the chat form Opik's UI renders; `otel` keeps them as the instrumentation sent them"),
     _Spec("project_from_service_name", _PREFIX + "PROJECT_FROM_SERVICE_NAME", _parse_bool, False, None, "use the resource `service.name` as project when no `opik.project_name`"),
     _Spec("log_join_window", _PREFIX + "LOG_JOIN_WINDOW", _parse_seconds, 2.0, None, "seconds an LLM span without content waits for the log records that carry it (while `OpikLogExporter` runs); content that comes later re-sends the span"),
@@ -239,6 +241,8 @@ class OpikSettings:
     scopes_deny: Tuple[str, ...]
     field_max_bytes: int
     blob_max_bytes: int
+    attachment_min_chars: int
+    attachment_max_queue_bytes: int
     message_format: str
     project_from_service_name: bool
     log_join_window: float

@@ -61,6 +61,10 @@ def make_sink(
         from .._spool import Spool
 
         disk = Spool(settings.spool_dir, settings.spool_max_bytes)
+    from .. import _attachments
+
+    if _attachments.enabled(settings):
+        return _attachments.writer_with_uploads(settings, stats, disk, shrink_item)
     return Writer(settings, stats=stats, spool=disk, shrink=shrink_item)
 
 

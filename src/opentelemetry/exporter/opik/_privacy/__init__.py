@@ -6,6 +6,7 @@ for, in this order:
 1. scope allow/deny lists (``OTEL_EXPORTER_OPIK_SCOPES_ALLOW`` / ``_DENY``),
 2. the ``genai`` trace filter (``OTEL_EXPORTER_OPIK_SPAN_FILTER=genai``),
 3. content capture off (``OTEL_EXPORTER_OPIK_CAPTURE_CONTENT=false``),
+3b. attachments: large base64 content uploaded, replaced by its ``[file name]`` (``_attachments.py``),
 4. credential scrubbing (on by default), blob placeholders and the per-field
    size cap, in one walk.
 
@@ -50,5 +51,10 @@ def stages_for(settings: OpikSettings, stats: Optional[Stats] = None) -> List[An
         stages.append(GenAIFilter(stats))
     if not settings.capture_content:
         stages.append(CaptureOff())
+    from .. import _attachments
+
+    if stats is not None and _attachments.enabled(settings):
+        # large base64 content leaves as attachments before scrubbing and size caps see the item
+        stages.append(_attachments.AttachmentStage(settings, _attachments.uploader_for(settings, stats)))
     stages.append(ContentStage(settings, stats))
     return stages

@@ -92,6 +92,12 @@ def blob_placeholder(s: str, parent: Any, max_bytes: int) -> Optional[str]:
     return f"[blob omitted: {mime or 'application/octet-stream'}, {size} bytes]"
 
 
+def _attachments_on(settings: OpikSettings) -> bool:
+    from .._attachments import enabled
+
+    return enabled(settings)
+
+
 class ContentStage:
     """Scrub credentials, replace large blobs, cap each field's size."""
 
@@ -101,6 +107,10 @@ class ContentStage:
             Scrubber(settings.scrub_patterns, settings.scrub_allow, own) if settings.scrub else None
         )
         self.blob_max = settings.blob_max_bytes
+        if _attachments_on(settings) and settings.sources.get("blob_max_bytes", "default") == "default":
+            # content below the attachment threshold stays inline, as Opik keeps it (the UI renders it);
+            # a run at or over it was uploaded (now a reference) or is of no recognised type: placeholder
+            self.blob_max = max(self.blob_max, settings.attachment_min_chars - 1)
         self.field_max = settings.field_max_bytes
         # shorter strings need nothing (not a secret, not a blob) and are covered by the per-entry size bound
         self._min = MIN_SECRET_LEN

@@ -1,0 +1,280 @@
+"""Issue 16: large images, audio and files become Opik attachments of their span, not placeholders.
+
+Real exporter, real pipeline, the stand-in's attachment endpoints (validated against Opik's spec:
+``tests/schema/opik_attachment_schemas.json``), real OpenInference OpenAI instrumentation against
+the fake OpenAI server, and semconv ``blob`` parts recorded as span attributes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from typing import Any, Dict, Iterator, List, Optional
+
+import openai
+import opik_ui
+import pytest
+from conftest_privacy import make_exporter, provider_for
+from fake_openai import FakeOpenAIServer
+from opik_standin import Fault, OpikStandin
+
+from opentelemetry.exporter.opik import _attachments
+from opentelemetry.exporter.opik._attachments import FILE_NAME_RE, Extractor, file_name
+
+
+def png(width: int, height: int, seed: int = 1) -> bytes:
+    """A valid, incompressible RGB PNG (stored zlib blocks of pseudo-random pixels)."""
+    import random
+
+    rng = random.Random(seed)
+    raw = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b"")
+
+
+BIG = png(300, 300)  # ~270 KB: over Opik's 256,000-character threshold once base64
+SMALL = png(140, 140, seed=2)  # ~60 KB: stays inline
+BIG_URL = "data:image/png;base64," + base64.b64encode(BIG).decode()
+SMALL_URL = "data:image/png;base64," + base64.b64encode(SMALL).decode()
+
+
+@pytest.fixture()
+def opik() -> Iterator[OpikStandin]:
+    with OpikStandin() as s:
+        yield s
+
+
+def _semconv_span(tp: Any, name: str, data: bytes, question: str = "what is in this picture?") -> None:
+    with tp.get_tracer("t").start_as_current_span(name) as span:
+        span.set_attribute("gen_ai.operation.name", "chat")
+        span.set_attribute("gen_ai.request.model", "gpt-4o")
+        span.set_attribute(
+            "gen_ai.input.messages",
+            json.dumps([{"role": "user", "parts": [
+                {"type": "text", "content": question},
+                {"type": "blob", "modality": "image", "mime_type": "image/png",
+                 "content": base64.b64encode(data).decode()},
+            ]}]),
+        )
+        span.set_attribute("gen_ai.output.messages", json.dumps([{"role": "assistant", "parts": [
+            {"type": "text", "content": "a picture of noise"}], "finish_reason": "stop"}]))
+
+
+def _image_parts(span: Dict[str, Any]) -> List[str]:
+    urls = []
+    for m in span["input"]["messages"]:
+        if isinstance(m.get("content"), list):
+            urls += [p["image_url"]["url"] for p in m["content"] if p.get("type") == "image_url"]
+    return urls
+
+
+def _wait_attachments(opik: OpikStandin, n: int, timeout: float = 15.0) -> None:
+    opik.wait_for(lambda: len(opik.attachments) >= n, timeout=timeout)
+
+
+def test_semconv_blob_part_becomes_an_attachment_of_its_span(opik: OpikStandin) -> None:
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "vision", BIG)
+    assert exporter.force_flush(20_000)
+    opik.wait_for_counts(traces=1, spans=1)
+    _wait_attachments(opik, 1)
+    _wait_attachments(opik, 2)
+    span = next(iter(opik.spans.values()))
+    [(key, att)] = [(k, v) for k, v in opik.attachments.items() if k[0] == "span"]
+    assert key[0] == "span" and key[1] == span["id"]
+    assert att["data"] == BIG and att["mime_type"] == "image/png" and att["via"] == "local"
+    assert att["project_name"] == "privacy-tests"
+    [url] = _image_parts(span)
+    assert url == f"data:image/png;base64,[{key[2]}]"
+    assert FILE_NAME_RE.fullmatch(key[2]) and key[2].startswith("input-attachment-") and key[2].endswith(".png")
+    assert span["metadata"]["opik_attachments"][0]["file_name"] == key[2]
+    assert opik_ui.problems(span, "what is in this picture?", "a picture of noise") == []
+    # the trace row (its root span's input) is an attachment of the trace, uploaded on its own
+    trace = next(iter(opik.traces.values()))
+    assert BIG_URL[30:2000] not in json.dumps(trace)
+    assert opik.attachments[("trace", trace["id"], key[2])]["data"] == BIG
+    sent = "".join(json.dumps(r.json) for r in opik.requests if r.json is not None)
+    assert BIG_URL[30:2000] not in sent  # the bytes went only to the attachment endpoint
+    stats = exporter.stats()
+    assert stats["attachments_uploaded"] >= 1 and not any(k.startswith("attachment_") for k in stats["dropped"])
+    tp.shutdown()
+
+
+def test_openinference_openai_image_is_stored_as_an_attachment_of_the_llm_span(opik: OpikStandin) -> None:
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    inst = OpenAIInstrumentor()
+    inst.instrument(tracer_provider=tp)
+    try:
+        with FakeOpenAIServer() as server:
+            client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=10)
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": [
+                {"type": "text", "text": "describe this image"},
+                {"type": "image_url", "image_url": {"url": BIG_URL}},
+            ]}])
+    finally:
+        inst.uninstrument()
+    assert exporter.force_flush(20_000)
+    opik.wait_for_counts(spans=1)
+    _wait_attachments(opik, 1)
+    [llm] = [s for s in opik.spans.values() if s.get("type") == "llm"]
+    span_atts = {k: v for k, v in opik.attachments.items() if k[0] == "span"}
+    [(key, att)] = span_atts.items()
+    assert key[1] == llm["id"] and att["data"] == BIG
+    assert _image_parts(llm) == [f"data:image/png;base64,[{key[2]}]"]
+    assert opik_ui.problems(llm, "describe this image", None) == []
+    tp.shutdown()
+
+
+def test_small_image_stays_inline_and_renders(opik: OpikStandin) -> None:
+    assert 50_000 < len(SMALL) < 70_000
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "small vision", SMALL)
+    assert exporter.force_flush(20_000)
+    opik.wait_for_counts(traces=1, spans=1)
+    span = next(iter(opik.spans.values()))
+    assert _image_parts(span) == [SMALL_URL]
+    assert opik_ui.problems(span, "what is in this picture?", "a picture of noise") == []
+    assert opik.attachments == {} and not [r for r in opik.requests if "/attachment/" in r.path]
+    tp.shutdown()
+
+
+def test_exporting_the_same_span_twice_uploads_once(opik: OpikStandin) -> None:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from opentelemetry.exporter.opik import OpikSpanExporter  # noqa: F401 - the real one is make_exporter's
+
+    memory = InMemorySpanExporter()
+    tp = provider_for(memory)
+    _semconv_span(tp, "vision twice", BIG)
+    [ended] = memory.get_finished_spans()
+    exporter = make_exporter(opik)
+    assert exporter.export([ended]) == SpanExportResult.SUCCESS
+    assert exporter.force_flush(20_000)
+    assert exporter.export([ended]) == SpanExportResult.SUCCESS
+    assert exporter.force_flush(20_000)
+    spans_uploads = [w for w in opik.attachment_writes if w[0] == "span"]
+    assert len(spans_uploads) == 1
+    assert exporter.stats()["attachments_deduplicated"] >= 1
+    # a fresh process (a spool re-send, a re-run import) names the same file: one attachment, not two
+    again = make_exporter(opik)
+    again.export([ended])
+    assert again.force_flush(20_000)
+    assert len({w for w in opik.attachment_writes if w[0] == "span"}) == 1
+    exporter.shutdown()
+    again.shutdown()
+
+
+def test_upload_fails_with_503_then_arrives(opik: OpikStandin) -> None:
+    fault = opik.faults.add(Fault.respond(503, times=3, path="/v1/private/attachment/upload-start",
+                                          headers={"Retry-After": "0.2"}))
+    exporter = make_exporter(opik, retry_deadline=20.0)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "vision 503", BIG)
+    assert exporter.force_flush(30_000)
+    _wait_attachments(opik, 1)
+    assert fault.fired == 3
+    assert any(v["data"] == BIG for v in opik.attachments.values())
+    stats = exporter.stats()
+    assert stats["attachment_retries"] >= 3 and not any(k.startswith("attachment_") for k in stats["dropped"])
+    tp.shutdown()
+
+
+def test_upload_refused_permanently_the_span_keeps_its_reference_and_the_drop_is_counted(opik: OpikStandin) -> None:
+    opik.faults.add(Fault.respond(400, times=None, path="/v1/private/attachment/upload-start"))
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "vision refused", BIG)
+    assert exporter.force_flush(20_000)
+    opik.wait_for_counts(traces=1, spans=1)
+    span = next(iter(opik.spans.values()))
+    [url] = _image_parts(span)
+    assert FILE_NAME_RE.search(url)
+    assert span["metadata"]["opik_attachments"][0]["size"] == len(BIG)
+    assert opik.attachments == {}
+    dropped = exporter.stats()["dropped"]
+    assert dropped.get("attachment_rejected", 0) >= 1
+    tp.shutdown()
+
+
+def test_capture_off_uploads_nothing(opik: OpikStandin) -> None:
+    exporter = make_exporter(opik, capture_content=False)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "vision private", BIG)
+    assert exporter.force_flush(20_000)
+    opik.wait_for_counts(traces=1, spans=1)
+    assert not [r for r in opik.requests if "/attachment/" in r.path]
+    assert BIG_URL[30:2000] not in json.dumps(next(iter(opik.spans.values())))
+    tp.shutdown()
+
+
+def test_s3_flow_part_urls_then_complete(opik: OpikStandin) -> None:
+    opik.attachment_mode = "s3"
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "vision s3", BIG)
+    assert exporter.force_flush(20_000)
+    _wait_attachments(opik, 1)
+    att = next(v for k, v in opik.attachments.items() if k[0] == "span")
+    assert att["data"] == BIG and att["via"] == "s3"
+    paths = [r.path for r in opik.requests if r.status is not None and r.status < 300]
+    assert any(p.startswith("/s3-parts/") for p in paths)
+    assert "/api/v1/private/attachment/upload-complete" in paths
+    tp.shutdown()
+
+
+def test_local_mode_is_detected_once(opik: OpikStandin) -> None:
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "one", BIG)
+    _semconv_span(tp, "two", png(300, 300, seed=9))
+    assert exporter.force_flush(20_000)
+    _wait_attachments(opik, 4)  # two spans and their two trace rows
+    starts = [r for r in opik.requests if r.path.endswith("/upload-start")]
+    puts = [r for r in opik.requests if r.path.endswith("/attachment/upload")]
+    assert len(starts) == 1 and len(puts) == 4
+    tp.shutdown()
+
+
+def test_mask_hook_sees_the_reference(opik: OpikStandin) -> None:
+    seen: List[str] = []
+
+    def mask(item: Dict[str, Any], kind: str) -> Optional[Dict[str, Any]]:
+        if kind == "span":
+            seen.append(json.dumps(item["input"]))
+        return item
+
+    exporter = make_exporter(opik, mask=mask)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "vision masked", BIG)
+    assert exporter.force_flush(20_000)
+    assert seen and FILE_NAME_RE.search(seen[0]) and BIG_URL[30:2000] not in seen[0]
+    tp.shutdown()
+
+
+def test_extractor_finds_runs_in_any_string_and_names_by_content() -> None:
+    ex = Extractor(256_000)
+    b64 = base64.b64encode(BIG).decode()
+    found: List[Any] = []
+    out = ex.walk({"text": "before " + b64 + " after", "small": base64.b64encode(SMALL).decode(),
+                   "vercel": [{"type": "file", "mediaType": "image/png", "data": b64}],
+                   "uri": {"type": "uri", "uri": "https://example.com/a.png"}}, "input", found)
+    name = file_name("input", BIG, "image/png")
+    assert out["text"] == f"before [{name}] after"
+    assert out["vercel"][0]["data"] == f"[{name}]"
+    assert out["small"] == base64.b64encode(SMALL).decode() and out["uri"]["uri"] == "https://example.com/a.png"
+    assert [f[0] for f in found] == [name, name]
+    noise = base64.b64encode(b"\x01\x02\x03" * 100_000).decode()  # base64 of no recognised type: left alone
+    assert ex.walk(noise, "input", []) == noise
+    assert _attachments.extension("image/jpeg") == "jpg" and _attachments.extension("audio/wav") == "wav"
