@@ -108,12 +108,15 @@ def test_semconv_blob_part_becomes_an_attachment_of_its_span(opik: OpikStandin) 
 
 
 def test_openinference_openai_image_is_stored_as_an_attachment_of_the_llm_span(opik: OpikStandin) -> None:
+    from openinference.instrumentation import TraceConfig
     from openinference.instrumentation.openai import OpenAIInstrumentor
 
     exporter = make_exporter(opik)
     tp = provider_for(exporter)
     inst = OpenAIInstrumentor()
-    inst.instrument(tracer_provider=tp)
+    # OpenInference redacts base64 images over 32,000 characters unless told otherwise
+    # (OPENINFERENCE_BASE64_IMAGE_MAX_LENGTH); to keep the image, the app raises that limit
+    inst.instrument(tracer_provider=tp, config=TraceConfig(base64_image_max_length=10_000_000))
     try:
         with FakeOpenAIServer() as server:
             client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=10)

@@ -117,7 +117,8 @@ JPEG_URI = "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8\xff" + os.ura
 
 
 def test_blobs_become_placeholders_with_mime_and_size(opik: OpikStandin) -> None:
-    exporter = make_exporter(opik)
+    # set explicitly: by default blobs below the attachment threshold (256,000 characters) stay inline
+    exporter = make_exporter(opik, blob_max_bytes=32 * 1024)
     tp = provider_for(exporter)
     with tp.get_tracer("t").start_as_current_span("vision call") as span:
         span.set_attribute("gen_ai.operation.name", "chat")

@@ -73,6 +73,8 @@ class OpikSpanExporter(SpanExporter):
         scopes_deny: Optional[Sequence[str]] = None,
         field_max_bytes: Optional[int] = None,
         blob_max_bytes: Optional[int] = None,
+        attachment_min_chars: Optional[int] = None,
+        attachment_max_queue_bytes: Optional[int] = None,
         message_format: Optional[str] = None,
         project_from_service_name: Optional[bool] = None,
         log_join_window: Optional[float] = None,
