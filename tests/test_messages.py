@@ -12,6 +12,7 @@ import json
 from typing import Any, Dict
 
 import opik_ui
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -552,3 +553,28 @@ def test_any_messages_never_raise_and_what_is_made_is_detected(i: Dict[str, Any]
         assert q is None or isinstance(q, str)
         assert a is None or isinstance(a, str)
     assert M.llm_input(made_in) is not None and M.llm_output(made_out) is not None
+
+
+# --- the one-text fast path gives exactly what the general path gives
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Salut"},
+        {"role": "system", "parts": [{"type": "text", "content": "Be terse."}]},
+        {"role": "assistant", "parts": [{"type": "text", "content": "Done."}], "finish_reason": "stop"},
+        {"role": "user", "content": '[{"text": "json blocks"}]'},  # not taken: may be blocks
+        {"role": "user", "content": ""},
+        {"role": "tool", "content": "42"},
+        {"role": "user", "parts": [{"type": "text", "content": "a"}, {"type": "text", "content": "b"}]},
+    ],
+)
+def test_plain_text_fast_path_matches_the_general_path(message: Dict[str, Any]) -> None:
+    from opentelemetry.exporter.opik._mapping.messages._chat import _from_role_message, _plain_text, role_of
+
+    fast = _plain_text(message)
+    general = _from_role_message(message, role_of(message.get("role")))
+    if fast is not None:
+        assert [fast] == general

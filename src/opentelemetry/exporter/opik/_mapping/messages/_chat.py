@@ -195,12 +195,45 @@ def _from_responses_item(m: Dict[str, Any]) -> List[Message]:
     return _build("assistant", {}, parts)
 
 
+_PLAIN_TEXT_KEYS = frozenset(("role", "content"))
+_ONE_PART_KEYS = frozenset(("role", "parts", "finish_reason"))
+_TEXT_PART_KEYS = frozenset(("type", "content"))
+
+
+def _plain_text(m: Dict[str, Any]) -> Optional[Message]:
+    """The message most spans carry: one role, one text (OpenAI string content, or one GenAI text part).
+
+    Exactly what the general path makes of it, without the part machinery
+    (``tests/test_messages.py`` pins the two to the same result).
+    """
+    role = m.get("role")
+    if type(role) is not str or role not in ROLES or role == "tool":
+        return None
+    keys = m.keys()
+    if keys <= _PLAIN_TEXT_KEYS:
+        c = m.get("content")
+        if type(c) is str and c and c[0] != "[":  # "[..." may be a JSON string of blocks
+            return {"role": role, "content": c}
+        return None
+    parts = m.get("parts")
+    if keys <= _ONE_PART_KEYS and type(parts) is list and len(parts) == 1:
+        p = parts[0]
+        if type(p) is dict and p.keys() == _TEXT_PART_KEYS and p.get("type") == "text":
+            c = p.get("content")
+            if type(c) is str and c:
+                return {"role": role, "content": c}
+    return None
+
+
 def to_messages(m: Any, default_role: str = "user") -> List[Message]:
     """One source message (any family) -> its OpenAI messages (usually one)."""
     if isinstance(m, str):
         return [{"role": default_role, "content": m}] if m else []
     if not isinstance(m, dict):
         return [{"role": default_role, "content": as_text(m)}] if m is not None else []
+    plain = _plain_text(m)
+    if plain is not None:
+        return [plain]
     if m.get("lc") == 1 and isinstance(m.get("kwargs"), dict):
         return _from_langchain(m)
     role = m.get("role")
