@@ -281,3 +281,57 @@ def test_extractor_finds_runs_in_any_string_and_names_by_content() -> None:
     noise = base64.b64encode(b"\x01\x02\x03" * 100_000).decode()  # base64 of no recognised type: left alone
     assert ex.walk(noise, "input", []) == noise
     assert _attachments.extension("image/jpeg") == "jpg" and _attachments.extension("audio/wav") == "wav"
+
+
+def _build_vision(tracer: Any) -> None:
+    _semconv_span(type("TP", (), {"get_tracer": staticmethod(lambda name: tracer)})(), "vision otlp", BIG)
+
+
+def test_import_uploads_the_attachment(tmp_path: Any) -> None:
+    from sidecar_helpers import make_spans, otlp_json
+
+    from opentelemetry.exporter.opik._import import run_import
+
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps(otlp_json(make_spans(_build_vision))) + "\n")
+    with OpikStandin() as opik:
+        assert run_import([str(path)], {"url": opik.url}, progress="none") == 0
+        [span] = opik.spans.values()
+        [(key, att)] = [(k, v) for k, v in opik.attachments.items() if k[0] == "span"]
+        assert key[1] == span["id"] and att["data"] == BIG
+        assert _image_parts(span) == [f"data:image/png;base64,[{key[2]}]"]
+
+
+def test_sidecar_uploads_the_attachment() -> None:
+    import httpx
+    from sidecar_helpers import SidecarProcess, make_spans, protobuf_body
+
+    with OpikStandin() as opik, SidecarProcess(opik.url, grpc=False) as sidecar:
+        sidecar.start()
+        r = httpx.post(sidecar.traces_url, content=protobuf_body(make_spans(_build_vision)),
+                       headers={"Content-Type": "application/x-protobuf"}, timeout=20)
+        assert r.status_code == 200
+        opik.wait_for_counts(spans=1, timeout=20)
+        _wait_attachments(opik, 2, timeout=20)
+        [span] = opik.spans.values()
+        assert opik.attachments[("span", span["id"], FILE_NAME_RE.search(json.dumps(span["input"])).group())]["data"] == BIG
+
+
+def test_span_filter_drops_before_extraction(opik: OpikStandin) -> None:
+    exporter = make_exporter(opik, span_filter="genai")
+    tp = provider_for(exporter)
+    with tp.get_tracer("t").start_as_current_span("GET /upload") as span:
+        span.set_attribute("http.request.body", BIG_URL)
+    assert exporter.force_flush(10_000)
+    tp.shutdown()
+    assert exporter.stats()["dropped"].get("filtered", 0) >= 1
+    assert not [r for r in opik.requests if "/attachment/" in r.path]
+    # the same span without the filter: its attribute (metadata) leaves as a metadata attachment
+    unfiltered = make_exporter(opik)
+    tp = provider_for(unfiltered)
+    with tp.get_tracer("t").start_as_current_span("GET /upload") as span:
+        span.set_attribute("http.request.body", BIG_URL)
+    assert unfiltered.force_flush(20_000)
+    tp.shutdown()
+    names = {k[2] for k in opik.attachments}
+    assert names and all(n.startswith("metadata-attachment-") for n in names)
