@@ -102,7 +102,12 @@ TOOLS = [
 calls = []
 with FakeOpenAIServer() as server:
     client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
-    if scenario in ("late", "early", "evaluation"):
+    if scenario == "nested":  # an app span over the call: the trace row is the root's
+        q = "What is the tallest mountain?"
+        with tp.get_tracer("logs-app").start_as_current_span("answer-question"):
+            r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": q}])
+        calls.append({"kind": "chat", "question": q, "answer": r.choices[0].message.content})
+    elif scenario in ("late", "early", "evaluation"):
         q = os.environ.get("LOGS_APP_QUESTION", "What is 2+2?")
         r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": q}])
         calls.append({"kind": "chat", "question": q, "answer": r.choices[0].message.content, "response_id": r.id})

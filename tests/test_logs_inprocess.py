@@ -197,3 +197,16 @@ def test_opik_otel_import_joins_log_files_with_their_traces(tmp_path: Path, orde
         assert check_calls(opik, out["calls"]) == (5, 5)
         no_duplicated_messages(opik, out["calls"])
         assert not opik.duplicates()
+
+
+def test_a_trace_root_waits_for_its_llm_call_so_the_trace_row_reads_as_the_conversation() -> None:
+    with OpikStandin() as opik:
+        out = run_app("nested", "EVENT_ONLY", opik.url)
+        call = out["calls"][0]
+        (span,) = llm_spans(opik)
+        assert opik_ui.problems(span, call["question"], call["answer"]) == []
+        (trace,) = opik.traces.values()
+        assert trace["name"] == "answer-question"
+        assert opik_ui.table_text(trace["input"], "input") == call["question"]
+        assert opik_ui.table_text(trace["output"], "output") == call["answer"]
+        assert len(opik.spans) == 2 and not opik.duplicates()

@@ -220,6 +220,10 @@ class LogJoin:
         self._pending_records = 0
         self._pending_bytes = 0
         self._held: "collections.OrderedDict[Key, _Held]" = collections.OrderedDict()
+        #: held spans per trace id, and the trace roots waiting for them: a root mapped after its LLM
+        #: calls got their content gives its trace row the conversation's question and answer
+        self._held_traces: Dict[int, int] = {}
+        self._roots: Dict[int, List[_Held]] = {}
         self._kept: "collections.OrderedDict[Key, _Kept]" = collections.OrderedDict()
         self._kept_bytes = 0
         self._seen: "collections.OrderedDict[Key, None]" = collections.OrderedDict()
@@ -252,7 +256,9 @@ class LogJoin:
         with self._lock:
             if not self._pending and not self._log_sources and not self.keep_always:
                 return list(records)
-            for rec in records:
+            # children first: a root waits when a span of its trace waits
+            ordered = [r for r in records if not r.is_local_root] + [r for r in records if r.is_local_root]
+            for rec in ordered:
                 key = (rec.trace_id, rec.span_id)
                 pend = self._pending.pop(key, None)
                 events: List[EventRecord] = []
@@ -284,6 +290,7 @@ class LogJoin:
                     and _awaits_logs(rec)
                 ):
                     self._held[key] = _Held(rec, owner, now + self.window)
+                    self._held_traces[rec.trace_id] = self._held_traces.get(rec.trace_id, 0) + 1
                     self.stats.add("spans_held_for_logs")
                     started = True
                     continue
@@ -291,6 +298,9 @@ class LogJoin:
                     self._keep(key, rec, owner, own, now)
                 else:
                     self._see(key)
+                if rec.is_local_root and self._held_traces.get(rec.trace_id):
+                    self._roots.setdefault(rec.trace_id, []).append(_Held(rec, owner, now + self.window + 1.0))
+                    continue
                 out.append(rec)
             if started:
                 self._ensure_thread()
@@ -383,7 +393,7 @@ class LogJoin:
                     continue
                 self._add_pending(key, ev, now)
             for h in release:
-                self._held.pop((h.record.trace_id, h.record.span_id), None)
+                self._unhold(h)
             if self._pending:
                 self._ensure_thread()
                 self._wake.notify_all()
@@ -415,7 +425,17 @@ class LogJoin:
             self.stats.drop("log_join_full", len(gone.events))
 
     # -- releasing ----------------------------------------------------------------------
-    def _release(self, held: List[_Held], now: float) -> None:
+    def _unhold(self, h: _Held) -> None:
+        """Take ``h`` out of the held spans (call with the lock held)."""
+        rec = h.record
+        if self._held.pop((rec.trace_id, rec.span_id), None) is not None:
+            left = self._held_traces.get(rec.trace_id, 1) - 1
+            if left > 0:
+                self._held_traces[rec.trace_id] = left
+            else:
+                self._held_traces.pop(rec.trace_id, None)
+
+    def _release(self, held: List[_Held], now: float, roots: Sequence[_Held] = ()) -> None:
         by_owner: Dict[int, Tuple[Owner, List[SpanRecord]]] = {}
         with self._lock:
             for h in held:
@@ -425,6 +445,12 @@ class LogJoin:
                 key = (rec.trace_id, rec.span_id)
                 self._keep(key, rec, h.owner, False, now)
                 by_owner.setdefault(id(h.owner), (h.owner, []))[1].append(rec)
+            waiting = list(roots)
+            for tid in {h.record.trace_id for h in held}:
+                if not self._held_traces.get(tid):
+                    waiting.extend(self._roots.pop(tid, ()))
+            for r in waiting:  # after their trace's spans: the mapper sees the conversation first
+                by_owner.setdefault(id(r.owner), (r.owner, []))[1].append(r.record)
         for owner, recs in by_owner.values():
             self._deliver(owner, recs, False)
 
@@ -440,8 +466,18 @@ class LogJoin:
         with self._lock:
             held = [h for h in self._held.values() if owner is None or h.owner is owner]
             for h in held:
-                self._held.pop((h.record.trace_id, h.record.span_id), None)
-        self._release(held, time.monotonic())
+                self._unhold(h)
+            roots: List[_Held] = []
+            for tid in list(self._roots):
+                mine = [r for r in self._roots[tid] if owner is None or r.owner is owner]
+                if mine and not self._held_traces.get(tid):
+                    roots.extend(mine)
+                    rest = [r for r in self._roots[tid] if r not in mine]
+                    if rest:
+                        self._roots[tid] = rest
+                    else:
+                        del self._roots[tid]
+        self._release(held, time.monotonic(), roots)
         return len(held)
 
     def forget_owner(self, owner: Owner) -> None:
@@ -460,11 +496,15 @@ class LogJoin:
         if now is None:
             now = time.monotonic()
         due: List[_Held] = []
+        late_roots: List[_Held] = []
         with self._lock:
-            for key, h in list(self._held.items()):
+            for h in list(self._held.values()):
                 if h.deadline <= now:
                     due.append(h)
-                    del self._held[key]
+                    self._unhold(h)
+            for tid in list(self._roots):  # a root never waits longer than its window (and a second)
+                if any(r.deadline <= now for r in self._roots[tid]):
+                    late_roots.extend(self._roots.pop(tid))
             expired = 0
             while self._pending:
                 key, pend = next(iter(self._pending.items()))
@@ -485,7 +525,8 @@ class LogJoin:
                 self._see(key)
         if due:
             self.stats.add("spans_released_without_logs", sum(1 for h in due if not h.events))
-            self._release(due, now)
+        if due or late_roots:
+            self._release(due, now, late_roots)
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -496,6 +537,7 @@ class LogJoin:
         while True:
             with self._lock:
                 deadlines = [h.deadline for h in self._held.values()]
+                deadlines.extend(r.deadline for rs in self._roots.values() for r in rs)
                 if self._pending:
                     deadlines.append(next(iter(self._pending.values())).deadline)
                 if not deadlines and not self._kept:
@@ -513,6 +555,7 @@ class LogJoin:
                 "pending_records": self._pending_records,
                 "pending_bytes": self._pending_bytes,
                 "held_spans": len(self._held),
+                "held_roots": sum(len(r) for r in self._roots.values()),
                 "kept_spans": len(self._kept),
                 "kept_bytes": self._kept_bytes,
                 "seen": len(self._seen),
