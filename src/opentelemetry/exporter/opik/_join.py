@@ -294,7 +294,8 @@ class LogJoin:
                     self.stats.add("spans_held_for_logs")
                     started = True
                     continue
-                if _is_llm(rec) and (self._log_sources or self.keep_always):
+                # kept for a late re-send; before any log source, only spans that may still get content
+                if _is_llm(rec) and (self._log_sources or (self.keep_always and not own)):
                     self._keep(key, rec, owner, own, now)
                 else:
                     self._see(key)
