@@ -266,6 +266,16 @@ def test_mask_hook_sees_the_reference(opik: OpikStandin) -> None:
     tp.shutdown()
 
 
+def test_mask_hook_dropping_the_item_uploads_nothing(opik: OpikStandin) -> None:
+    exporter = make_exporter(opik, mask=lambda item, kind: None)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "vision masked away", BIG)
+    assert exporter.force_flush(20_000)
+    tp.shutdown()
+    assert exporter.stats()["dropped"]["masked"] == 2
+    assert not [r for r in opik.requests if "/attachment/" in r.path]
+
+
 def test_extractor_finds_runs_in_any_string_and_names_by_content() -> None:
     ex = Extractor(256_000)
     b64 = base64.b64encode(BIG).decode()

@@ -207,6 +207,17 @@ class AttachmentStage:
     def __init__(self, settings: OpikSettings, uploader: "AttachmentUploader") -> None:
         self.extractor = Extractor(settings.attachment_min_chars)
         self.uploader = uploader
+        #: (kind, id) -> attachments found, queued by :meth:`settle` once the item is known to leave
+        #: (a later stage or the mask hook may still drop it: then nothing is uploaded)
+        self._found: Dict[Tuple[str, str], List[Attachment]] = {}
+
+    def settle(self, m: Mapped, sent: bool) -> None:
+        if not self._found:
+            return
+        atts = self._found.pop((m.kind, str(m.data.get("id"))), None)
+        if atts and sent:
+            for a in atts:
+                self.uploader.submit(a)
 
     def __call__(self, m: Mapped) -> Mapped:
         if m.kind not in ("trace", "span"):
@@ -234,11 +245,12 @@ class AttachmentStage:
                     continue
                 seen.add(name)
                 project = d.get("project_name")
-                queued = self.uploader.submit(
+                if len(self._found) >= 4096:  # items never settled (a stage list used without a Pipeline)
+                    self._found.pop(next(iter(self._found)))
+                self._found.setdefault((m.kind, entity_id), []).append(
                     Attachment(m.kind, entity_id, project if isinstance(project, str) else None, name, mime, data)
                 )
-                notes.append({"file_name": name, "mime_type": mime, "size": len(data), "context": context,
-                              "queued": queued})
+                notes.append({"file_name": name, "mime_type": mime, "size": len(data), "context": context})
         if new is None:
             return m
         md = new.get("metadata")

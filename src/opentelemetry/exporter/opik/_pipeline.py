@@ -58,6 +58,8 @@ class Pipeline:
         self.stages: List[Stage] = list(stages) if stages is not None else default_stages(settings, self.stats)
         self._mask_failed: set = set()
         self._stage_failed = False
+        #: ``settle(item, sent)`` of stages that act only once an item is known to leave (attachments)
+        self._settlers = [f for f in (getattr(st, "settle", None) for st in self.stages) if f is not None]
 
     def process(
         self, records: Iterable[SpanRecord], default_project: Optional[str] = None, updated_at: Optional[str] = None
@@ -124,6 +126,8 @@ class Pipeline:
             for i in range(start, len(stages)):
                 r = stages[i](m)
                 if r is None:
+                    if self._settlers:
+                        self._settle(m, False)
                     return
                 if type(r) is list:
                     for m2 in r:
@@ -132,6 +136,8 @@ class Pipeline:
                 m = r  # type: ignore[assignment]
         except Exception as exc:  # noqa: BLE001 - fail closed: an item a privacy stage could not judge is not sent
             self.stats.drop("stage_error")
+            if self._settlers:
+                self._settle(m, False)
             if not self._stage_failed:
                 self._stage_failed = True
                 _logger.error(
@@ -140,10 +146,21 @@ class Pipeline:
             return
         if self.mask is not None:
             data = self._apply_mask(m)
+            if self._settlers:
+                self._settle(m, data is not None)
             if data is not None:
                 out.append(Item(m.kind, str(data.get("id", "")), dumps(data), m.label_key))
         else:
+            if self._settlers:
+                self._settle(m, True)
             out.append(Item(m.kind, str(m.data.get("id", "")), dumps(m.data), m.label_key))
+
+    def _settle(self, m: Mapped, sent: bool) -> None:
+        for settle in self._settlers:
+            try:
+                settle(m, sent)
+            except Exception as exc:  # noqa: BLE001 - the item itself is already decided
+                _logger.error("a stage failed to settle %s: %s", m.label, trail(exc))
 
     def _apply_mask(self, m: Mapped) -> Optional[Dict[str, Any]]:
         """Run the user's hook on a private plain-JSON copy of the item.
