@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-_START = re.compile(r"OTLP/HTTP on http://(?P<host>[^ ]+):(?P<port>\d+)/v1/traces(?:, OTLP/gRPC on [^ ]+:(?P<grpc>\d+))?")
+_START = re.compile(r"OTLP/HTTP on https?://(?P<host>[^ ]+):(?P<port>\d+)/v1/traces(?:, OTLP/gRPC on [^ ]+:(?P<grpc>\d+))?")
 
 
 def opik_otel_command() -> List[str]:

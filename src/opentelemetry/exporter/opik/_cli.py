@@ -10,8 +10,9 @@ rejected span); 2 bad usage or configuration (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .version import __version__
 
@@ -164,7 +165,26 @@ def _check(args: argparse.Namespace) -> int:
     settings = _resolve(args)
     if settings is None:
         return EXIT_USAGE
-    return report(settings, run_checks(settings), sys.stdout)
+    return report(settings, run_checks(settings) + _sidecar_file_checks(), sys.stdout)
+
+
+def _sidecar_file_checks() -> List[Any]:
+    """The sidecar's TLS and token files (``OPIK_OTEL_TLS_*``, ``OPIK_OTEL_AUTH_TOKEN_FILE``), read as ``serve`` reads them."""
+    names = ("OPIK_OTEL_TLS_CERT_FILE", "OPIK_OTEL_TLS_KEY_FILE", "OPIK_OTEL_TLS_CLIENT_CA_FILE", "OPIK_OTEL_AUTH_TOKEN_FILE")
+    given = [os.environ.get(n, "").strip() or None for n in names]
+    if not any(given):
+        return []  # the sidecar's server stack is only loaded when there is something to check
+    from ._check import FAIL, OK, WARN, Check
+    from .sidecar._tls import TlsFiles, check_files
+
+    status = {"error": FAIL, "warning": WARN, "ok": OK}
+    out: List[Any] = []
+    if given[3] and os.environ.get("OPIK_OTEL_AUTH_TOKEN", "").strip():
+        out.append(Check("sidecar auth", FAIL, "both OPIK_OTEL_AUTH_TOKEN and OPIK_OTEL_AUTH_TOKEN_FILE are set", "keep one"))
+    for level, message in check_files(TlsFiles(*given)):
+        out.append(Check("sidecar TLS" if "TOKEN" not in message else "sidecar auth", status[level], message,
+                         "fix the file named, or unset the variable" if level == "error" else ""))
+    return out
 
 
 def _settings(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from .._config import SPECS, ConfigError, resolve_settings
-from ._server import ServeOptions, Sidecar, grpc_available
+from ._server import ConfigurationError, ServeOptions, Sidecar, grpc_available
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
@@ -37,6 +37,10 @@ _ENV: Dict[str, Any] = {
     "retry_after": ("OPIK_OTEL_RETRY_AFTER", float, 1.0),
     "shutdown_timeout": ("OPIK_OTEL_SHUTDOWN_TIMEOUT", float, 20.0),
     "console": ("OPIK_OTEL_CONSOLE", lambda v: v.strip().lower() in ("1", "true", "yes", "on"), False),
+    "tls_cert": ("OPIK_OTEL_TLS_CERT_FILE", str, None),
+    "tls_key": ("OPIK_OTEL_TLS_KEY_FILE", str, None),
+    "tls_client_ca": ("OPIK_OTEL_TLS_CLIENT_CA_FILE", str, None),
+    "auth_token_file": ("OPIK_OTEL_AUTH_TOKEN_FILE", str, None),
 }
 _SETTING_FIELDS = tuple(s.field for s in SPECS)
 
@@ -53,6 +57,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TOKEN",
         help="require 'Authorization: Bearer TOKEN' on every OTLP request (prefer the environment variable: "
         "arguments show in process lists) [OPIK_OTEL_AUTH_TOKEN]",
+    )
+    g.add_argument(
+        "--auth-token-file",
+        metavar="FILE",
+        help="accept any bearer token listed in FILE (one per line, # comments); reread on SIGHUP or when it changes; "
+        "instead of --auth-token [OPIK_OTEL_AUTH_TOKEN_FILE]",
+    )
+
+    g = parser.add_argument_group("TLS (both receivers, same ports; files reread on SIGHUP or when they change)")
+    g.add_argument("--tls-cert", metavar="FILE", help="serve TLS (1.2 or later) with this PEM certificate chain [OPIK_OTEL_TLS_CERT_FILE]")
+    g.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert [OPIK_OTEL_TLS_KEY_FILE]")
+    g.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="mTLS: require a client certificate signed by a CA in this PEM file [OPIK_OTEL_TLS_CLIENT_CA_FILE]",
     )
 
     g = parser.add_argument_group("Opik (override the environment and ~/.opik.config; the API key only comes from OPIK_API_KEY or the config file)")
@@ -139,6 +158,8 @@ def serve_options(args: argparse.Namespace, env: Optional[Mapping[str, str]] = N
         if grpc_asked:
             raise _UsageError("OTLP/gRPC needs grpcio: pip install 'opentelemetry-exporter-opik[grpc]' (or pass --no-grpc)")
         values["grpc_port"] = None
+    if values["auth_token"] and values["auth_token_file"]:
+        raise _UsageError("set either OPIK_OTEL_AUTH_TOKEN (--auth-token) or OPIK_OTEL_AUTH_TOKEN_FILE (--auth-token-file), not both")
     if values["grpc_port"] is not None and values["grpc_port"] == values["port"] and values["port"] != 0:
         raise _UsageError(f"--port and --grpc-port are both {values['port']}: choose two ports")
     return ServeOptions(**values)
@@ -184,7 +205,7 @@ def run_serve(args: argparse.Namespace, on_started: Optional[Callable[[Sidecar],
         return EXIT_USAGE
     try:
         sidecar = Sidecar(settings, options)
-    except ImportError as exc:  # e.g. a spool dir on a build without the spool
+    except (ImportError, ConfigurationError) as exc:  # a spool dir on a build without the spool; a TLS or token file
         print(f"opik-otel serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:

@@ -10,9 +10,8 @@ Python OTLP exporter reads).
 
 from __future__ import annotations
 
-import hmac
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 import grpc
 from grpc import aio
@@ -20,7 +19,8 @@ from grpc import aio
 from .._otlp_logs import logs_response, metrics_response
 from . import _core
 from ._core import Outcome, Receiver
-from ._http import Runner
+from ._http import Runner, bearer_ok
+from ._tls import Tokens, as_tokens
 from ._wire import export_response, retry_info, status_pb
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -36,10 +36,10 @@ _CODES = {
 
 
 class OtlpGrpcService:
-    def __init__(self, receiver: Receiver, work: Runner, auth_token: Optional[str] = None) -> None:
+    def __init__(self, receiver: Receiver, work: Runner, auth_token: Union[str, Tokens, None] = None) -> None:
         self.receiver = receiver
         self.work = work
-        self.token = auth_token.encode("utf-8") if auth_token else None
+        self.token = as_tokens(auth_token)  # a token file's set is replaced in place on a reload
 
     def handler(self) -> grpc.GenericRpcHandler:
         method = grpc.unary_unary_rpc_method_handler(self.export)  # raw bytes in and out
@@ -63,9 +63,7 @@ class OtlpGrpcService:
         t0 = time.perf_counter()
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         if self.token is not None:
-            header = metadata.get("authorization", "")
-            scheme, _, given = header.strip().partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), self.token):
+            if not bearer_ok(metadata.get("authorization", "").encode("utf-8"), self.token):
                 self.receiver.count_response("grpc", "UNAUTHENTICATED", time.perf_counter() - t0)
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token: send 'authorization: Bearer <token>'")
         outcome = await self.work(self.receiver.other_signal, logs, request, False)
@@ -87,9 +85,7 @@ class OtlpGrpcService:
         t0 = time.perf_counter()
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         if self.token is not None:
-            header = metadata.get("authorization", "")
-            scheme, _, given = header.strip().partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), self.token):
+            if not bearer_ok(metadata.get("authorization", "").encode("utf-8"), self.token):
                 self.receiver.count_response("grpc", "UNAUTHENTICATED", time.perf_counter() - t0)
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token: send 'authorization: Bearer <token>'")
         project = metadata.get("projectname")
@@ -115,8 +111,16 @@ class OtlpGrpcService:
         return outcome, payload
 
 
-async def start_grpc(receiver: Receiver, work: Runner, host: str, port: int, auth_token: Optional[str], max_concurrent: int) -> Tuple[aio.Server, int]:
-    """Start the gRPC server; returns it and the port it bound (useful with port 0)."""
+async def start_grpc(
+    receiver: Receiver,
+    work: Runner,
+    host: str,
+    port: int,
+    auth_token: Union[str, Tokens, None],
+    max_concurrent: int,
+    credentials: Any = None,
+) -> Tuple[aio.Server, int]:
+    """Start the gRPC server (TLS with ``credentials``); returns it and the port it bound (useful with port 0)."""
     limit = receiver.limits.max_body_bytes
     server = aio.server(
         options=[
@@ -130,7 +134,8 @@ async def start_grpc(receiver: Receiver, work: Runner, host: str, port: int, aut
     server.add_generic_rpc_handlers((service.handler(), *service.other_handlers()))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        # TLS (and mTLS) by grpcio's own credentials; the dynamic ones ask the reloader for new material
+        bound = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     except RuntimeError as exc:
         raise OSError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from None
     if not bound:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 from .._otlp_logs import logs_response, metrics_response
 from . import _core
 from ._core import Outcome, Receiver
+from ._tls import Tokens, as_tokens
 from ._wire import (
     GRPC_INVALID_ARGUMENT,
     GRPC_RESOURCE_EXHAUSTED,
@@ -69,21 +70,33 @@ class _Disconnected(Exception):
 _OVER_BUDGET = object()
 
 
-def bearer_ok(header: Optional[bytes], token: bytes) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time."""
+def bearer_ok(header: Optional[bytes], token: Union[bytes, Tokens]) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time (against every token of a ``Tokens``)."""
     if not header:
         return False
     scheme, _, given = header.strip().partition(b" ")
-    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token)
+    if scheme.lower() != b"bearer":
+        return False
+    if isinstance(token, Tokens):
+        return token.accepts(given.strip())
+    return hmac.compare_digest(given.strip(), token)
 
 
 class OtlpHttpApp:
     """The ASGI application; ``work`` runs the blocking part of each request."""
 
-    def __init__(self, receiver: Receiver, work: Runner, auth_token: Optional[str] = None, max_inflight_bytes: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        work: Runner,
+        auth_token: Union[str, Tokens, None] = None,
+        max_inflight_bytes: Optional[int] = None,
+    ) -> None:
         self.receiver = receiver
         self.work = work
-        self.token = auth_token.encode("utf-8") if auth_token else None
+        self.token = as_tokens(auth_token)  # a token file's set is replaced in place on a reload
+        #: more Prometheus lines for /metrics (the TLS/token reload counters)
+        self.extra_metrics: Optional[Callable[[], str]] = None
         limit = receiver.limits.max_body_bytes
         #: request bytes held at once (read or waiting for the worker); beyond it: 503 + Retry-After
         self.max_inflight_bytes = max_inflight_bytes or max(4 * limit, 64 * 1024 * 1024)
@@ -128,7 +141,7 @@ class OtlpHttpApp:
             ok, why = await asyncio.get_running_loop().run_in_executor(None, self.receiver.readiness)
             await _respond(send, 200 if ok else 503, _TEXT, (("ready: " if ok else "not ready: ") + why + "\n").encode())
         else:
-            await _respond(send, 200, _PROM, self.receiver.metrics_text().encode())
+            await _respond(send, 200, _PROM, (self.receiver.metrics_text() + (self.extra_metrics() if self.extra_metrics else "")).encode())
 
     async def _traces(self, scope: Scope, receive: Receive, send: Send, signal_path: str = TRACES_PATH) -> None:
         t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from .._stats import Stats
 from .._transport import Transport
 from ._core import Limits, Receiver
 from ._http import OtlpHttpApp
+from ._tls import POLL_INTERVAL, Reloader, TlsConfigError, TlsFiles, expiry_warning
 
 _logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
 
@@ -63,12 +64,25 @@ class ServeOptions:
     inline: bool = False
     #: also print each received trace as a tree (``--console``)
     console: bool = False
+    #: TLS on both receivers (PEM chain and key), mTLS with a client CA; reloaded on SIGHUP or a file change
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    tls_client_ca: Optional[str] = None
+    #: one accepted bearer token per line (instead of auth_token); reloaded like the TLS files
+    auth_token_file: Optional[str] = None
+
+    def tls_files(self) -> TlsFiles:
+        return TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca, self.auth_token_file)
 
     def limits(self) -> Limits:
         return Limits(
             self.max_body_bytes,
             DecodeLimits(max_spans=self.max_spans_per_request, max_attributes=self.max_attributes, max_depth=self.max_depth),
         )
+
+
+class ConfigurationError(Exception):
+    """A setting that cannot be used (named in the message); ``opik-otel serve`` exits 2."""
 
 
 class _Server(uvicorn.Server):
@@ -163,6 +177,31 @@ class Sidecar:
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._stop_requested = False
         self._stopping_since: Optional[float] = None
+        #: TLS material and tokens (read now: a bad file fails the start, naming its setting)
+        files = self.options.tls_files()
+        try:
+            self.reloader = Reloader(files, None)
+        except TlsConfigError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if self.reloader.material is not None:
+            warning = expiry_warning(files, self.reloader.material)
+            if warning:
+                _logger.warning("%s", warning)
+        self._poll_task: Optional["asyncio.Task[Any]"] = None
+
+    def _auth(self) -> Any:
+        """What the receivers check: the token file's set (replaced on reloads), or the one token."""
+        return self.reloader.tokens if self.reloader.tokens is not None else self.options.auth_token
+
+    def reload(self, why: str = "SIGHUP") -> bool:
+        """Reread the TLS files and token file; new connections use them (the old ones stay on failure)."""
+        return self.reloader.reload(why)
+
+    async def _poll_files(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            if self.reloader.changed():
+                await asyncio.get_running_loop().run_in_executor(None, self.reload, "a file changed")
 
     # -- running -----------------------------------------------------------------------
     def _runner(self) -> Callable[..., Any]:
@@ -189,7 +228,10 @@ class Sidecar:
         work = self._runner()
         sock = _listen(opts.host, opts.port)
         self.http_port = sock.getsockname()[1]
-        app = OtlpHttpApp(self.receiver, work, opts.auth_token, opts.max_inflight_bytes)
+        app = OtlpHttpApp(self.receiver, work, self._auth(), opts.max_inflight_bytes)
+        reloads = self.reloader.files.paths()
+        if reloads:
+            app.extra_metrics = self.reloader.metrics_text
         grace = min(5.0, opts.shutdown_timeout / 4)
         kwargs: dict = dict(
             lifespan="off",
@@ -201,13 +243,22 @@ class Sidecar:
         )
         if "timeout_graceful_shutdown" in uvicorn.Config.__init__.__code__.co_varnames:
             kwargs["timeout_graceful_shutdown"] = grace
+        tls_context = self.reloader.http_context()
+        if tls_context is not None and "ssl_context_factory" in uvicorn.Config.__init__.__code__.co_varnames:
+            kwargs["ssl_context_factory"] = lambda _config, _default: tls_context
         config = uvicorn.Config(app, **kwargs)
+        if tls_context is not None and "ssl_context_factory" not in kwargs:  # older uvicorn: the loaded config's context
+            config.load()
+            config.ssl = tls_context
         self._server = _Server(config)
         if opts.grpc_port is not None:
             from ._grpc import start_grpc
 
             try:
-                self._grpc, self.grpc_port = await start_grpc(self.receiver, work, opts.host, opts.grpc_port, opts.auth_token, opts.max_connections)
+                creds = self.reloader.grpc_credentials() if self.reloader.material is not None else None
+                self._grpc, self.grpc_port = await start_grpc(
+                    self.receiver, work, opts.host, opts.grpc_port, self._auth(), opts.max_connections, creds
+                )
             except OSError:
                 sock.close()
                 raise
@@ -215,9 +266,16 @@ class Sidecar:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.request_stop)
+            if reloads:
+                with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                    loop.add_signal_handler(
+                        signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload, "SIGHUP")
+                    )
+        if reloads:
+            self._poll_task = asyncio.ensure_future(self._poll_files())
         self.stream.write(self.start_line() + "\n")
         self.stream.flush()
-        if not _is_loopback(opts.host) and not opts.auth_token:
+        if not _is_loopback(opts.host) and not self._auth() and self.reloader.material is None:
             _logger.warning(
                 "listening on %s without an auth token: anyone who reaches this port can write to your Opik "
                 "workspace; set OPIK_OTEL_AUTH_TOKEN (or --auth-token)",
@@ -228,9 +286,11 @@ class Sidecar:
         try:
             await self._server.serve(sockets=[sock])
         finally:
+            if self._poll_task is not None:
+                self._poll_task.cancel()
             code = await self._finish()
             if install_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
                     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                         loop.remove_signal_handler(sig)
         return code
@@ -238,7 +298,8 @@ class Sidecar:
     def start_line(self) -> str:
         opts = self.options
         host = f"[{opts.host}]" if ":" in opts.host else opts.host
-        bits = [f"OTLP/HTTP on http://{host}:{self.http_port}/v1/traces"]
+        scheme = "https" if self.reloader.material is not None else "http"
+        bits = [f"OTLP/HTTP on {scheme}://{host}:{self.http_port}/v1/traces"]
         if self.grpc_port is not None:
             bits.append(f"OTLP/gRPC on {host}:{self.grpc_port}")
         elif opts.grpc_port is not None or not grpc_available():
@@ -248,7 +309,9 @@ class Sidecar:
             target = "dry run: printing Opik traces, sending nothing"
         else:
             target = f"Opik at {public_url(s.url)} (workspace {s.workspace!r}, default project {s.project_name!r})"
-        auth = "bearer token required" if opts.auth_token else "no auth token"
+        auth = "bearer token required" if self._auth() else "no auth token"
+        if self.reloader.material is not None:
+            auth += "; TLS" + (" with client certificates (mTLS)" if opts.tls_client_ca else "")
         return f"opik-otel serve: {', '.join(bits)} -> {target}; {auth}"
 
     def request_stop(self) -> None:
@@ -309,4 +372,4 @@ def run(settings: OpikSettings, options: Optional[ServeOptions] = None) -> int:
     return asyncio.run(Sidecar(settings, options).serve())
 
 
-__all__: List[str] = ["ServeOptions", "Sidecar", "run", "grpc_available", "public_url"]
+__all__: List[str] = ["ConfigurationError", "ServeOptions", "Sidecar", "run", "grpc_available", "public_url"]
