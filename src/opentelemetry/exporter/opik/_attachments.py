@@ -211,6 +211,24 @@ class AttachmentStage:
         #: (a later stage or the mask hook may still drop it: then nothing is uploaded)
         self._found: Dict[Tuple[str, str], List[Attachment]] = {}
 
+    def _may_hold(self, record: Any) -> bool:
+        """True if some attribute (span, event, resource) is long enough to carry a run (bytes count
+        as their base64 length): what the mappers put in input/output/metadata comes from these."""
+        n = self.extractor.min_chars * 3 // 4
+        sources = [record.attributes, getattr(record, "resource", None) or {}]
+        sources += [e.attributes for e in getattr(record, "events", ()) or () if e.attributes]
+        for attrs in sources:
+            for v in attrs.values():
+                if type(v) is str or isinstance(v, (bytes, bytearray)):
+                    if len(v) >= n:
+                        return True
+                elif isinstance(v, (list, tuple)):
+                    if any(isinstance(x, (str, bytes)) and len(x) >= n for x in v):
+                        return True
+                elif not isinstance(v, (int, float, bool)) and v is not None:
+                    return True  # a value of another shape (an OTLP kvlist, a mapping): look at the item
+        return False
+
     def settle(self, m: Mapped, sent: bool) -> None:
         if not self._found:
             return
@@ -222,6 +240,9 @@ class AttachmentStage:
     def __call__(self, m: Mapped) -> Mapped:
         if m.kind not in ("trace", "span"):
             return m
+        record = getattr(m.mapped, "record", None)
+        if record is not None and not self._may_hold(record):
+            return m  # no attribute long enough to hold a run: most spans end here
         d = m.data
         entity_id = d.get("id")
         if not isinstance(entity_id, str):
