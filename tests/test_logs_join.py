@@ -13,6 +13,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
 from opentelemetry.exporter.opik import OpikLogExporter
 from opentelemetry.exporter.opik._join import MAX_PENDING_BYTES, MAX_PENDING_RECORDS, LogJoin, to_event
+from opentelemetry.exporter.opik._record import SpanRecord
 
 
 def test_100k_log_records_whose_spans_never_come_stay_bounded_and_are_counted() -> None:
@@ -88,3 +89,46 @@ def test_a_log_body_becomes_the_keys_the_span_event_carries() -> None:
     }
     assert to_event("gen_ai.user.message", 1, {}, "Hello").attributes == {"content": "Hello"}
     assert to_event("gen_ai.content.prompt", 1, {}, "Hello").attributes == {"gen_ai.prompt": "Hello"}
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.delivered: list = []
+
+    def deliver_joined(self, records: list, resend: bool) -> None:
+        self.delivered.append((records, resend))
+
+
+def _llm(span_id: int, start: int, end: int) -> SpanRecord:
+    return SpanRecord(
+        trace_id=span_id, span_id=span_id, parent_span_id=None, name="openai.chat", start_ns=start, end_ns=end,
+        attributes={"llm.request.type": "chat", "gen_ai.system": "openai"},
+        scope_name="opentelemetry.instrumentation.openai.v1",
+    )
+
+
+_CHOICE = {"index": 0, "finish_reason": "stop", "message": {"content": "Hello"}}
+
+
+def test_a_spanless_answer_joins_the_one_span_that_ended_right_after_it_in_either_order() -> None:
+    t = 1_000_000_000_000
+    # the record first, then its span
+    join = LogJoin()
+    join.logs([(0, 0, "gen_ai.choice", t + 5_000_000 - 50_000, {}, _CHOICE)])
+    (rec,) = join.spans([_llm(1, t, t + 5_000_000)], _Sink())
+    assert [e.name for e in rec.events] == ["gen_ai.choice"]
+    # the span first (kept after sending), then the record: the span is sent again with it
+    join, sink = LogJoin(keep_always=True), _Sink()
+    join.spans([_llm(2, t, t + 5_000_000)], sink)
+    join.logs([(0, 0, "gen_ai.choice", t + 5_000_000 - 50_000, {}, _CHOICE)])
+    ((records, resend),) = sink.delivered
+    assert resend and [e.name for e in records[0].events] == ["gen_ai.choice"]
+
+
+def test_a_spanless_answer_two_spans_could_own_is_not_guessed() -> None:
+    t = 1_000_000_000_000
+    join, sink = LogJoin(keep_always=True), _Sink()
+    join.spans([_llm(3, t, t + 5_000_000), _llm(4, t + 1_000, t + 5_000_100)], sink)  # two concurrent streams
+    join.logs([(0, 0, "gen_ai.choice", t + 4_990_000, {}, _CHOICE)])
+    assert sink.delivered == []
+    assert join.stats.snapshot()["dropped"] == {"log_record_without_span": 1}

@@ -73,6 +73,10 @@ MAX_KEPT_BYTES = 32 * 1024 * 1024
 KEPT_SECONDS = 300.0
 MAX_SEEN = 65_536
 MAX_RESPONSE_IDS = 16_384
+#: content records emitted outside any span context (Traceloop 0.62.4's streamed ``gen_ai.choice``)
+#: join the one LLM span that ended within this many ns after them, if exactly one did
+ORPHAN_WINDOW_NS = 10_000_000
+MAX_ORPHANS = 1_000
 
 _LLM_OPS = frozenset(("chat", "text_completion", "generate_content", "completion", "generate", "text_generation"))
 #: span attributes that mean the span carries its own messages
@@ -117,6 +121,28 @@ def _own_content(rec: SpanRecord) -> bool:
 
 def _awaits_logs(rec: SpanRecord) -> bool:
     return rec.scope_name.startswith(_LOGGING_SCOPES) and _is_llm(rec) and not _own_content(rec)
+
+
+_OUTPUT_EVENTS = frozenset(("gen_ai.choice", EV_COMPLETION))
+_OUTPUT_KEYS = ("gen_ai.output.messages", "gen_ai.completion.0.content", "gen_ai.completion.0.role", "gen_ai.completion")
+
+
+def _orphan_host(rec: SpanRecord) -> bool:
+    """A span a span-less answer record may belong to: an LLM span of an instrumentation, without an answer."""
+    if not rec.scope_name.startswith("opentelemetry.instrumentation.") or not _is_llm(rec):
+        return False
+    if any(k in rec.attributes for k in _OUTPUT_KEYS):
+        return False
+    return not any(e.name in _OUTPUT_EVENTS for e in rec.events)
+
+
+def _within(rec: SpanRecord, t: int) -> bool:
+    """``t`` falls inside the span, in its last ``ORPHAN_WINDOW_NS``."""
+    return max(rec.start_ns, rec.end_ns - ORPHAN_WINDOW_NS) <= t <= rec.end_ns
+
+
+def _answerless(h: "_Held") -> bool:
+    return not any(e.name in _OUTPUT_EVENTS for e in h.events)
 
 
 def event_name(name: Optional[str], attributes: Mapping[str, Any]) -> Optional[str]:
@@ -232,6 +258,8 @@ class LogJoin:
         self._by_response: "collections.OrderedDict[str, List[EventRecord]]" = collections.OrderedDict()
         self._log_sources = 0
         self._thread: Optional[threading.Thread] = None
+        #: (event, deadline) of content records that came without a span id
+        self._orphans: "collections.deque[Tuple[EventRecord, float]]" = collections.deque()
 
     # -- who is listening ---------------------------------------------------------------
     def attach_logs(self) -> None:
@@ -254,7 +282,7 @@ class LogJoin:
         now = time.monotonic()
         started = False
         with self._lock:
-            if not self._pending and not self._log_sources and not self.keep_always:
+            if not self._pending and not self._orphans and not self._log_sources and not self.keep_always:
                 return list(records)
             # children first: a root waits when a span of its trace waits
             ordered = [r for r in records if not r.is_local_root] + [r for r in records if r.is_local_root]
@@ -303,10 +331,70 @@ class LogJoin:
                     self._roots.setdefault(rec.trace_id, []).append(_Held(rec, owner, now + self.window + 1.0))
                     continue
                 out.append(rec)
+            if self._orphans:
+                self._adopt_orphans(out, owner, now)
             if started:
                 self._ensure_thread()
                 self._wake.notify_all()
         return out
+
+    def _adopt_orphans(self, out: List[SpanRecord], owner: Owner, now: float) -> None:
+        """Give a span-less answer record to the one span of this batch (or held) that ended right after it."""
+        cands: List[Tuple[int, SpanRecord]] = [(i, r) for i, r in enumerate(out) if _orphan_host(r)]
+        cands += [(-1, h.record) for h in self._held.values() if _answerless(h) and _orphan_host(h.record)]
+        if not cands:
+            return
+        kept_orphans: "collections.deque[Tuple[EventRecord, float]]" = collections.deque()
+        for ev, deadline in self._orphans:
+            hits = [(i, r) for i, r in cands if _within(r, ev.time_ns)]
+            if len(hits) != 1:
+                kept_orphans.append((ev, deadline))
+                continue
+            i, rec = hits[0]
+            self.stats.add("log_records_joined_by_time")
+            if i < 0:
+                self._held[(rec.trace_id, rec.span_id)].events.append(ev)
+            else:
+                out[i] = _with_events(rec, (ev,))
+                kept = self._kept.get((rec.trace_id, rec.span_id))
+                if kept is not None:
+                    kept.record = out[i]
+            cands = [c for c in cands if c[1] is not rec]  # one answer per span
+        self._orphans = kept_orphans
+
+    def _orphan(self, ev: EventRecord, now: float) -> Optional[Tuple[Optional[_Held], Optional[_Kept]]]:
+        """A span-less content record: joined to the one held or kept span that ended right after it, else waits."""
+        if ev.name not in CONTENT_EVENTS or not ev.time_ns:
+            self.stats.drop("log_record_without_span")
+            return None
+        t = ev.time_ns
+        fits = [
+            h
+            for h in self._held.values()
+            if _answerless(h) and _orphan_host(h.record) and _within(h.record, t)
+        ]
+        kept = [
+            k
+            for k in self._kept.values()
+            if not k.own_content and _orphan_host(k.record) and _within(k.record, t)
+        ]
+        if len(fits) + len(kept) > 1:
+            self.stats.drop("log_record_without_span")
+            return None
+        if fits:
+            fits[0].events.append(ev)
+            self.stats.add("log_records_joined_by_time")
+            return fits[0], None
+        if kept:
+            k = kept[0]
+            k.record = _with_events(k.record, (ev,))
+            self.stats.add("log_records_joined_by_time")
+            return None, k
+        self._orphans.append((ev, now + min(self.pending_seconds, 60.0)))
+        while len(self._orphans) > MAX_ORPHANS:
+            self._orphans.popleft()
+            self.stats.drop("log_record_without_span")
+        return None
 
     def _without_content(self, events: List[EventRecord]) -> List[EventRecord]:
         kept = [e for e in events if e.name not in CONTENT_EVENTS]
@@ -365,7 +453,14 @@ class LogJoin:
                                 self.stats.drop("log_span_never_came", len(gone))
                             continue
                 if not key[1]:
-                    self.stats.drop("log_record_without_span")
+                    joined = self._orphan(ev, now)
+                    if joined is not None:
+                        h_or_none, k_or_none = joined
+                        if h_or_none is not None and not h_or_none.ready:
+                            h_or_none.ready = True
+                            release.append(h_or_none)
+                        if k_or_none is not None and k_or_none not in resend:
+                            resend.append(k_or_none)
                     continue
                 held = self._held.get(key)
                 if held is not None:
@@ -517,6 +612,9 @@ class LogJoin:
                 expired += len(pend.events)
             if expired:
                 self.stats.drop("log_span_never_came", expired)
+            while self._orphans and self._orphans[0][1] <= now:
+                self._orphans.popleft()
+                self.stats.drop("log_record_without_span")
             while self._kept:
                 key, kept = next(iter(self._kept.items()))
                 if kept.expires > now:
@@ -541,6 +639,8 @@ class LogJoin:
                 deadlines.extend(r.deadline for rs in self._roots.values() for r in rs)
                 if self._pending:
                     deadlines.append(next(iter(self._pending.values())).deadline)
+                if self._orphans:
+                    deadlines.append(self._orphans[0][1])
                 if not deadlines and not self._kept:
                     self._thread = None
                     return
