@@ -345,3 +345,30 @@ def test_span_filter_drops_before_extraction(opik: OpikStandin) -> None:
     tp.shutdown()
     names = {k[2] for k in opik.attachments}
     assert names and all(n.startswith("metadata-attachment-") for n in names)
+
+
+def test_with_a_spool_an_upload_given_up_is_sent_by_the_next_exporter(opik: OpikStandin, tmp_path: Any) -> None:
+    import os
+
+    spool = tmp_path / "spool"
+    fault = opik.faults.add(Fault.respond(503, times=None, path="/v1/private/attachment/upload-start"))
+    first = make_exporter(opik, spool_dir=str(spool), retry_deadline=1.0)
+    tp = provider_for(first)
+    _semconv_span(tp, "vision spooled", BIG)
+    first.force_flush(5_000)
+    opik.wait_for_counts(traces=1, spans=1)
+    tp.shutdown()
+    stats = first.stats()
+    assert stats["attachments_spooled"] == 2 and not any(k.startswith("attachment_") for k in stats["dropped"])
+    files = os.listdir(spool / "attachments")
+    assert len([f for f in files if f.endswith(".opikatt")]) == 2
+    assert opik.attachments == {}
+    opik.faults.remove(fault)
+    second = make_exporter(opik, spool_dir=str(spool))  # a restarted process: adopts the files
+    assert second.force_flush(20_000)
+    _wait_attachments(opik, 2)
+    span = next(iter(opik.spans.values()))
+    assert [v["data"] for k, v in opik.attachments.items() if k[:2] == ("span", span["id"])] == [BIG]
+    assert second.stats()["attachments_unspooled"] == 2
+    assert not [f for f in os.listdir(spool / "attachments") if f.endswith(".opikatt")]
+    second.shutdown()

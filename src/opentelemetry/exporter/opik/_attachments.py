@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import mimetypes
+import os
 import re
 import threading
 import time
@@ -108,7 +109,7 @@ def file_name(context: str, data: bytes, mime: str) -> str:
 
 
 class Attachment:
-    __slots__ = ("entity_type", "entity_id", "project_name", "file_name", "mime_type", "data", "first_seen")
+    __slots__ = ("entity_type", "entity_id", "project_name", "file_name", "mime_type", "data", "first_seen", "path")
 
     def __init__(
         self, entity_type: str, entity_id: str, project_name: Optional[str], name: str, mime: str, data: bytes
@@ -120,6 +121,8 @@ class Attachment:
         self.mime_type = mime
         self.data = data
         self.first_seen = time.monotonic()
+        #: its file in the spool's ``attachments/`` directory, while it waits there
+        self.path: Optional[str] = None
 
     @property
     def key(self) -> Tuple[str, str, str]:
@@ -281,6 +284,16 @@ class AttachmentStage:
         return Mapped(m.kind, new, m.label_key, m.mapped)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _json_field(text: str, key: str) -> Any:
     try:
         return json.loads(text).get(key)
@@ -319,11 +332,90 @@ class AttachmentUploader:
         self._queued_keys: set = set()
         #: ``None`` until Opik told us; then ``"s3"`` or ``"local"`` (cached for every later upload)
         self.mode: Optional[str] = None
+        #: ``<spool>/attachments`` when the writer has a spool: waiting attachments are kept there
+        self.spool: Optional[str] = None
+        self._spool_max = settings.spool_max_bytes
+        self._spool_bytes = 0
+
+    # -- the spool -------------------------------------------------------------------
+
+    def attach_spool(self, directory: str) -> None:
+        """Keep waiting attachments on disk under ``directory``; adopt what a dead process left there."""
+        d = os.path.join(directory, "attachments")
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as exc:
+            _logger.warning("Opik exporter: no attachment spool in %s: %s", d, exc)
+            return
+        self.spool = d
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            return
+        for name in names:
+            if not name.endswith(".opikatt"):
+                continue
+            path = os.path.join(d, name)
+            try:
+                self._spool_bytes += os.path.getsize(path)
+                pid = int(name.split("-", 1)[0])
+            except (OSError, ValueError):
+                continue
+            if pid != os.getpid() and _pid_alive(pid):
+                continue  # another live process waits for it
+            mine = os.path.join(d, f"{os.getpid()}-{name.split('-', 1)[1]}")
+            try:
+                os.rename(path, mine)  # the claim: one process wins
+                with open(mine, "rb") as fh:
+                    head = json.loads(fh.readline())
+                    data = fh.read()
+                a = Attachment(head["entity_type"], head["entity_id"], head.get("project_name"), head["file_name"],
+                               head["mime_type"], data)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            a.path = mine
+            if not self.submit(a, persist=False):
+                break  # the memory budget is full: the rest waits on disk for the next process
+            self.stats.add("attachments_unspooled")
+
+    def _persist(self, a: Attachment) -> None:
+        if self.spool is None or self._spool_bytes + len(a.data) > self._spool_max:
+            return
+        key = hashlib.sha256("/".join(a.key).encode()).hexdigest()[:24]
+        path = os.path.join(self.spool, f"{os.getpid()}-{key}.opikatt")
+        head = {"entity_type": a.entity_type, "entity_id": a.entity_id, "project_name": a.project_name,
+                "file_name": a.file_name, "mime_type": a.mime_type}
+        try:
+            tmp = path + ".tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(json.dumps(head).encode() + b"\n")
+                fh.write(a.data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            _logger.warning("Opik exporter: attachment kept in memory only: %s", exc)
+            return
+        a.path = path
+        self._spool_bytes += len(a.data)
+
+    def _unpersist(self, a: Attachment) -> None:
+        if a.path is not None:
+            try:
+                size = os.path.getsize(a.path)
+                os.unlink(a.path)
+                self._spool_bytes -= size
+            except OSError:
+                pass
+            a.path = None
 
     # -- the producer side -------------------------------------------------------------
 
-    def submit(self, a: Attachment) -> bool:
+    def submit(self, a: Attachment, persist: bool = True) -> bool:
         """Queue ``a`` without blocking; False when it was dropped (counted) or is known already."""
+        if persist and self.spool is not None:
+            with self._cond:
+                known = a.key in self._seen or a.key in self._queued_keys or self._closed
+            if not known and self._bytes + len(a.data) <= self.max_bytes:
+                self._persist(a)
         with self._cond:
             if a.key in self._seen or a.key in self._queued_keys:
                 self.stats.add("attachments_deduplicated")
@@ -335,7 +427,8 @@ class AttachmentUploader:
                 self.stats.drop("attachment_too_large")
                 return False
             if self._bytes + len(a.data) > self.max_bytes:
-                self.stats.drop("attachment_queue_full")
+                if a.path is None:
+                    self.stats.drop("attachment_queue_full")
                 return False
             self._queue.append(a)
             self._queued_keys.add(a.key)
@@ -369,11 +462,15 @@ class AttachmentUploader:
         ok = self.flush(timeout)
         with self._cond:
             self._closed = True
-            left = len(self._queue) + (1 if self._busy else 0)
+            left = len(self._queue)  # the one being sent is counted by the sender thread
+            kept = sum(1 for a in self._queue if a.path is not None)
+            left -= kept
             self._queue.clear()
             self._queued_keys.clear()
             self._bytes = 0
             self._cond.notify_all()
+        if kept:
+            self.stats.add("attachments_spooled", kept)  # the next process with this spool uploads them
         if left:
             self.stats.drop("attachment_shutdown", left)
         self.transport.close()
@@ -397,6 +494,9 @@ class AttachmentUploader:
             except Exception as exc:  # noqa: BLE001 - a bug never stops the uploads
                 _logger.error("Opik exporter: attachment upload failed: %s", trail(exc))
                 reason = "internal_error"
+            spooled = reason in ("retry_deadline", "unauthorized", "shutdown") and a.path is not None
+            if not spooled:
+                self._unpersist(a)
             with self._cond:
                 self._busy = False
                 self._bytes -= len(a.data)
@@ -409,6 +509,8 @@ class AttachmentUploader:
             if reason is None:
                 self.stats.add("attachments_uploaded")
                 self.stats.add("attachment_bytes_uploaded", len(a.data))
+            elif spooled:
+                self.stats.add("attachments_spooled")  # on disk: the next process with this spool uploads it
             else:
                 self.stats.drop("attachment_" + reason)
                 _logger.warning(
@@ -579,4 +681,6 @@ def writer_with_uploads(settings: OpikSettings, stats: Stats, spool: Any, shrink
             release(stats)
             return ok and ok_up
 
+    if spool is not None and settings.spool_dir:
+        uploader_for(settings, stats).attach_spool(settings.spool_dir)
     return AttachmentWriter(settings, stats=stats, spool=spool, shrink=shrink)
