@@ -426,3 +426,62 @@ def test_check_reports_the_sidecar_files(opik: OpikStandin, pki: Pki) -> None:
     env["OPIK_OTEL_TLS_KEY_FILE"] = pki.path("server-a.key")
     done = subprocess.run(opik_otel_command() + ["check"], env=env, capture_output=True, text=True, timeout=30)
     assert "[ok]" in done.stdout and "sidecar TLS: TLS certificate and key load" in done.stdout, done.stdout
+
+
+def test_cert_manager_example_runs_and_follows_a_renewal(opik: OpikStandin, pki: Pki, tmp_path: Path) -> None:
+    """examples/collector/kubernetes-gateway-tls.yaml: its settings, mounts and HTTPS probes against a real sidecar;
+    a renewal done the way the kubelet updates a Secret volume (the ``..data`` symlink swapped) is picked up."""
+    yaml = pytest.importorskip("yaml")
+    manifest = Path(__file__).resolve().parent.parent / "examples" / "collector" / "kubernetes-gateway-tls.yaml"
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert all("subPath" not in m for m in mounts.values())  # subPath mounts never see a renewal
+    cert = next(d for d in docs if d["kind"] == "Certificate")
+    volumes = {v["name"]: v["secret"]["secretName"] for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    env = {v["name"]: v["value"] for v in container["env"] if "value" in v and v["name"].startswith("OPIK_OTEL_")}
+    tls_mount = next(p for p, m in mounts.items() if volumes[m["name"]] == cert["spec"]["secretName"])
+    assert env["OPIK_OTEL_TLS_CERT_FILE"] == f"{tls_mount}/tls.crt" and env["OPIK_OTEL_TLS_KEY_FILE"] == f"{tls_mount}/tls.key"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    tokens_secret = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "opik-otel-tokens")
+    # the mounted volumes, laid out as the kubelet does: <dir>/..data -> <dir>/..<version>/, files link through ..data
+    local: Dict[str, str] = {}
+
+    def kubelet_volume(mount: str, files: Dict[str, bytes], version: str) -> Path:
+        d = tmp_path / mount.strip("/").replace("/", "_")
+        (d / f"..{version}").mkdir(parents=True)
+        for name, data in files.items():
+            (d / f"..{version}" / name).write_bytes(data)
+        tmp_link = d / "..data_tmp"
+        tmp_link.symlink_to(f"..{version}")
+        os.replace(tmp_link, d / "..data")
+        for name in files:
+            if not (d / name).is_symlink():
+                (d / name).symlink_to(f"..data/{name}")
+        return d
+
+    tls_dir = kubelet_volume(tls_mount, {"tls.crt": pki.read("server-a.pem"), "tls.key": pki.read("server-a.key"),
+                                         "ca.crt": pki.read("ca.pem")}, "v1")
+    tok_mount = next(p for p, m in mounts.items() if volumes[m["name"]] == "opik-otel-tokens")
+    tok_dir = kubelet_volume(tok_mount, {k: v.encode() for k, v in tokens_secret["stringData"].items()}, "v1")
+    for var, value in env.items():
+        for mount, d in ((tls_mount, tls_dir), (tok_mount, tok_dir)):
+            if value.startswith(mount + "/"):
+                local[var] = str(d / value[len(mount) + 1:])
+    assert set(local) == {"OPIK_OTEL_TLS_CERT_FILE", "OPIK_OTEL_TLS_KEY_FILE", "OPIK_OTEL_AUTH_TOKEN_FILE"}
+    with _serving(opik, env=clean_env(**local)) as sc:
+        assert "bearer token required" in sc.start_line and "TLS" in sc.start_line
+        for probe in ("livenessProbe", "readinessProbe"):
+            path = container[probe]["httpGet"]["path"]
+            assert httpx.get(f"https://127.0.0.1:{sc.port}{path}", verify=False, timeout=10).status_code == 200  # noqa: S501 - the kubelet's way
+        token = next(t for t in tokens_secret["stringData"]["tokens"].splitlines() if t.strip() and not t.startswith("#"))
+        r = httpx.post(f"https://127.0.0.1:{sc.port}/v1/traces", content=protobuf_body(_one_span("k8s")), verify=_verify(pki),
+                       headers={"content-type": "application/x-protobuf", "authorization": f"Bearer {token.strip()}"}, timeout=10)
+        assert r.status_code == 200
+        assert _peer_serial(sc.port, pki) == SERIAL_A
+        kubelet_volume(tls_mount, {"tls.crt": pki.read("server-b.pem"), "tls.key": pki.read("server-b.key"),
+                                   "ca.crt": pki.read("ca.pem")}, "v2")
+        wait_until(lambda: _peer_serial(sc.port, pki) == SERIAL_B, 10, "the renewed certificate")
+        opik.wait_for_counts(spans=1)
