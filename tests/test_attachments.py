@@ -372,3 +372,27 @@ def test_with_a_spool_an_upload_given_up_is_sent_by_the_next_exporter(opik: Opik
     assert second.stats()["attachments_unspooled"] == 2
     assert not [f for f in os.listdir(spool / "attachments") if f.endswith(".opikatt")]
     second.shutdown()
+
+
+def test_a_forked_child_uploads_its_own_attachment(opik: OpikStandin) -> None:
+    import os
+
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    _semconv_span(tp, "parent vision", BIG)
+    assert exporter.force_flush(20_000)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        ok = False
+        try:
+            _semconv_span(tp, "child vision", png(300, 300, seed=5))
+            ok = exporter.force_flush(20_000)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    tp.shutdown()
+    by_name = {s["name"]: s for s in opik.spans.values()}
+    for name in ("parent vision", "child vision"):
+        assert [k for k in opik.attachments if k[:2] == ("span", by_name[name]["id"])], name
+    assert len([w for w in opik.attachment_writes if w[0] == "span"]) == 2

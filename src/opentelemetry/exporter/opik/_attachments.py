@@ -653,6 +653,26 @@ def uploader_for(settings: OpikSettings, stats: Stats) -> AttachmentUploader:
         return up
 
 
+def _after_fork_in_child() -> None:
+    """The child starts with no pending uploads, its own thread and fresh connections (the parent's
+    attachments stay the parent's; its locks may have been held by a thread that is not here)."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    for _, up in list(_UPLOADERS.values()):
+        up._cond = threading.Condition()
+        up._queue = collections.deque()
+        up._queued_keys = set()
+        up._bytes = 0
+        up._busy = False
+        up._thread = None
+        up._parts = None
+        up.transport.reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def release(stats: Stats) -> None:
     with _LOCK:
         got = _UPLOADERS.get(id(stats))
