@@ -345,7 +345,7 @@ def test_rotation_while_requests_stream(opik: OpikStandin, pki: Pki, tmp_path: P
                         headers={"content-type": "application/x-protobuf"},
                     )
                 statuses.append(r.status_code)
-                time.sleep(0.1)
+                time.sleep(0.2)
 
         sender = threading.Thread(target=stream)
         sender.start()
@@ -356,10 +356,12 @@ def test_rotation_while_requests_stream(opik: OpikStandin, pki: Pki, tmp_path: P
         if signal_it:
             sc.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         wait_until(lambda: _peer_serial(sc.port, pki) == SERIAL_B, 10, "the new certificate on OTLP/HTTP")
+        rotated_while_streaming = sender.is_alive() and len(statuses) < 20
         wait_until(lambda: _peer_serial(sc.grpc_port or 0, pki, alpn="h2") == SERIAL_B, 10, "the new certificate on OTLP/gRPC")
         took = time.monotonic() - t0
         sender.join(30)
         assert took < 10
+        assert rotated_while_streaming, statuses
         assert statuses == [200] * 20
         grpc_exp = _exporters(sc, pki)[1]
         assert grpc_exp.export(_one_span("after rotation")) == SpanExportResult.SUCCESS
@@ -367,6 +369,29 @@ def test_rotation_while_requests_stream(opik: OpikStandin, pki: Pki, tmp_path: P
         opik.wait_for_counts(spans=21)
         assert sc.alive()
         assert _metric(sc, pki, 'opik_otel_reloads_total{result="ok"}') >= 1
+
+
+def test_failed_tls_reload_keeps_the_old_material(opik: OpikStandin, pki: Pki, tmp_path: Path) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    _replace(Path(pki.path("server-a.pem")), cert)
+    _replace(Path(pki.path("server-a.key")), key)
+    with _serving(opik, "--tls-cert", str(cert), "--tls-key", str(key), "--host", "127.0.0.1") as sc:
+        _replace(Path(pki.path("server-b.key")), key)  # a key that does not match the certificate
+        sc.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        wait_until(lambda: _metric(sc, pki, 'opik_otel_reloads_total{result="failed"}') >= 1, 10, "a failed reload")
+        assert _peer_serial(sc.port, pki) == SERIAL_A and _peer_serial(sc.grpc_port or 0, pki, alpn="h2") == SERIAL_A
+        assert _exporters(sc, pki)[0].export(_one_span("after a failed reload")) == SpanExportResult.SUCCESS
+        key.write_text("not a key at all\n")  # unreadable as PEM: the file change alone, failing again
+        wait_until(lambda: _metric(sc, pki, 'opik_otel_reloads_total{result="failed"}') >= 2, 10, "a second failed reload")
+        assert _peer_serial(sc.port, pki) == SERIAL_A
+        _replace(Path(pki.path("server-a.key")), key)  # fixed: the next reload succeeds
+        wait_until(lambda: _metric(sc, pki, 'opik_otel_reloads_total{result="ok"}') >= 1, 10, "a good reload")
+        opik.wait_for_counts(spans=1)
+        assert sc.alive()
+        sc.stop()
+        log = sc.stderr()
+        assert "does not match" in log and "OPIK_OTEL_TLS_KEY_FILE" in log and "keeping the current" in log
+        assert "BEGIN" not in log and "not a key at all" not in log
 
 
 # -- misconfiguration --------------------------------------------------------------------

@@ -275,10 +275,11 @@ class Sidecar:
             self._poll_task = asyncio.ensure_future(self._poll_files())
         self.stream.write(self.start_line() + "\n")
         self.stream.flush()
-        if not _is_loopback(opts.host) and not self._auth() and self.reloader.material is None:
+        if not _is_loopback(opts.host) and not self._auth() and not opts.tls_client_ca:  # TLS alone authenticates no one
             _logger.warning(
                 "listening on %s without an auth token: anyone who reaches this port can write to your Opik "
-                "workspace; set OPIK_OTEL_AUTH_TOKEN (or --auth-token)",
+                "workspace; set OPIK_OTEL_AUTH_TOKEN or OPIK_OTEL_AUTH_TOKEN_FILE (or require client certificates "
+                "with OPIK_OTEL_TLS_CLIENT_CA_FILE)",
                 opts.host,
             )
         if on_started is not None:
