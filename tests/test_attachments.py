@@ -396,3 +396,20 @@ def test_a_forked_child_uploads_its_own_attachment(opik: OpikStandin) -> None:
     for name in ("parent vision", "child vision"):
         assert [k for k in opik.attachments if k[:2] == ("span", by_name[name]["id"])], name
     assert len([w for w in opik.attachment_writes if w[0] == "span"]) == 2
+
+
+@pytest.mark.parametrize("tail", ["", "=", "A", "AB", "ABC=", "AB==", "A=", " text", "ABC==="])
+def test_runs_are_the_ones_opiks_sdk_pattern_finds(tail: str) -> None:
+    import re
+
+    min_chars = 1000
+    groups = min_chars // 4
+    opik_pattern = re.compile(r"(?:[A-Za-z0-9+/]{4}){" + str(groups) + r",}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+    for n in (3000, 3001, 3002):
+        b64 = base64.b64encode(BIG[:n]).decode().rstrip("=")
+        text = "look: " + b64 + tail
+        expected = [m.group() for m in opik_pattern.finditer(text)]
+        found: List[Any] = []
+        out = Extractor(min_chars).walk(text, "input", found)
+        name = found[0][0]
+        assert out == text.replace(expected[0], f"[{name}]", 1), (n, tail)
