@@ -394,6 +394,39 @@ def test_failed_tls_reload_keeps_the_old_material(opik: OpikStandin, pki: Pki, t
         assert "BEGIN" not in log and "not a key at all" not in log
 
 
+def test_tls_listener_answers_as_the_plain_one(opik: OpikStandin, pki: Pki, tmp_path: Path) -> None:
+    """Over TLS with a token file, the receivers answer exactly as in plain text: limits, bad input, auth, stop."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("tok-the-only-one-4c1d\n")
+    args = ("--tls-cert", pki.path("server-a.pem"), "--tls-key", pki.path("server-a.key"), "--auth-token-file", str(tokens),
+            "--max-body-bytes", "4096")
+    with _serving(opik, *args) as sc:
+        url = f"https://127.0.0.1:{sc.port}/v1/traces"
+        auth = {"authorization": "Bearer tok-the-only-one-4c1d"}
+        with httpx.Client(verify=_verify(pki), timeout=10) as client:
+            pb = {"content-type": "application/x-protobuf", **auth}
+            assert client.post(url, content=protobuf_body(_one_span("ok")), headers=pb).status_code == 200
+            assert client.post(url, content=b"\xff\xff\xff\xff junk", headers=pb).status_code == 400
+            assert client.post(url, content=b"x" * 10_000, headers=pb).status_code == 413
+            assert client.post(url, content=b"{}", headers={"content-type": "text/plain", **auth}).status_code == 415
+            assert client.get(url, headers=auth).status_code == 405
+            assert client.post(url, content=b"", headers={"content-type": "application/x-protobuf"}).status_code == 401
+            assert client.get(f"https://127.0.0.1:{sc.port}/v1/profiles").status_code == 404
+            metrics = client.get(f"https://127.0.0.1:{sc.port}/metrics").text
+        assert 'opik_otel_receiver_requests_total{protocol="http",status="413"}' in metrics
+        channel = grpc.secure_channel(f"localhost:{sc.grpc_port}", _grpc_creds(pki))
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        with pytest.raises(grpc.RpcError) as err:
+            export(b"\xff\xff\xff\xff junk", metadata=(("authorization", "Bearer tok-the-only-one-4c1d"),), timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as err:
+            export(protobuf_body(_one_span("no token")), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        channel.close()
+        opik.wait_for_counts(spans=1)
+        assert sc.stop() == 0  # a graceful stop with TLS listeners
+
+
 # -- misconfiguration --------------------------------------------------------------------
 def _exit(pki: Pki, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     cmd = opik_otel_command() + ["serve", "--port", "0", "--grpc-port", "0", "--dry-run", *args]
