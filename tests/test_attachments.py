@@ -413,3 +413,27 @@ def test_runs_are_the_ones_opiks_sdk_pattern_finds(tail: str) -> None:
         out = Extractor(min_chars).walk(text, "input", found)
         name = found[0][0]
         assert out == text.replace(expected[0], f"[{name}]", 1), (n, tail)
+
+
+def test_vercel_ai_file_part_becomes_an_attachment(opik: OpikStandin) -> None:
+    exporter = make_exporter(opik)
+    tp = provider_for(exporter)
+    b64 = base64.b64encode(BIG).decode()
+    with tp.get_tracer("ai").start_as_current_span("ai.generateText.doGenerate") as span:
+        span.set_attribute("operation.name", "ai.generateText.doGenerate")
+        span.set_attribute("ai.operationId", "ai.generateText.doGenerate")
+        span.set_attribute("ai.model.id", "gpt-4o")
+        span.set_attribute("ai.model.provider", "openai.chat")
+        span.set_attribute("ai.prompt.messages", json.dumps([{"role": "user", "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "file", "mediaType": "image/png", "data": b64},
+        ]}]))
+        span.set_attribute("ai.response.text", "noise")
+    assert exporter.force_flush(20_000)
+    tp.shutdown()
+    [llm] = opik.spans.values()
+    [(key, att)] = [(k, v) for k, v in opik.attachments.items() if k[0] == "span"]
+    assert key[1] == llm["id"] and att["data"] == BIG and att["mime_type"] == "image/png"
+    text = json.dumps(llm["input"])
+    assert f"[{key[2]}]" in text and b64[:1000] not in text
+    assert opik_ui.problems(llm, "what is this?", "noise") == []
