@@ -32,6 +32,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
@@ -489,7 +490,11 @@ class AttachmentUploader:
     def _run(self) -> None:
         while True:
             with self._cond:
+                idle_until = time.monotonic() + 10.0
                 while not self._queue and not self._closed:
+                    if time.monotonic() > idle_until:
+                        self._thread = None  # idle: end (submit starts a new one), so nothing keeps us alive
+                        return
                     self._cond.wait(1.0)
                 if self._closed:
                     return
@@ -640,7 +645,10 @@ class AttachmentUploader:
 
 # -- one uploader per pipeline/sink pair (they share the Stats object) -----------------------
 
-_UPLOADERS: "Dict[int, Tuple[Stats, AttachmentUploader]]" = {}
+#: every live uploader (for the fork handler); each one hangs on its Stats object, so an exporter
+#: dropped without shutdown takes its uploader along
+_UPLOADERS: "weakref.WeakSet[AttachmentUploader]" = weakref.WeakSet()
+_ATTR = "_opik_attachment_uploader"
 _LOCK = threading.Lock()
 
 
@@ -651,11 +659,11 @@ def enabled(settings: OpikSettings) -> bool:
 def uploader_for(settings: OpikSettings, stats: Stats) -> AttachmentUploader:
     """The uploader shared by the pipeline's stage and the sink built with the same ``stats``."""
     with _LOCK:
-        got = _UPLOADERS.get(id(stats))
-        if got is not None and got[0] is stats:
-            return got[1]
-        up = AttachmentUploader(settings, stats)
-        _UPLOADERS[id(stats)] = (stats, up)
+        up: Optional[AttachmentUploader] = getattr(stats, _ATTR, None)
+        if up is None:
+            up = AttachmentUploader(settings, stats)
+            setattr(stats, _ATTR, up)
+            _UPLOADERS.add(up)
         return up
 
 
@@ -664,7 +672,7 @@ def _after_fork_in_child() -> None:
     attachments stay the parent's; its locks may have been held by a thread that is not here)."""
     global _LOCK
     _LOCK = threading.Lock()
-    for _, up in list(_UPLOADERS.values()):
+    for up in list(_UPLOADERS):
         up._cond = threading.Condition()
         up._queue = collections.deque()
         up._queued_keys = set()
@@ -681,9 +689,10 @@ if hasattr(os, "register_at_fork"):
 
 def release(stats: Stats) -> None:
     with _LOCK:
-        got = _UPLOADERS.get(id(stats))
-        if got is not None and got[0] is stats:
-            del _UPLOADERS[id(stats)]
+        up = getattr(stats, _ATTR, None)
+        if up is not None:
+            delattr(stats, _ATTR)
+            _UPLOADERS.discard(up)
 
 
 def writer_with_uploads(settings: OpikSettings, stats: Stats, spool: Any, shrink: Any) -> Any:
