@@ -82,3 +82,33 @@ def run_app(name: str, app: str, args: List[str], timeout: float = 240, env: Opt
 
 #: apply to framework test modules: ``pytestmark = frameworks``
 frameworks = pytest.mark.frameworks
+
+
+class StoredRun:
+    """What one app process stored in the stand-in under its project: traces by start time, spans per trace.
+
+    ``trace_name`` turns what a test asks for (``run.trace("weather")``) into the stored trace's name.
+    """
+
+    trace_name = "{}"
+
+    def __init__(self, mode: str, facts: Dict[str, Any], opik: Any, project: str) -> None:
+        self.mode = mode
+        self.facts = facts
+        self.traces = sorted((t for t in opik.traces.values() if t["project_name"] == project),
+                             key=lambda t: t["start_time"])
+        self.spans: Dict[str, List[Dict[str, Any]]] = {}
+        for s in sorted(opik.spans.values(), key=lambda s: s["start_time"]):
+            if s["project_name"] == project:
+                self.spans.setdefault(s["trace_id"], []).append(s)
+
+    def traces_of(self, name: str) -> List[Dict[str, Any]]:
+        return [t for t in self.traces if t["name"] == self.trace_name.format(name)]
+
+    def trace(self, name: str) -> Dict[str, Any]:
+        found = self.traces_of(name)
+        assert len(found) == 1, [t["name"] for t in self.traces]
+        return found[0]
+
+    def llm_spans(self, trace: Dict[str, Any]) -> List[Dict[str, Any]]:
+        return [s for s in self.spans[trace["id"]] if s["type"] == "llm"]

@@ -27,30 +27,12 @@ TOOL_CALL_ID = "call_fake_0001"  # what both fake servers name their tool call
 MODEL = {"chat_completions": "gpt-4o-mini", "responses": "gpt-4o-mini-2024-07-18"}
 
 
-class Run:
+class Run(framework_env.StoredRun):
     """What one app process sent to Opik."""
 
+
     def __init__(self, mode: str, facts: Dict[str, Any], opik: OpikStandin) -> None:
-        self.mode = mode
-        self.facts = facts
-        project = f"openai-agents-{mode}"
-        self.traces = sorted((t for t in opik.traces.values() if t["project_name"] == project),
-                             key=lambda t: t["start_time"])
-        self.spans: Dict[str, List[Dict[str, Any]]] = {}
-        for s in sorted(opik.spans.values(), key=lambda s: s["start_time"]):
-            if s["project_name"] == project:
-                self.spans.setdefault(s["trace_id"], []).append(s)
-
-    def traces_of(self, workflow: str) -> List[Dict[str, Any]]:
-        return [t for t in self.traces if t["name"] == workflow]
-
-    def trace(self, workflow: str) -> Dict[str, Any]:
-        found = self.traces_of(workflow)
-        assert len(found) == 1, [t["name"] for t in self.traces]
-        return found[0]
-
-    def llm_spans(self, trace: Dict[str, Any]) -> List[Dict[str, Any]]:
-        return [s for s in self.spans[trace["id"]] if s["type"] == "llm"]
+        super().__init__(mode, facts, opik, f"openai-agents-{mode}")
 
     def kind(self, trace: Dict[str, Any], kind: str) -> List[Dict[str, Any]]:
         return [s for s in self.spans[trace["id"]] if s["metadata"].get("openinference.span.kind") == kind]

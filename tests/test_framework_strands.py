@@ -12,7 +12,7 @@ read what Opik stored with ``opik_ui``, the checker written from Opik's frontend
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
 import framework_env
 import numbers_check
@@ -26,30 +26,13 @@ MODES = ("legacy", "latest")
 TOOL_CALL_ID = "call_fake_0001"  # what the fake server names its tool call
 
 
-class Run:
+class Run(framework_env.StoredRun):
     """What one app process sent to Opik."""
 
+    trace_name = "invoke_agent {}"
+
     def __init__(self, mode: str, facts: Dict[str, Any], opik: OpikStandin) -> None:
-        self.mode = mode
-        self.facts = facts
-        project = f"strands-{mode}"
-        self.traces = sorted((t for t in opik.traces.values() if t["project_name"] == project),
-                             key=lambda t: t["start_time"])
-        self.spans: Dict[str, List[Dict[str, Any]]] = {}
-        for s in sorted(opik.spans.values(), key=lambda s: s["start_time"]):
-            if s["project_name"] == project:
-                self.spans.setdefault(s["trace_id"], []).append(s)
-
-    def traces_of(self, agent: str) -> List[Dict[str, Any]]:
-        return [t for t in self.traces if t["name"] == f"invoke_agent {agent}"]
-
-    def trace(self, agent: str) -> Dict[str, Any]:
-        found = self.traces_of(agent)
-        assert len(found) == 1, [t["name"] for t in self.traces]
-        return found[0]
-
-    def llm_spans(self, trace: Dict[str, Any]) -> List[Dict[str, Any]]:
-        return [s for s in self.spans[trace["id"]] if s["type"] == "llm"]
+        super().__init__(mode, facts, opik, f"strands-{mode}")
 
     def question(self, scenario: str) -> str:
         return str(self.facts["questions"][scenario])
