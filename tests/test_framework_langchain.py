@@ -17,8 +17,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
+import framework_env
 import numbers_check
 import opik_ui
 import pytest
@@ -31,17 +32,11 @@ PROJECT = "langchain"
 TOOL_CALL_ID = "call_fake_0001"  # what the fake server names its tool call
 
 
-class Run:
+class Run(framework_env.StoredRun):
     """What the app process sent to Opik."""
 
     def __init__(self, facts: Dict[str, Any], opik: OpikStandin) -> None:
-        self.facts = facts
-        self.traces = sorted((t for t in opik.traces.values() if t["project_name"] == PROJECT),
-                             key=lambda t: t["start_time"])
-        self.spans: Dict[str, List[Dict[str, Any]]] = {}
-        for s in sorted(opik.spans.values(), key=lambda s: s["start_time"]):
-            if s["project_name"] == PROJECT:
-                self.spans.setdefault(s["trace_id"], []).append(s)
+        super().__init__("", facts, opik, PROJECT)
 
     def trace(self, scenario: str) -> Dict[str, Any]:
         """The trace whose input reads as the scenario's question."""
@@ -49,9 +44,6 @@ class Run:
         found = [t for t in self.traces if opik_ui.table_text(t.get("input"), "input") == question]
         assert len(found) == 1, [(t["name"], opik_ui.table_text(t.get("input"), "input")) for t in self.traces]
         return found[0]
-
-    def llm_spans(self, trace: Dict[str, Any]) -> List[Dict[str, Any]]:
-        return [s for s in self.spans[trace["id"]] if s["type"] == "llm"]
 
     def question(self, scenario: str) -> str:
         return str(self.facts["questions"][scenario])
