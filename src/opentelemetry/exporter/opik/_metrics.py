@@ -34,6 +34,25 @@ COMPONENT_TYPE = "opik_exporter"
 
 GaugeFn = Callable[[], Mapping[str, float]]
 
+#: what each :class:`Stats` counter means: the OTel instruments here and the sidecar's Prometheus
+#: ``/metrics`` (``sidecar/_prometheus.py``) describe them with the same words
+COUNTER_HELP: Dict[str, str] = {
+    "spans_received": "OTel spans handed to the exporter (a request retried after 429 counts again)",
+    "spans_rejected": "spans that could not be mapped",
+    "traces_exported": "Opik traces delivered",
+    "spans_exported": "Opik spans delivered",
+    "scores_exported": "Opik feedback scores delivered",
+    "dropped": "items lost, by reason (queue_full, retry_deadline, shutdown, rejected, too_large, unauthorized, ...)",
+    "items_spooled": "items written to the disk spool",
+    "items_unspooled": "spooled items re-sent and resolved",
+    "items_shrunk": "items sent truncated because they were too large for Opik",
+    "requests": "HTTP requests to Opik",
+    "requests_failed": "HTTP requests to Opik that failed or were retried",
+    "retries": "requests repeated after a transient failure",
+    "request_seconds_total": "seconds spent in HTTP requests to Opik",
+    "request_seconds_max": "longest HTTP request to Opik, in seconds",
+}
+
 _lock = threading.Lock()
 _by_provider: Dict[Any, Tuple[Optional["weakref.ref[Any]"], "_Instruments"]] = {}
 _ids = itertools.count()
@@ -54,21 +73,19 @@ class _Instruments:
         self._lock = threading.Lock()
         c = meter.create_observable_counter
         c("opik.exporter.spans.received", [self._cb(self._simple("spans_received"))], "{span}",
-          "OTel spans handed to the exporter")
+          COUNTER_HELP["spans_received"])
         c("opik.exporter.items.exported", [self._cb(self._exported)], "{item}",
           "Opik traces, spans and feedback scores delivered (attribute opik.item.kind)")
-        c("opik.exporter.items.dropped", [self._cb(self._dropped)], "{item}",
-          "items lost, by reason (queue_full, retry_deadline, shutdown, rejected, too_large, unauthorized, ...)")
+        c("opik.exporter.items.dropped", [self._cb(self._dropped)], "{item}", COUNTER_HELP["dropped"])
         c("opik.exporter.items.spooled", [self._cb(self._simple("items_spooled"))], "{item}",
-          "items written to the disk spool")
+          COUNTER_HELP["items_spooled"])
         c("opik.exporter.items.unspooled", [self._cb(self._simple("items_unspooled"))], "{item}",
-          "spooled items re-sent and resolved")
+          COUNTER_HELP["items_unspooled"])
         c("opik.exporter.items.shrunk", [self._cb(self._simple("items_shrunk"))], "{item}",
-          "items sent truncated because they were too large for Opik")
+          COUNTER_HELP["items_shrunk"])
         c("opik.exporter.requests", [self._cb(self._requests)], "{request}",
           "HTTP requests to Opik (attribute outcome: ok or failed)")
-        c("opik.exporter.retries", [self._cb(self._simple("retries"))], "{request}",
-          "requests repeated after a transient failure")
+        c("opik.exporter.retries", [self._cb(self._simple("retries"))], "{request}", COUNTER_HELP["retries"])
         meter.create_observable_up_down_counter(
             "opik.exporter.queue.size", [self._cb(self._queue)], "{item}",
             "items held for delivery (queued and in flight)",

@@ -6,7 +6,9 @@ decoding-to-:class:`SpanRecord`, mapping and delivery as the in-process
 exporter, so the same span gets the same Opik ids either way.
 """
 
-from ._core import Limits, Outcome, Receiver
+from ._decode import Limits
+from ._outcome import Outcome
+from ._receiver import Receiver
 from ._server import ServeOptions, Sidecar, run
 
 __all__ = ["Limits", "Outcome", "Receiver", "ServeOptions", "Sidecar", "run"]

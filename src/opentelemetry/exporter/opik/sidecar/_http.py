@@ -9,37 +9,39 @@ Decompression, decoding and mapping run off the event loop (see
 from __future__ import annotations
 
 import asyncio
-import hmac
+import functools
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
-from .._otlp_logs import logs_response, metrics_response
-from . import _core
-from ._core import Outcome, Receiver
+from ._auth import UNAUTHENTICATED_MESSAGE, bearer_ok
+from ._decode import JSON_TYPES, PROTOBUF_TYPES
+from ._decompress import ENCODINGS
+from ._outcome import LOGS, METRICS, OK, TRACES, Outcome
+from ._receiver import Receiver
+from ._sinks import Credentials
 from ._tls import Tokens, as_tokens
 from ._wire import (
     GRPC_INVALID_ARGUMENT,
-    GRPC_RESOURCE_EXHAUSTED,
     GRPC_UNAUTHENTICATED,
     GRPC_UNAVAILABLE,
     GRPC_UNIMPLEMENTED,
-    export_response,
+    HTTP_STATUS,
+    error_body,
     status_json,
     status_pb,
+    success_body,
 )
 
 Scope = Dict[str, Any]
 Receive = Callable[[], Awaitable[Dict[str, Any]]]
 Send = Callable[[Dict[str, Any]], Awaitable[None]]
-#: runs a blocking function (off the event loop, or inline) and returns its result
+#: runs a blocking function (on the one worker thread) and returns its result
 Runner = Callable[..., Awaitable[Any]]
 
 TRACES_PATH = "/v1/traces"
 LOGS_PATH = "/v1/logs"  # GenAI content in log records, joined to its spans
 METRICS_PATH = "/v1/metrics"  # accepted and discarded
-PROTOBUF_TYPES = (b"application/x-protobuf", b"application/protobuf")
-JSON_TYPES = (b"application/json",)
-ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
+_SIGNALS = {TRACES_PATH: TRACES, LOGS_PATH: LOGS, METRICS_PATH: METRICS}
 _PB = b"application/x-protobuf"
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
@@ -47,20 +49,8 @@ _PROM = b"text/plain; version=0.0.4; charset=utf-8"
 #: a body over the limit is still read (and discarded) up to this many times the limit,
 #: so the client reads the 413 instead of a reset connection it would retry
 _DRAIN_FACTOR = 4
-
-_HTTP_STATUS = {
-    _core.OK: 200,
-    _core.INVALID: 400,
-    _core.TOO_LARGE: 413,
-    _core.BUSY: 429,
-    _core.UNAVAILABLE: 503,
-}
-_GRPC_CODE = {
-    _core.INVALID: GRPC_INVALID_ARGUMENT,
-    _core.TOO_LARGE: GRPC_INVALID_ARGUMENT,
-    _core.BUSY: GRPC_RESOURCE_EXHAUSTED,
-    _core.UNAVAILABLE: GRPC_UNAVAILABLE,
-}
+#: the request headers the receiver reads
+_HEADERS = (b"content-type", b"content-encoding", b"content-length", b"authorization", b"projectname", b"comet-workspace")
 
 
 class _Disconnected(Exception):
@@ -68,18 +58,6 @@ class _Disconnected(Exception):
 
 
 _OVER_BUDGET = object()
-
-
-def bearer_ok(header: Optional[bytes], token: Union[bytes, Tokens]) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time (against every token of a ``Tokens``)."""
-    if not header:
-        return False
-    scheme, _, given = header.strip().partition(b" ")
-    if scheme.lower() != b"bearer":
-        return False
-    if isinstance(token, Tokens):
-        return token.accepts(given.strip())
-    return hmac.compare_digest(given.strip(), token)
 
 
 class OtlpHttpApp:
@@ -111,10 +89,9 @@ class OtlpHttpApp:
             return
         path = scope["path"]
         try:
-            if path == TRACES_PATH or path == TRACES_PATH + "/":
-                await self._traces(scope, receive, send)
-            elif path.rstrip("/") in (LOGS_PATH, METRICS_PATH):
-                await self._traces(scope, receive, send, path.rstrip("/"))
+            signal = _SIGNALS.get(path.rstrip("/")) if path.startswith("/v1/") else None
+            if signal is not None:
+                await self._otlp(scope, receive, send, path.rstrip("/"), signal)
             elif path in ("/healthz", "/readyz", "/metrics"):
                 await self._health(path, scope, send)
             else:
@@ -143,15 +120,16 @@ class OtlpHttpApp:
         else:
             await _respond(send, 200, _PROM, (self.receiver.metrics_text() + (self.extra_metrics() if self.extra_metrics else "")).encode())
 
-    async def _traces(self, scope: Scope, receive: Receive, send: Send, signal_path: str = TRACES_PATH) -> None:
+    async def _otlp(self, scope: Scope, receive: Receive, send: Send, signal_path: str, signal: str) -> None:
         t0 = time.perf_counter()
         headers: Dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            if name in (b"content-type", b"content-encoding", b"content-length", b"authorization", b"projectname"):
+            if name in _HEADERS:
                 headers[name] = value
         ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-        is_json = ctype in JSON_TYPES
-        is_pb = ctype in PROTOBUF_TYPES
+        ctype_str = ctype.decode("latin-1")
+        is_json = ctype_str in JSON_TYPES
+        is_pb = ctype_str in PROTOBUF_TYPES
         as_json = not is_pb  # errors for an unknown type are answered in JSON
 
         async def fail(status: int, code: int, message: str, extra: Optional[List[Tuple[bytes, bytes]]] = None, retry_after: float = 0.0) -> None:
@@ -162,8 +140,8 @@ class OtlpHttpApp:
         if scope["method"] != "POST":
             await fail(405, GRPC_UNIMPLEMENTED, f"{scope['method']} is not allowed on {signal_path}: use POST", [(b"allow", b"POST")])
             return
-        if self.token is not None and not bearer_ok(headers.get(b"authorization"), self.token):
-            await fail(401, GRPC_UNAUTHENTICATED, "missing or wrong bearer token: send 'Authorization: Bearer <token>'", [(b"www-authenticate", b'Bearer realm="opik-otel"')])
+        if not bearer_ok(headers.get(b"authorization"), self.token):
+            await fail(401, GRPC_UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE, [(b"www-authenticate", b'Bearer realm="opik-otel"')])
             return
         if not (is_json or is_pb):
             shown = ctype.decode("latin-1")[:100] or "(none)"
@@ -197,36 +175,30 @@ class OtlpHttpApp:
             if body is _OVER_BUDGET:
                 await fail(503, GRPC_UNAVAILABLE, busy, retry_header, retry)
                 return
-            project = headers.get(b"projectname")
-            status, payload, extra = await self.work(
-                self._process, body, is_json, encoding, project.decode("utf-8", "replace") if project else None, signal_path
+            outcome: Outcome = await self.work(
+                functools.partial(
+                    self.receiver.handle,
+                    body,
+                    encoding,
+                    ctype_str,
+                    _text(headers.get(b"projectname")),
+                    signal=signal,
+                    credentials=self._credentials(headers),
+                    received_at=time.monotonic(),
+                )
             )
         finally:
             self._inflight -= held[0]
+        status, payload, extra = answer(outcome, is_json)
         await _respond(send, status, _JSON if is_json else _PB, payload, extra)
         self.receiver.count_response("http", str(status), time.perf_counter() - t0)
 
-    def _process(
-        self, body: bytes, is_json: bool, encoding: str, project: Optional[str], signal_path: str = TRACES_PATH
-    ) -> Tuple[int, bytes, Optional[List[Tuple[bytes, bytes]]]]:
-        """The blocking part: decompress, decode, then queue (or reserve room for) the spans; returns the HTTP answer."""
-        if signal_path == TRACES_PATH:
-            decoded = self.receiver.decode(body, is_json, encoding)
-            outcome = decoded if isinstance(decoded, Outcome) else self.receiver.export(decoded, project)
-        else:
-            outcome = self.receiver.other_signal(signal_path == LOGS_PATH, body, is_json, encoding)
-        if outcome.code == _core.OK:
-            if signal_path == LOGS_PATH:
-                return 200, logs_response(outcome.rejected, outcome.message, is_json), None
-            if signal_path == METRICS_PATH:
-                return 200, metrics_response(is_json), None
-            return 200, export_response(outcome.rejected, outcome.message, is_json), None
-        status = _HTTP_STATUS[outcome.code]
-        code = _GRPC_CODE[outcome.code]
-        retry = outcome.retry_after
-        extra = [(b"retry-after", str(max(1, int(round(retry)))).encode())] if retry > 0 else None
-        body_out = status_json(code, outcome.message, retry) if is_json else status_pb(code, outcome.message, retry)
-        return status, body_out, extra
+    def _credentials(self, headers: Dict[bytes, bytes]) -> Optional[Credentials]:
+        """With ``--pass-credentials``: the Opik key (``Authorization``) and ``Comet-Workspace`` the sender sent."""
+        if not self.receiver.pass_credentials:
+            return None
+        key = _text(headers.get(b"authorization")) if self.token is None else None  # else it holds the bearer token
+        return Credentials.from_headers(key, _text(headers.get(b"comet-workspace")))
 
     async def _read(self, receive: Receive, limit: int, held: List[int]) -> Any:
         """The body (at most ``limit`` bytes on the wire); None when it is larger, ``_OVER_BUDGET``
@@ -267,6 +239,19 @@ class OtlpHttpApp:
                 return
 
 
+def answer(outcome: Outcome, as_json: bool) -> Tuple[int, bytes, Optional[List[Tuple[bytes, bytes]]]]:
+    """An outcome's HTTP status, body and extra headers (``Retry-After`` when the sender should retry)."""
+    if outcome.code == OK:
+        return 200, success_body(outcome, as_json), None
+    retry = outcome.retry_after
+    extra = [(b"retry-after", str(max(1, int(round(retry)))).encode())] if retry > 0 else None
+    return HTTP_STATUS[outcome.code], error_body(outcome, as_json), extra
+
+
+def _text(value: Optional[bytes]) -> Optional[str]:
+    return value.decode("utf-8", "replace") if value is not None else None
+
+
 async def _respond(send: Send, status: int, content_type: bytes, body: bytes, extra: Optional[List[Tuple[bytes, bytes]]] = None) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if extra:
@@ -275,4 +260,4 @@ async def _respond(send: Send, status: int, content_type: bytes, body: bytes, ex
     await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["OtlpHttpApp", "bearer_ok"]
+__all__ = ["OtlpHttpApp", "Runner", "answer"]

@@ -20,19 +20,21 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Callable, Iterator, List, Optional, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
 from .._config import OpikSettings
-from .._delivery.sink import Sink, close_sink, make_sink
+from .._delivery.sink import Sink, make_sink
 from .._otlp import DecodeLimits
 from .._pipeline import Pipeline
 from .._stats import Stats
 from .._transport import Transport
-from ._core import Limits, Receiver
+from ._decode import Limits
 from ._http import OtlpHttpApp
+from ._receiver import Receiver
+from ._stopping import report_stop
 from ._tls import POLL_INTERVAL, Reloader, TlsConfigError, TlsFiles, expiry_warning
 
 _logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
@@ -54,8 +56,10 @@ class ServeOptions:
     max_connections: int = 100
     #: request bytes held at once across connections (None: 4 x max_body_bytes, at least 64 MiB)
     max_inflight_bytes: Optional[int] = None
-    #: spans answered and not yet mapped; beyond it requests wait for room (then 429)
+    #: no effect (kept so existing settings still parse): requests are mapped before they are answered
     max_pending_spans: int = 8192
+    #: a sender's Authorization / Comet-Workspace (headers or gRPC metadata) deliver its spans (one sink each)
+    pass_credentials: bool = False
     #: seconds sent in Retry-After / RetryInfo when the queue to Opik is full
     retry_after: float = 1.0
     #: total seconds for a graceful stop (finish requests, deliver, spool)
@@ -166,8 +170,7 @@ class Sidecar:
             limits=self.options.limits(),
             retry_after=self.options.retry_after,
             probe_transport=probe,
-            map_async=not (self.options.inline or settings.spool_dir),  # with a spool: on disk before the 200
-            max_pending_spans=self.options.max_pending_spans,
+            pass_credentials=self.options.pass_credentials,
         )
         self.http_port: Optional[int] = None
         self.grpc_port: Optional[int] = None
@@ -341,31 +344,13 @@ class Sidecar:
         loop = asyncio.get_running_loop()
         if self._executor is not None:
             await loop.run_in_executor(None, self._executor.shutdown, True)
-        # what was acknowledged but not mapped yet is mapped and queued before the writer closes
-        budget = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
-        if not await loop.run_in_executor(None, self.receiver.finish_mapping, budget):
-            _logger.error("the mapping of acknowledged spans did not finish within the shutdown timeout")
         # spans still waiting for their OTLP logs go with what arrived
         await loop.run_in_executor(None, self.receiver.finish_join)
         remaining = max(self.options.shutdown_timeout - (time.monotonic() - self._stopping_since), 1.0)
+        dropped_before = self.receiver.dropped_by_reason()
         # items a stage still holds (the genai filter) were acknowledged: released into the writer, then delivered
-        done = await loop.run_in_executor(None, close_sink, self.writer, remaining, getattr(self.pipeline, "close", None))
-        snap: Dict[str, Any] = self.stats.snapshot()
-        dropped = snap.get("dropped") or {}
-        _logger.info(
-            # a dry run prints what it would send: nothing was delivered, nothing spooled
-            "opik-otel serve stopped (dry run, nothing sent): %d traces and %d spans printed, %d items spooled, %d dropped%s"
-            if self.settings.dry_run
-            else "opik-otel serve stopped: %d traces and %d spans delivered, %d items spooled, %d dropped%s",
-            snap.get("traces_exported", 0) or 0,
-            snap.get("spans_exported", 0) or 0,
-            snap.get("items_spooled", 0) or 0,
-            sum(dropped.values()) if isinstance(dropped, dict) else 0,
-            "" if done else " (delivery did not finish within the shutdown timeout)",
-        )
-        if self.receiver._probe is not None:
-            self.receiver._probe.close()
-        return 0
+        done = await loop.run_in_executor(None, self.receiver.close, remaining)
+        return report_stop(self.receiver, self.settings, done, dropped_before)
 
 
 def run(settings: OpikSettings, options: Optional[ServeOptions] = None) -> int:

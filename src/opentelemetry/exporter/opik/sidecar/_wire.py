@@ -12,6 +12,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from .._json import dumps
 from .._otlp import encode_varint
+from .._otlp_logs import logs_response, metrics_response
+from ._outcome import BUSY, INVALID, LOGS, METRICS, OK, TOO_LARGE, UNAUTHENTICATED, UNAVAILABLE, Outcome
 
 # gRPC status codes (google.rpc.Code), also used in HTTP error bodies
 GRPC_OK = 0
@@ -20,6 +22,17 @@ GRPC_RESOURCE_EXHAUSTED = 8
 GRPC_UNAVAILABLE = 14
 GRPC_UNAUTHENTICATED = 16
 GRPC_UNIMPLEMENTED = 12
+
+#: each outcome's HTTP status and google.rpc code (the code of a gRPC answer, and of HTTP error bodies)
+HTTP_STATUS = {OK: 200, INVALID: 400, UNAUTHENTICATED: 401, TOO_LARGE: 413, BUSY: 429, UNAVAILABLE: 503}
+RPC_CODE = {
+    OK: GRPC_OK,
+    INVALID: GRPC_INVALID_ARGUMENT,
+    UNAUTHENTICATED: GRPC_UNAUTHENTICATED,
+    TOO_LARGE: GRPC_INVALID_ARGUMENT,  # never RESOURCE_EXHAUSTED: OTLP clients would retry it
+    BUSY: GRPC_RESOURCE_EXHAUSTED,  # retried by OTLP clients because it carries a RetryInfo
+    UNAVAILABLE: GRPC_UNAVAILABLE,
+}
 
 RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 EMPTY_RESPONSE_PB = ExportTraceServiceResponse().SerializeToString()
@@ -75,3 +88,20 @@ def export_response(rejected: int, message: str, as_json: bool) -> bytes:
     resp.partial_success.rejected_spans = rejected
     resp.partial_success.error_message = message
     return resp.SerializeToString()
+
+
+def success_body(outcome: Outcome, as_json: bool) -> bytes:
+    """The ``Export*ServiceResponse`` of a successful request of ``outcome.signal``."""
+    if outcome.signal == LOGS:
+        return logs_response(outcome.rejected, outcome.message, as_json)
+    if outcome.signal == METRICS:
+        return metrics_response(as_json)
+    return export_response(outcome.rejected, outcome.message, as_json)
+
+
+def error_body(outcome: Outcome, as_json: bool) -> bytes:
+    """``google.rpc.Status`` of a refused request (JSON or protobuf), with its retry delay."""
+    code = RPC_CODE[outcome.code]
+    if as_json:
+        return status_json(code, outcome.message, outcome.retry_after)
+    return status_pb(code, outcome.message, outcome.retry_after)

@@ -1,0 +1,228 @@
+"""Delivery sinks by credentials: the sidecar's own, and with ``--pass-credentials`` one per sender's.
+
+A sender that passes ``Authorization`` (its Opik API key) and/or ``Comet-Workspace`` (as for Opik's
+own OTLP endpoint) gets its spans delivered with those credentials: one sink per (key, workspace),
+created on first use, at most ``max_sinks`` of them; the least recently used one beyond that is
+closed through the one shutdown sequence (:func:`close_sink`: delivered within the timeout, the rest
+spooled or counted). What a sender does not pass comes from the sidecar's settings. A key is only
+ever held in the sink's settings and transport; it is never logged, and a sink is named by a hash.
+
+Each pass-through sink has its own :class:`Stats` (summed into ``/metrics``), its own queue bounds
+(``max_queue_items`` / ``max_queue_bytes`` each) and, with a spool, its own directory
+``<spool>/senders/<hash>``, re-sent when that sender's credentials come again.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import logging
+import os
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .._config import OpikSettings
+from .._delivery.sink import Sink, close_sink
+from .._items import Item
+from .._stats import Stats
+from .._transport import Transport
+from ._health import OpikProbe
+
+_logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
+
+#: at most this many sinks of passed credentials are open at once (the least recently used is closed)
+MAX_SINKS = 16
+#: an evicted sink gets this long to deliver what it holds (the rest is spooled or counted)
+EVICT_TIMEOUT = 10.0
+
+MakeSink = Callable[[OpikSettings, Stats], Sink]
+HeldFn = Callable[[], Sequence[Item]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """What a sender passed (``Authorization``, ``Comet-Workspace``); None: not passed."""
+
+    api_key: Optional[str] = dataclasses.field(default=None, repr=False)
+    workspace: Optional[str] = None
+
+    @staticmethod
+    def from_headers(authorization: Optional[str], workspace: Optional[str]) -> Optional["Credentials"]:
+        key = (authorization or "").strip() or None
+        ws = (workspace or "").strip() or None
+        return Credentials(key, ws) if key or ws else None
+
+
+class Target:
+    """One sink and what belongs to it: its credentials' probe, its stats; the join's owner of its spans."""
+
+    def __init__(self, name: str, sink: Sink, stats: Stats, probe: OpikProbe, passed: bool) -> None:
+        #: ``own`` or ``sender-<hash>``; never the key
+        self.name = name
+        self.sink = sink
+        self.stats = stats
+        self.probe = probe
+        #: the credentials are a sender's (a refusal is the sender's to fix: 401)
+        self.passed = passed
+        #: maps and queues spans the log join releases (set by the receiver)
+        self.deliver: Optional[Callable[["Target", list, bool], None]] = None
+
+    def deliver_joined(self, records: list, resend: bool) -> None:
+        if self.deliver is not None:
+            self.deliver(self, records, resend)
+
+
+def sink_name(creds: Credentials) -> str:
+    digest = hashlib.sha256(f"{creds.api_key or ''}\0{creds.workspace or ''}".encode("utf-8", "replace")).hexdigest()
+    return "sender-" + digest[:16]
+
+
+class SinkPool:
+    """Thread-safe; the default target is never evicted."""
+
+    def __init__(
+        self,
+        settings: OpikSettings,
+        default: Target,
+        make: MakeSink,
+        *,
+        max_sinks: int = MAX_SINKS,
+        before_close: Optional[Callable[[Target], None]] = None,
+    ) -> None:
+        self.settings = settings
+        self.default = default
+        self._make = make
+        self.max_sinks = max_sinks
+        self._before_close = before_close
+        self._lock = threading.Lock()
+        self._passed: "collections.OrderedDict[Credentials, Target]" = collections.OrderedDict()
+        self._closing: List[threading.Thread] = []
+        #: counters of sinks closed so far (so /metrics never goes down)
+        self._retired = Stats()
+
+    def target(self, creds: Optional[Credentials]) -> Target:
+        if creds is None:
+            return self.default
+        s = self.settings
+        if (creds.api_key or s.api_key) == s.api_key and (creds.workspace or s.workspace) == s.workspace:
+            return self.default  # the sidecar's own credentials
+        evicted: Optional[Target] = None
+        with self._lock:
+            found = self._passed.get(creds)
+            if found is not None:
+                self._passed.move_to_end(creds)
+                return found
+            target = self._create(creds)
+            self._passed[creds] = target
+            if len(self._passed) > self.max_sinks:
+                _, evicted = self._passed.popitem(last=False)
+        if evicted is not None:
+            self._close_later(evicted)
+        return target
+
+    def _create(self, creds: Credentials) -> Target:
+        s = self.settings
+        name = sink_name(creds)
+        spool = os.path.join(s.spool_dir, "senders", name[len("sender-"):]) if s.spool_dir else None
+        settings = dataclasses.replace(
+            s, api_key=creds.api_key or s.api_key, workspace=creds.workspace or s.workspace, spool_dir=spool
+        )
+        stats = Stats()
+        sink = self._make(settings, stats)
+        probe = OpikProbe(
+            settings,
+            None if settings.dry_run else Transport(settings),
+            fix="check the Authorization (Opik API key) and Comet-Workspace the sender passes",
+        )
+        _logger.info("opened a delivery sink for a sender's credentials (%s, workspace %r)", name, settings.workspace)
+        return Target(name, sink, stats, probe, passed=True)
+
+    def targets(self) -> List[Target]:
+        with self._lock:
+            return [self.default, *self._passed.values()]
+
+    # -- closing ----------------------------------------------------------------------
+    def _close_later(self, target: Target) -> None:
+        """Close an evicted sink off the request path (it may take up to EVICT_TIMEOUT to deliver)."""
+        t = threading.Thread(target=self._close_one, args=(target, EVICT_TIMEOUT, None), name="opik-otel-close-sink", daemon=True)
+        with self._lock:
+            self._closing = [c for c in self._closing if c.is_alive()] + [t]
+        t.start()
+
+    def _close_one(self, target: Target, timeout: float, held: Optional[HeldFn]) -> bool:
+        if self._before_close is not None:
+            try:
+                self._before_close(target)
+            except Exception:  # noqa: BLE001 - closing goes on
+                _logger.exception("could not release the spans a closing sink's senders wait with")
+        done = close_sink(target.sink, timeout, held)
+        target.probe.close()
+        if target is not self.default:
+            self._retire(target.stats)
+            _logger.info("closed the delivery sink %s", target.name)
+        return done
+
+    def _retire(self, stats: Stats) -> None:
+        snap = stats.snapshot()
+        for key, value in snap.items():
+            if key == "dropped" and isinstance(value, dict):
+                for reason, n in value.items():
+                    self._retired.drop(reason, n)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and not key.startswith("queue_") and not key.endswith("_max"):
+                self._retired.add(key, value)
+
+    def close(self, timeout: float, held: Optional[HeldFn] = None) -> bool:
+        """At shutdown: every sink at once within ``timeout`` (``held`` is released into the default one)."""
+        end = time.monotonic() + timeout
+        with self._lock:
+            passed = list(self._passed.values())
+            self._passed.clear()
+            closing = list(self._closing)
+        results: Dict[str, bool] = {}
+        threads = []
+        for target in passed:
+            t = threading.Thread(target=lambda tg=target: results.__setitem__(tg.name, self._close_one(tg, timeout, None)), daemon=True)
+            t.start()
+            threads.append(t)
+        done = self._close_one(self.default, timeout, held)
+        for t in threads + closing:
+            t.join(max(end - time.monotonic(), 0.0) + 1.0)
+        return done and all(results.get(t.name, False) for t in passed)
+
+    # -- what /metrics and the exit line report --------------------------------------------
+    def stats_snapshot(self, main: Stats) -> Dict[str, object]:
+        """``main`` (the pipeline's and the default sink's) plus every pass-through sink's, open or closed."""
+        out = main.snapshot()
+        extra = [self._retired] + [t.stats for t in self.targets() if t is not self.default]
+        for stats in extra:
+            _merge(out, stats.snapshot())
+        return out
+
+    def gauges(self) -> Dict[str, float]:
+        items = 0.0
+        n_bytes = 0.0
+        targets = self.targets()
+        for t in targets:
+            snap = t.stats.snapshot()
+            items += t.sink.pending()
+            value = snap.get("queue_bytes", 0)
+            n_bytes += float(value) if isinstance(value, (int, float)) else 0.0
+        return {"queue_items": items, "queue_bytes": n_bytes, "sinks": float(len(targets))}
+
+
+def _merge(out: Dict[str, object], snap: Dict[str, object]) -> None:
+    for key, value in snap.items():
+        if key == "dropped" and isinstance(value, dict):
+            dropped = out.setdefault("dropped", {})
+            assert isinstance(dropped, dict)
+            for reason, n in value.items():
+                dropped[reason] = dropped.get(reason, 0) + n
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            prev = out.get(key, 0)
+            prev_n = prev if isinstance(prev, (int, float)) else 0
+            out[key] = max(prev_n, value) if key.endswith("_max") else prev_n + value
+
+
+__all__ = ["MAX_SINKS", "Credentials", "SinkPool", "Target", "sink_name"]
