@@ -34,6 +34,9 @@ AUTH_BACKOFF_CAP = 60.0
 AUTH_PAUSE = 60.0
 #: a request that timed out is retried with twice the timeout, up to this many times the setting
 TIMEOUT_GROWTH = 4
+#: at shutdown, an Opik that never answered this process and refuses connections (or whose name does not
+#: resolve) gets attempts for this long, not the whole shutdown timeout: nothing is listening there
+UNREACHABLE_AT_CLOSE = 1.0
 
 
 class GiveUp(Exception):
@@ -90,12 +93,21 @@ class RetryLoop:
         #: a refusal was logged and no request succeeded since (one error line per episode)
         self._auth_logged = False
         self._down_since: Optional[float] = None
+        #: Opik gave an HTTP answer (any status) in this process
+        self._answered = False
+        #: the last attempt's connection error (refused, DNS, connect timeout); None after an answer
+        self.connect_error: Optional[str] = None
+        #: closing, Opik never answered and refuses connections: give up by then (monotonic)
+        self._unreachable_by: Optional[float] = None
 
     def reset(self) -> None:
         """After fork: the parent's refusal and outage state are not the child's."""
         self.paused_until = 0.0
         self._auth_logged = False
         self._down_since = None
+        self._answered = False
+        self.connect_error = None
+        self._unreachable_by = None
 
     def auth_paused(self) -> bool:
         return time.monotonic() < self.paused_until
@@ -123,6 +135,7 @@ class RetryLoop:
             if remaining <= 0.01:
                 raise GiveUp(gave_up_reason(refused, closing))
             resp, err = self._send_once(method, path, body, min(timeout, remaining))
+            self._note_reach(err)
             if resp is not None:
                 outcome = classify(resp.status, resp.headers, resp.text, n_items=len(items), key=key)
             else:
@@ -140,7 +153,7 @@ class RetryLoop:
                 no_answer=err is not None,
             )
             delay, last_chance = self._fit_delay(limit, delay, outcome.delay_hint, last_chance, refused, closing)
-            if delay > 0:
+            if delay > 0 and not self.life.closed:  # closing: the shutdown's summary says what happened
                 self._log(
                     "retry", logging.WARNING,
                     "Opik at %s unavailable (%s); retrying %d %ss in %.1f s",
@@ -151,9 +164,19 @@ class RetryLoop:
             attempt += 1
             self._wait(delay, items, taken)
 
+    def _note_reach(self, err: Optional[TransportError]) -> None:
+        if err is None:
+            self._answered, self.connect_error, self._unreachable_by = True, None, None
+            return
+        self.connect_error = None if err.timed_out else str(err)
+        if self.connect_error and not self._answered and self.life.closed and self._unreachable_by is None:
+            self._unreachable_by = time.monotonic() + UNREACHABLE_AT_CLOSE
+
     def _limit(self, deadline: float) -> Tuple[float, bool]:
         """The time this request must be resolved by, and whether that is the shutdown's limit."""
         close_by = self.life.close_by
+        if close_by is not None and self._unreachable_by is not None:
+            close_by = min(close_by, self._unreachable_by)
         if close_by is not None and close_by < deadline:
             return close_by, True
         return deadline, False
@@ -244,5 +267,6 @@ class RetryLoop:
 
 __all__ = [
     "AUTH_BACKOFF_BASE", "AUTH_BACKOFF_CAP", "AUTH_PAUSE", "BACKOFF_BASE", "BACKOFF_CAP", "TIMEOUT_GROWTH",
+    "UNREACHABLE_AT_CLOSE",
     "GiveUp", "Lifecycle", "RetryLoop", "gave_up_reason",
 ]

@@ -293,6 +293,7 @@ class Writer:
         if self._pid != os.getpid():
             self._after_fork()
             self._life.closed = True
+        before = self._undelivered()
         # Keep a slice of the time to spool what is left; the sender stops retrying before it.
         reserve = min(0.5, max(timeout, 0.0) * 0.2)
         done = self._deliver_until(end - reserve)
@@ -311,7 +312,30 @@ class Writer:
             self.transport.close()
         if self._durable is not None:
             self._durable.sync_now()
+        self._summarize_shutdown(before)
         return done
+
+    def _undelivered(self) -> "tuple[int, int]":
+        snap = self.stats.snapshot()
+        dropped = snap.get("dropped")
+        n_dropped = sum(dropped.values()) if isinstance(dropped, dict) else 0
+        spooled = snap.get("items_spooled")
+        return n_dropped, spooled if isinstance(spooled, int) else 0
+
+    def _summarize_shutdown(self, before: "tuple[int, int]") -> None:
+        """One warning for what this shutdown left undelivered (the per-batch lines are held while closing)."""
+        from .summary import shutdown_summary
+
+        after = self._undelivered()
+        dropped = self.stats.snapshot().get("dropped")
+        line = shutdown_summary(
+            self.settings, dropped=after[0] - before[0], spooled=after[1] - before[1],
+            dropped_by_reason=dropped if isinstance(dropped, dict) else {},
+            connect_error=self._retry.connect_error,
+            spool_dir=self.spool.directory if self.spool is not None else None,
+        )
+        if line:
+            _logger.warning("%s", line)
 
     def _deliver_until(self, close_by: float) -> bool:
         with self._cond:
@@ -493,8 +517,8 @@ class Writer:
         if reason == "flush_timeout":
             reason = "shutdown"
         self.stats.drop(reason, len(items))
-        if reason == "unauthorized":
-            return  # the auth error line already says so
+        if reason == "unauthorized" or (reason == "shutdown" and self._closed):
+            return  # the auth error line already says so; a shutdown writes one summary
         hint = "" if self.spool is not None else " (set OTEL_EXPORTER_OPIK_SPOOL_DIR to keep them on disk)"
         self._log(
             "drop_" + reason, logging.WARNING,
@@ -502,6 +526,8 @@ class Writer:
         )
 
     def _log_spooled(self, n: int, reason: str) -> None:
+        if reason == "shutdown" and self._closed:
+            return  # the shutdown's summary says it
         if reason in ("shutdown", "flush_timeout", "retry_deadline") and self.spool is not None:
             self._log(
                 "spooled_" + reason, logging.WARNING,
