@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, List, Optional, Tuple
 
 from ._json import loads
-from ._otlp import DecodedBatch, DecodeError, DecodeLimits, _Bad, _j_id, _j_int, _j_str, _JsonReader, _PbReader
+from ._otlp import DecodedBatch, DecodeError, DecodeLimits, _Bad, _PbReader
+from ._otlp_json import _j_id, _j_int, _j_str, _JsonReader
 
 LogTuple = Tuple[int, int, Optional[str], int, Any, Any]
 
