@@ -432,6 +432,8 @@ def resolve_settings(
         except ValueError as exc:  # never the value: it may be (or contain) a secret
             raise ConfigError(f"{label} {exc}{_fix_hint(spec, where)}") from None
         sources[spec.field] = where
+    if values["url"] is None and values["api_key"] is None:
+        _from_opik_otlp(env, values, sources)
     if values["url"] is None:
         from_key = _url_from_api_key(values["api_key"]) if values["api_key"] else None
         if from_key:
@@ -442,6 +444,28 @@ def resolve_settings(
             values["url"], sources["url"] = LOCAL_URL, "default (local Opik)"
     warn_unknown_env(env)
     return OpikSettings(**values, sources=sources)
+
+
+def _from_opik_otlp(env: Mapping[str, str], values: Dict[str, Any], sources: Dict[str, str]) -> None:
+    """No Opik URL or key is set: Opik's own OTLP variables (endpoint plus headers) may give them, and
+    the workspace and project where those are defaults. One INFO line says where each came from."""
+    from ._otlp_env import describe, from_otlp_env
+
+    found = from_otlp_env(env)
+    if found is None:
+        return
+    used: Dict[str, str] = {}
+    for field, raw in found.values.items():
+        if field in ("workspace", "project_name") and sources.get(field) != "default":
+            continue  # OPIK_WORKSPACE / OPIK_PROJECT_NAME (or the config file) win
+        spec = _BY_FIELD[field]
+        try:
+            values[field] = _coerce(spec, raw)
+        except ValueError as exc:  # never the value
+            var = found.sources[field].split(" ", 2)[1]
+            raise ConfigError(f"{var} gives the Opik {field}, which {exc}; fix {var} or set {spec.env}") from None
+        sources[field] = used[field] = found.sources[field]
+    _logger.info("Opik exporter: no OPIK_URL_OVERRIDE or OPIK_API_KEY; using Opik's OTLP settings: %s", describe(used))
 
 
 def _fix_hint(spec: "_Spec", where: str) -> str:
