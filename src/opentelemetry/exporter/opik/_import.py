@@ -37,6 +37,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Union
 
@@ -335,6 +336,24 @@ class Progress:
             self.stream.write(f"import: {label + ': ' if label else ''}{counts}{pct}{eta}\n")
         self.stream.flush()
 
+    def sending(self, delivered: int, total: int, dropped: int, force: bool = False) -> None:
+        """The drain after reading: ``sending: N of M delivered`` until the writer is done."""
+        if self.mode == "none":
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self._interval:
+            return
+        self._last = now
+        lost = f", {dropped:,} dropped" if dropped else ""
+        text = f"sending: {delivered:,} of {total:,} delivered{lost}"
+        if self.mode == "bar":
+            width = shutil.get_terminal_size((80, 20)).columns
+            self.stream.write("\r" + text[: width - 1].ljust(width - 1))
+            self._drawn = True
+        else:
+            self.stream.write(f"import: {text}\n")
+        self.stream.flush()
+
     def finish(self) -> None:
         if self.mode == "bar" and self._drawn:
             self.stream.write("\n")
@@ -490,8 +509,8 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
         close = getattr(pipeline, "close", None)
         if close is not None:  # items a stage held back (e.g. traces waiting to be judged by a filter)
             _wait_and_submit(writer, close(), stats)
+        result.flushed = _drain(writer, stats, bar, flush_timeout)
         bar.finish()
-        result.flushed = writer.flush(flush_timeout)
     except _AuthRefused:
         bar.finish()
         result.note("Opik refused the credentials during the import; stopped (see the error logged above)")
@@ -506,6 +525,28 @@ def _import(paths: Sequence[str], settings: OpikSettings, progress_mode: str, fl
     result.seconds = time.monotonic() - t0
     result.stats = stats.snapshot()
     return result
+
+
+_DELIVERED = ("traces_exported", "spans_exported", "scores_exported")
+
+
+def _drain(writer: Sink, stats: Stats, bar: Progress, timeout: float) -> bool:
+    """Wait for delivery (one flush, in a helper thread) while the bar shows ``sending: N of M delivered``."""
+    outcome: List[bool] = []
+    waiter = threading.Thread(target=lambda: outcome.append(writer.flush(timeout)), name="opik-import-flush",
+                              daemon=True)
+    waiter.start()
+    force = True
+    while True:
+        snap = stats.snapshot()
+        delivered = sum(int(snap.get(k, 0) or 0) for k in _DELIVERED)  # type: ignore[call-overload]
+        dropped_map = snap.get("dropped")
+        dropped = sum(dropped_map.values()) if isinstance(dropped_map, dict) else 0
+        bar.sending(delivered, delivered + dropped + writer.pending(), dropped, force=force or not waiter.is_alive())
+        if not waiter.is_alive():
+            return bool(outcome and outcome[0])
+        force = False
+        waiter.join(0.1)
 
 
 class _ImportJoin:
