@@ -7,6 +7,11 @@ Shapes follow the GenAI semantic conventions (latest experimental):
 * ``agent``: an ``invoke_agent`` root, a ``chat`` LLM call (model, usage,
   a few hundred bytes of ``gen_ai.input.messages``/``gen_ai.output.messages``)
   and an ``execute_tool`` call: the issue's reference trace;
+* ``sparse``: the same three spans with about 5 attributes each, as a
+  minimal instrumentation writes them: an ``invoke_agent`` root (operation,
+  agent, provider, model, conversation), a ``chat`` call (operation, model,
+  usage, 300-600 bytes of messages) and an ``execute_tool`` call (operation,
+  tool name, call id, arguments, result);
 * ``llm``: traces made only of ``chat`` spans (the first is the root), so a
   trace of 1, 10 or 100 spans differs only in spans per trace.
 
@@ -78,6 +83,19 @@ def _messages_out(rng: random.Random, n_bytes: int, tool: bool) -> str:
     return json.dumps([{"role": "assistant", "parts": parts, "finish_reason": "tool_call" if tool else "stop"}])
 
 
+def _payload_size(rng: random.Random, payload: Payload) -> int:
+    """Bytes of message content for one LLM span (see the module docstring)."""
+    if payload is None:
+        return rng.randint(300, 600)
+    if isinstance(payload, (list, tuple)):
+        return rng.randint(payload[0], payload[1])
+    return payload
+
+
+#: the shapes ``SpanFactory.build`` makes
+SHAPES = ("agent", "sparse", "llm")
+
+
 class SpanFactory:
     """Builds finished SDK spans; one provider, seeded ids and contents."""
 
@@ -102,12 +120,7 @@ class SpanFactory:
 
     def _llm_attrs(self, payload: Payload, tool_call: bool, conv: str) -> Dict[str, Any]:
         rng = self.rng
-        if payload is None:
-            size = rng.randint(300, 600)
-        elif isinstance(payload, (list, tuple)):
-            size = rng.randint(payload[0], payload[1])
-        else:
-            size = payload
+        size = _payload_size(rng, payload)
         in_size = size * 2 // 3
         return {
             "gen_ai.operation.name": "chat",
@@ -188,6 +201,59 @@ class SpanFactory:
         self._t += 1_000_000_000 // 64  # ~64 traces per second of span time
         return self._take()
 
+    def sparse_trace(self, payload: Payload = None) -> List[ReadableSpan]:
+        """The reference trace with about 5 attributes per span (16 over 3 spans)."""
+        rng = self.rng
+        t = self._t
+        model = "gpt-4o-mini"
+        root = self.tracer.start_span(
+            "invoke_agent travel_agent",
+            kind=trace_api.SpanKind.INTERNAL,
+            start_time=t,
+            attributes={
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": "travel_agent",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "gen_ai.conversation.id": f"conv-{rng.getrandbits(32):08x}",
+            },
+        )
+        ctx = trace_api.set_span_in_context(root)
+        size = _payload_size(rng, payload)
+        in_size = size * 2 // 3
+        llm = self.tracer.start_span(
+            f"chat {model}",
+            context=ctx,
+            kind=trace_api.SpanKind.CLIENT,
+            start_time=t + 1_000_000,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": model,
+                "gen_ai.usage.input_tokens": rng.randint(50, 2000),
+                "gen_ai.usage.output_tokens": rng.randint(10, 500),
+                "gen_ai.input.messages": _messages_in(rng, in_size),
+                "gen_ai.output.messages": _messages_out(rng, size - in_size, True),
+            },
+        )
+        llm.end(end_time=t + 850_000_000)
+        tool = self.tracer.start_span(
+            "execute_tool get_weather",
+            context=ctx,
+            kind=trace_api.SpanKind.INTERNAL,
+            start_time=t + 851_000_000,
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "get_weather",
+                "gen_ai.tool.call.id": f"call_{rng.getrandbits(48):012x}",
+                "gen_ai.tool.call.arguments": json.dumps({"city": "Paris", "unit": "celsius"}),
+                "gen_ai.tool.call.result": json.dumps({"temperature": rng.randint(-5, 35), "conditions": "light rain"}),
+            },
+        )
+        tool.end(end_time=t + 902_000_000)
+        root.end(end_time=t + 910_000_000)
+        self._t += 1_000_000_000 // 64
+        return self._take()
+
     def llm_trace(self, n_spans: int, payload: Payload = None) -> List[ReadableSpan]:
         """``n_spans`` chat spans: a root LLM call and ``n_spans - 1`` child calls."""
         rng = self.rng
@@ -208,10 +274,14 @@ class SpanFactory:
 
     def build(self, shape: str, n_spans: int, spans_per_trace: int = 3, payload: Payload = None) -> List[ReadableSpan]:
         """At least ``n_spans`` spans of whole traces, in SDK end order."""
+        if shape not in SHAPES:
+            raise ValueError(f"unknown span shape {shape!r}; choose from {', '.join(SHAPES)}")
         out: List[ReadableSpan] = []
         while len(out) < n_spans:
             if shape == "agent":
                 out.extend(self.agent_trace(payload))
+            elif shape == "sparse":
+                out.extend(self.sparse_trace(payload))
             else:
                 out.extend(self.llm_trace(spans_per_trace, payload))
         return out

@@ -97,14 +97,28 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="the instruction count needs valgrind")
 def test_instruction_count_runs(tmp_path: Path) -> None:
+    """``instructions.py --quick``: every section ran in both shapes and every install, and counted something."""
     out = tmp_path / "instructions.json"
-    r, res = _run_benchmark("instructions.py", ["--spans", "24"], out, timeout=600)
-    counts = res["instructions"]
-    # both paths did measurable work on top of the same baseline (no figure is asserted)
-    assert counts["opik"] > counts["base"] and counts["otlp"] > counts["base"]
-    assert counts["sidecar"] > counts["base"]  # the sidecar's path, from the OTLP requests of the same spans
-    # and the whole exporters, which exported every span to the sink (the child checks ours)
-    assert counts["opik-exporter"] > counts["base"] and counts["otlp-exporter"] > counts["base"]
-    assert res["ratio_exporter_vs_otlp_exporter"] > 0
-    assert res["spans"] >= 24 and res["instructions_per_span"]["opik"] > 0
-    assert "ratio opik / otlp" in r.stdout and "ratio sidecar / otlp" in r.stdout
+    r, res = _run_benchmark("instructions.py", ["--quick"], out, timeout=600)
+    assert res["spans_requested"] == 24 and res["processes"] == 2  # the quick size: one process per install
+    ex = res["exporters"]
+    assert set(ex) == {"sparse", "agent"}
+    installs = set(res["installs"])
+    # the default install, every extra and the stdlib fallback are all measured (some may share a run)
+    assert {name for key in installs for name in key.split("+")} == {"default", "every-extra", "stdlib"}
+    for shape, slot in ex.items():
+        assert slot["spans"] >= 24
+        assert set(slot["per_span"]) == installs | {"otlp"}, shape
+        assert all(slot["per_span"]["otlp"][m] > 0 for m in ("otlp-exporter", "otlp"))
+        for install in installs:
+            per_span = slot["per_span"][install]
+            assert all(per_span[m] > 0 for m in ("opik-exporter", "opik", "sidecar")), (shape, install, per_span)
+            assert all(v > 0 for v in slot["ratios"][install].values())
+    # the stdlib fallback really ran without orjson and isal, every extra with both
+    used = {k: v["used"] for k, v in res["installs"].items()}
+    assert used[next(k for k in used if "stdlib" in k.split("+"))] == {"orjson": False, "isal": False}
+    assert used[next(k for k in used if "every-extra" in k.split("+"))] == {"orjson": True, "isal": True}
+    pt = res["per_trace"]
+    assert pt["1"]["opik-exporter"] > 0 and pt["100"]["opik-exporter"] > 0 and pt["100"]["spans"] >= 100
+    assert "spread_1_vs_100" in pt
+    assert "ratio opik / otlp exporter" in r.stdout and "1 vs 100" in r.stdout
