@@ -8,7 +8,8 @@ chain, the prompt, the "retrieval" step, the LLM call (with messages and token
 usage) and the output parser; both questions share a session, shown as one Opik
 thread.
 
-    pip install opentelemetry-exporter-opik langchain-core openinference-instrumentation-langchain
+    pip install -e . langchain-core openinference-instrumentation-langchain   # in a clone
+    # (from an index: pip install opentelemetry-exporter-opik langchain-core openinference-instrumentation-langchain)
     export OPIK_URL_OVERRIDE=http://localhost:5173/api   # or OPIK_API_KEY + OPIK_WORKSPACE for Opik Cloud
     python examples/langchain_openinference.py
 """

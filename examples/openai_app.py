@@ -6,7 +6,9 @@ One Opik trace per question: the agent span, the model call that asks for a
 tool, the tool execution, and the model call that answers, with model,
 provider, token usage, messages and the conversation as the Opik thread.
 
-    pip install opentelemetry-exporter-opik opentelemetry-instrumentation-openai-v2 openai
+    pip install -e . opentelemetry-instrumentation-openai-v2 'opentelemetry-util-genai<1.2' openai   # in a clone
+    # (from an index: pip install opentelemetry-exporter-opik opentelemetry-instrumentation-openai-v2
+    #  'opentelemetry-util-genai<1.2' openai; util-genai 1.2 removed a module openai-v2 2.4b0 imports)
     export OPENAI_API_KEY=sk-...              # or OPENAI_BASE_URL for any OpenAI-compatible server
     export OPIK_URL_OVERRIDE=http://localhost:5173/api   # self-hosted; or OPIK_API_KEY + OPIK_WORKSPACE for Opik Cloud
     python examples/openai_app.py

@@ -14,8 +14,9 @@ stops: the app's lifespan shutdown flushes the exporter. (Not ``atexit`` nor
 gunicorn's ``worker_exit``: a uvicorn worker ends by re-raising SIGTERM once
 the server has stopped, so neither runs.)
 
-    pip install opentelemetry-exporter-opik fastapi gunicorn uvicorn \\
-        opentelemetry-instrumentation-fastapi opentelemetry-instrumentation-openai-v2 openai
+    pip install -e . fastapi gunicorn uvicorn opentelemetry-instrumentation-fastapi \\
+        opentelemetry-instrumentation-openai-v2 'opentelemetry-util-genai<1.2' openai   # from a clone
+    # (from an index: opentelemetry-exporter-opik in place of -e .)
     export OPENAI_API_KEY=sk-... OPIK_URL_OVERRIDE=http://localhost:5173/api
     gunicorn -c examples/fastapi_service/gunicorn.conf.py
     curl -s localhost:8000/ask -H 'content-type: application/json' -H 'x-session-id: s1' \\

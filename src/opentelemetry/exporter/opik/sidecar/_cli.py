@@ -156,7 +156,7 @@ def serve_options(args: argparse.Namespace, env: Optional[Mapping[str, str]] = N
         values["grpc_port"] = None
     elif not grpc_available():
         if grpc_asked:
-            raise _UsageError("OTLP/gRPC needs grpcio: pip install 'opentelemetry-exporter-opik[grpc]' (or pass --no-grpc)")
+            raise _UsageError("OTLP/gRPC needs grpcio: pip install 'grpcio>=1.60' (what the [grpc] extra adds), or pass --no-grpc")
         values["grpc_port"] = None
     if values["auth_token"] and values["auth_token_file"]:
         raise _UsageError("set either OPIK_OTEL_AUTH_TOKEN (--auth-token) or OPIK_OTEL_AUTH_TOKEN_FILE (--auth-token-file), not both")

@@ -307,7 +307,7 @@ class Sidecar:
         if self.grpc_port is not None:
             bits.append(f"OTLP/gRPC on {host}:{self.grpc_port}")
         elif opts.grpc_port is not None or not grpc_available():
-            bits.append("OTLP/gRPC off (pip install 'opentelemetry-exporter-opik[grpc]')")
+            bits.append("OTLP/gRPC off (pip install 'grpcio>=1.60', what the [grpc] extra adds)")
         s = self.settings
         if s.dry_run:
             target = "dry run: printing Opik traces, sending nothing"
