@@ -426,6 +426,18 @@ _OTHER_VARIABLES: Tuple[Tuple[str, str, str], ...] = (
      "for `opentelemetry-instrument`"),
     ("OTEL_TRACES_SAMPLER_ARG", "`1.0`", "with `OTEL_TRACES_SAMPLER=opik`: the sampling ratio of new traces, 0 to 1 "
      "(children follow their parent)"),
+    ("OTEL_METRICS_EXPORTER", "`none` (this package's distro)", "under `opentelemetry-instrument` with this package's "
+     "distro, `none` unless set; an exporter named but not installed is left out with a warning"),
+    ("OTEL_LOGS_EXPORTER", "`none` (this package's distro)", "`opik` joins GenAI content sent as log records to its "
+     "spans (`OpikLogExporter`); `none` unless set under this package's distro"),
+    ("OTEL_PYTHON_DISTRO", "", "`opik` makes `opentelemetry-instrument` use this package's distro when "
+     "`opentelemetry-distro` is installed too (otherwise the first one found wins)"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "", "migration: an Opik OTLP endpoint (`<opik>/api/v1/private/otel`) gives the Opik "
+     "URL while no `OPIK_URL_OVERRIDE` / `OPIK_API_KEY` is set; any other endpoint is not read"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "the same, ending in `/v1/private/otel/v1/traces`; wins over "
+     "`OTEL_EXPORTER_OTLP_ENDPOINT`"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "", "with an Opik OTLP endpoint: `Authorization` (the API key), `Comet-Workspace`, "
+     "`projectName` (URL-encoded values); `OTEL_EXPORTER_OTLP_TRACES_HEADERS` wins over it"),
 )
 
 
@@ -437,24 +449,13 @@ def _other_markdown() -> List[str]:
 
 
 def _sidecar_markdown() -> List[str]:
-    """One row per ``OPIK_OTEL_*`` variable, from the ``serve`` parser: its option, its help."""
-    import argparse
+    """One row per ``OPIK_OTEL_*`` variable, from the sidecar's option table (the one ``--help`` shows)."""
+    from .sidecar._options import OPTIONS
 
-    from .sidecar._cli import _ENV, add_serve_arguments
-
-    parser = argparse.ArgumentParser(add_help=False)
-    add_serve_arguments(parser)
-    defaults = {var: default for var, _, default in _ENV.values()}
     lines = ["| Environment variable | `opik-otel serve` option | Default | Meaning |", "|---|---|---|---|"]
-    for action in parser._actions:
-        m = re.search(r"\s*\[(OPIK_OTEL_[A-Z_]+)\]\s*$", action.help or "")
-        if not m or not action.option_strings:
-            continue
-        var = m.group(1)
-        default = defaults.get(var)
-        shown = "not set" if default is None else f"`{_show(default)}`"
-        if var == "OPIK_OTEL_LOG_LEVEL":
-            shown = "`info`"
-        doc = (action.help or "")[: m.start()].replace("|", "\\|")
-        lines.append(f"| `{var}` | `{action.option_strings[0]}` | {shown} | {doc} |")
+    for option in OPTIONS:
+        default = option.shown_default()
+        shown = default if default == "not set" or " " in default else f"`{default}`"
+        doc = option.help.replace("|", "\\|")
+        lines.append(f"| `{option.env}` | `{option.flag}` | {shown} | {doc} |")
     return lines

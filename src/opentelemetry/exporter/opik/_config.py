@@ -352,9 +352,9 @@ def known_env_names() -> List[str]:
     """Every ``OTEL_EXPORTER_OPIK_*`` / ``OPIK_*`` / ``OPIK_OTEL_*`` name this package reads."""
     names = [s.env for s in SPECS] + list(_OTHER_NAMES)
     try:
-        from .sidecar._cli import _ENV  # the sidecar's option table
+        from .sidecar._options import OPTIONS  # the sidecar's option table
 
-        names += [v[0] for v in _ENV.values()]
+        names += [o.env for o in OPTIONS]
     except Exception:  # noqa: BLE001 - the sidecar's extras may be missing: its names are then not known
         pass
     return sorted(set(names))
