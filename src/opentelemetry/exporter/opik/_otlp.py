@@ -28,6 +28,8 @@ __all__ = [
     "DecodeError",
     "DecodeLimits",
     "DecodedBatch",
+    "INTS_AS_STRINGS",
+    "RequestTooLarge",
     "TooManySpans",
     "decode_json",
     "decode_protobuf",
@@ -36,6 +38,8 @@ __all__ = [
 
 #: what a value nested deeper than ``DecodeLimits.max_depth`` becomes
 NESTED_TOO_DEEP = "[nested too deep]"
+#: the span attribute listing which OTLP/JSON integers beyond 64 bits were kept as decimal strings
+INTS_AS_STRINGS = "opik_otel.ints_as_strings"
 _MAX_REASONS = 20
 # OTLP SpanFlags: the parent's is_remote is known (0x100) and true (0x200)
 _HAS_IS_REMOTE = 0x100
@@ -47,7 +51,11 @@ class DecodeError(ValueError):
     """The body is not an OTLP trace request at all (HTTP 400, gRPC INVALID_ARGUMENT)."""
 
 
-class TooManySpans(DecodeError):
+class RequestTooLarge(DecodeError):
+    """The request can never be taken whole, however often it is sent (HTTP 413, never retried)."""
+
+
+class TooManySpans(RequestTooLarge):
     """More spans in one request than ``DecodeLimits.max_spans`` (HTTP 413)."""
 
     def __init__(self, count: int, limit: int) -> None:
@@ -63,15 +71,20 @@ class DecodeLimits:
     per span, event, resource or key-value list (beyond: the first ones are
     kept, the rest counted as dropped, like the SDK's attribute limits);
     ``max_depth`` levels of nested arrays/kvlists (deeper values become
-    ``"[nested too deep]"``).
+    ``"[nested too deep]"``); ``json_memory`` bytes that parsing one OTLP/JSON
+    request may take, estimated from its text before it is parsed (beyond:
+    :class:`._otlp_json.JsonTooLarge`, HTTP 413).
     """
 
-    __slots__ = ("max_spans", "max_attributes", "max_depth")
+    __slots__ = ("max_spans", "max_attributes", "max_depth", "json_memory")
 
-    def __init__(self, max_spans: int = 20_000, max_attributes: int = 10_000, max_depth: int = 32) -> None:
+    def __init__(
+        self, max_spans: int = 20_000, max_attributes: int = 10_000, max_depth: int = 32, json_memory: int = 256 * 1024 * 1024
+    ) -> None:
         self.max_spans = max_spans
         self.max_attributes = max_attributes
         self.max_depth = max_depth
+        self.json_memory = json_memory
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -80,7 +93,10 @@ DEFAULT_LIMITS = DecodeLimits()
 class DecodedBatch:
     """The records of one request, and what could not be decoded."""
 
-    __slots__ = ("records", "span_count", "rejected", "reasons", "attributes_cut", "depth_cut", "utf8_replaced", "_pending")
+    __slots__ = (
+        "records", "span_count", "rejected", "reasons", "attributes_cut", "depth_cut", "utf8_replaced",
+        "ints_as_strings", "not_finite", "_pending",
+    )
 
     def __init__(self) -> None:
         self.records: List[SpanRecord] = []
@@ -98,6 +114,10 @@ class DecodedBatch:
         self.depth_cut = 0
         #: requests/spans whose invalid UTF-8 was replaced by U+FFFD
         self.utf8_replaced = 0
+        #: OTLP/JSON spans with integers beyond 64 bits, kept as their decimal strings
+        self.ints_as_strings = 0
+        #: OTLP/JSON numbers that are not JSON: NaN/Infinity tokens, or beyond a double's range
+        self.not_finite = 0
 
     @property
     def accepted(self) -> int:
@@ -130,6 +150,16 @@ class DecodedBatch:
             out.append(f"{self.depth_cut} values were nested too deep and were replaced by {NESTED_TOO_DEEP!r}")
         if self.utf8_replaced:
             out.append("invalid UTF-8 in strings was replaced by U+FFFD")
+        if self.ints_as_strings:
+            out.append(
+                f"integers beyond 64 bits in {self.ints_as_strings} spans were kept as their decimal strings "
+                f"(each such span lists them in its {INTS_AS_STRINGS!r} attribute)"
+            )
+        if self.not_finite:
+            out.append(
+                f"{self.not_finite} numbers were NaN, Infinity or beyond a double's range, which JSON cannot hold: "
+                'they were read as doubles (OTLP/JSON writes them as the strings "NaN", "Infinity", "-Infinity")'
+            )
         return out
 
     def message(self, limit: int = 5) -> str:

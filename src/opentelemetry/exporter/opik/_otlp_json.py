@@ -1,7 +1,17 @@
 """OTLP/JSON trace requests -> :class:`SpanRecord` (the JSON half of :mod:`._otlp`).
 
 Same records, same rejections one span at a time, same limits as the protobuf
-decoder; :mod:`._otlp` re-exports :func:`decode_json`.
+decoder; :mod:`._otlp` re-exports :func:`decode_json`. The text is parsed by
+:mod:`._otlp_json_parse` (one parse, or span by span when that fails); this
+module reads the tree:
+
+* ``intValue`` beyond 64 bits (a JSON number, or the decimal string proto3 JSON
+  writes) is kept exactly as its decimal string, and the span's
+  :data:`INTS_AS_STRINGS` attribute lists which ones were (``key``,
+  ``resource: key``, ``event 'name': key``);
+* ``doubleValue`` takes numbers and the strings ``"NaN"``, ``"Infinity"``,
+  ``"-Infinity"`` (proto3 JSON's spelling of non-finite doubles);
+* unsigned fields (times, flags, counts) must fit in 64 bits.
 """
 
 from __future__ import annotations
@@ -11,11 +21,11 @@ import binascii
 import math
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ._json import loads
 from ._otlp import (
     _HAS_IS_REMOTE,
     _IS_REMOTE,
     DEFAULT_LIMITS,
+    INTS_AS_STRINGS,
     NESTED_TOO_DEEP,
     DecodedBatch,
     DecodeError,
@@ -25,9 +35,13 @@ from ._otlp import (
     _ids,
     _trace_state_hint,
 )
+from ._otlp_json_parse import JsonTooLarge, RawSpan, SpanParser, Unparsed, check_budget, parse_fast, skeleton
 from ._record import EventRecord, SpanRecord
 
-__all__ = ["decode_json"]
+__all__ = ["JsonTooLarge", "decode_json"]
+
+_INT64 = 2**63
+_UINT64 = 2**64
 
 
 _KIND_NAMES = {
@@ -62,10 +76,12 @@ def _j_int(v: Any, what: str, unsigned: bool = False) -> int:
             raise _Bad(f"{what} must be a decimal integer string, got {v[:40]!r}") from None
     elif isinstance(v, float) and v.is_integer():
         i = int(v)
+    elif isinstance(v, float):
+        raise _Bad(f"{what} must be an integer, got the number {v!r}")
     else:
         raise _Bad(f"{what} must be an integer (or a decimal string), got {type(v).__name__}")
-    if unsigned and i < 0:
-        raise _Bad(f"{what} must not be negative")
+    if unsigned and not 0 <= i < _UINT64:
+        raise _Bad(f"{what} must be an unsigned 64-bit integer, got {str(i)[:40]}")
     return i
 
 
@@ -109,13 +125,37 @@ def _j_id(v: Any, size: int, what: str) -> bytes:
     raise _Bad(f"{what} must be {2 * size} hex characters, got {v[:40]!r}")
 
 
-class _JsonReader:
-    __slots__ = ("out", "max_depth", "max_attributes")
+class _Inexact(_Bad):
+    """An ``intValue`` beyond 64 bits that the fast parser read as a float: its digits are lost."""
 
-    def __init__(self, out: DecodedBatch, limits: DecodeLimits) -> None:
+
+class _JsonReader:
+    """Converts parsed OTLP/JSON values; ``exact`` when integers were parsed as Python ints (not floats)."""
+
+    __slots__ = ("out", "max_depth", "max_attributes", "exact", "big_keys", "prefix")
+
+    def __init__(self, out: DecodedBatch, limits: DecodeLimits, exact: bool = False) -> None:
         self.out = out
         self.max_depth = limits.max_depth
         self.max_attributes = limits.max_attributes
+        self.exact = exact
+        #: the attributes (as listed in INTS_AS_STRINGS) whose integers beyond 64 bits became strings
+        self.big_keys: List[str] = []
+        self.prefix = ""
+
+    def int_value(self, x: Any) -> Union[int, str]:
+        """An ``intValue``: an int64, or beyond 64 bits its exact decimal string."""
+        if type(x) is int and -_INT64 <= x < _INT64:
+            return x
+        if isinstance(x, float) and (not x.is_integer() or abs(x) >= _INT64):
+            if not self.exact and math.isfinite(x) and abs(x) >= _INT64:
+                raise _Inexact(f"intValue {x!r} is beyond 64 bits and was parsed as a float, losing its digits")
+            raise _Bad(f"intValue must be an integer, got the number {x!r}")
+        i = _j_int(x, "intValue")
+        if -_INT64 <= i < _INT64:
+            return i
+        self.big_keys.append("")  # the attribute's key is filled in by attrs()
+        return str(i)
 
     def value(self, v: Any, depth: int) -> Any:
         if v is None:
@@ -126,39 +166,33 @@ class _JsonReader:
             if key in ("stringValue", "string_value"):
                 return _j_str(x, "stringValue")
             if key in ("intValue", "int_value"):
-                return _j_int(x, "intValue")
+                return self.int_value(x)
             if key in ("boolValue", "bool_value"):
                 if not isinstance(x, bool):
                     raise _Bad(f"boolValue must be true or false, got {type(x).__name__}")
                 return x
             if key in ("doubleValue", "double_value"):
-                if isinstance(x, (int, float)) and not isinstance(x, bool):
-                    return float(x)
-                if isinstance(x, str) and x in _FLOAT_WORDS:
-                    return _FLOAT_WORDS[x]
-                raise _Bad(f"doubleValue must be a number, got {type(x).__name__}")
+                return _double(x)
             if key in ("bytesValue", "bytes_value"):
-                if not isinstance(x, str):
-                    raise _Bad("bytesValue must be a base64 string")
-                try:
-                    return base64.b64decode(x)
-                except (binascii.Error, ValueError):
-                    raise _Bad("bytesValue is not valid base64") from None
+                return _bytes(x)
             if key in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
-                if depth >= self.max_depth:
-                    self.out.depth_cut += 1
-                    return NESTED_TOO_DEEP
-                if x is None:
-                    x = {}
-                if not isinstance(x, dict):
-                    raise _Bad(f"{key} must be an object with values")
-                values = x.get("values") or []
-                if not isinstance(values, list):
-                    raise _Bad(f"{key}.values must be an array")
-                if key.startswith("array"):
-                    return tuple([self.value(i, depth + 1) for i in values])
-                return self.attrs(values, depth + 1)[0]
+                return self.nested(key, x, depth)
         return None  # no known field: an empty AnyValue
+
+    def nested(self, key: str, x: Any, depth: int) -> Any:
+        if depth >= self.max_depth:
+            self.out.depth_cut += 1
+            return NESTED_TOO_DEEP
+        if x is None:
+            x = {}
+        if not isinstance(x, dict):
+            raise _Bad(f"{key} must be an object with values")
+        values = x.get("values") or []
+        if not isinstance(values, list):
+            raise _Bad(f"{key}.values must be an array")
+        if key.startswith("array"):
+            return tuple([self.value(i, depth + 1) for i in values])
+        return self.attrs(values, depth + 1)[0]
 
     def attrs(self, kvs: Any, depth: int = 0) -> Tuple[Dict[str, Any], int]:
         if kvs is None:
@@ -171,13 +205,48 @@ class _JsonReader:
             kvs = kvs[: self.max_attributes]
             self.out.attributes_cut += 1
         out: Dict[str, Any] = {}
+        big = self.big_keys
         for kv in kvs:
             if not isinstance(kv, dict):
                 raise _Bad(f"an attribute must be an object {{key, value}}, got {type(kv).__name__}")
-            out[_j_str(kv.get("key"), "attribute key")] = self.value(kv.get("value"), depth)
+            key = _j_str(kv.get("key"), "attribute key")
+            n = len(big)
+            out[key] = self.value(kv.get("value"), depth)
+            if len(big) != n and not depth:  # integers beyond 64 bits in this attribute: listed once, by its key
+                del big[n:]
+                big.append(self.prefix + key)
         return out, cut
 
-    def span(self, sp: Any, resource: Dict[str, Any], scope_name: str, scope_version: str) -> SpanRecord:
+    def resource(self, res: Any) -> Tuple[Dict[str, Any], Tuple[str, ...]]:
+        """A resource's attributes, and which of them hold integers kept as strings."""
+        if res is None:
+            res = {}
+        if isinstance(res, Unparsed):
+            raise _Bad(res.reason)
+        if not isinstance(res, dict):
+            raise _Bad("resource must be an object")
+        self.big_keys, self.prefix = [], "resource: "
+        attributes = self.attrs(res.get("attributes"))[0]
+        return attributes, tuple(self.big_keys)
+
+    def events(self, raw_events: Any) -> Tuple[EventRecord, ...]:
+        if raw_events is None:
+            return ()
+        if not isinstance(raw_events, list):
+            raise _Bad("events must be an array")
+        events = []
+        for e in raw_events:
+            if not isinstance(e, dict):
+                raise _Bad("an event must be an object")
+            name = _j_str(e.get("name"), "event name")
+            self.prefix = f"event {name[:100]!r}: "
+            time_ns = _j_int(_get(e, "timeUnixNano", "time_unix_nano"), "event timeUnixNano", True)
+            events.append(EventRecord(name, time_ns, self.attrs(e.get("attributes"))[0]))
+        return tuple(events)
+
+    def span(
+        self, sp: Any, resource: Dict[str, Any], scope_name: str, scope_version: str, resource_big: Tuple[str, ...] = ()
+    ) -> SpanRecord:
         if not isinstance(sp, dict):
             raise _Bad(f"a span must be an object, got {type(sp).__name__}")
         tid = _j_id(_get(sp, "traceId", "trace_id"), 16, "traceId")
@@ -190,29 +259,15 @@ class _JsonReader:
         end = _j_int(_get(sp, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano", True) or start
         flags = _j_int(sp.get("flags"), "flags", True)
         ts = _j_str(_get(sp, "traceState", "trace_state"), "traceState")
+        self.big_keys, self.prefix = [], ""
         attributes, cut = self.attrs(sp.get("attributes"))
-        raw_events = sp.get("events")
-        if raw_events is None:
-            raw_events = []
-        if not isinstance(raw_events, list):
-            raise _Bad("events must be an array")
-        events = []
-        for e in raw_events:
-            if not isinstance(e, dict):
-                raise _Bad("an event must be an object")
-            events.append(
-                EventRecord(
-                    _j_str(e.get("name"), "event name"),
-                    _j_int(_get(e, "timeUnixNano", "time_unix_nano"), "event timeUnixNano", True),
-                    self.attrs(e.get("attributes"))[0],
-                )
-            )
+        events = self.events(sp.get("events"))
         status = sp.get("status")
         if status is None:
             status = {}
         if not isinstance(status, dict):
             raise _Bad("status must be an object")
-        return SpanRecord(
+        record = SpanRecord(
             trace_id=trace_id,
             span_id=span_id,
             parent_span_id=parent,
@@ -222,7 +277,7 @@ class _JsonReader:
             start_ns=start,
             end_ns=end,
             attributes=attributes,
-            events=tuple(events),
+            events=events,
             status_code=_j_enum(status.get("code"), _STATUS_NAMES, "status.code"),
             status_message=_j_str(status.get("message"), "status.message"),
             resource=resource,
@@ -233,6 +288,30 @@ class _JsonReader:
             dropped_links=_j_int(_get(sp, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount", True),
             trace_start_hint_ms=_trace_state_hint(ts) if ts else None,
         )
+        if self.big_keys or resource_big:
+            attributes[INTS_AS_STRINGS] = resource_big + tuple(self.big_keys)
+            self.out.ints_as_strings += 1
+        return record
+
+
+def _double(x: Any) -> float:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        try:
+            return float(x)
+        except OverflowError:  # an exact integer beyond a double's range
+            raise _Bad("doubleValue is beyond the range of a double") from None
+    if isinstance(x, str) and x in _FLOAT_WORDS:
+        return _FLOAT_WORDS[x]
+    raise _Bad(f"doubleValue must be a number (or \"NaN\", \"Infinity\", \"-Infinity\"), got {type(x).__name__}")
+
+
+def _bytes(x: Any) -> bytes:
+    if not isinstance(x, str):
+        raise _Bad("bytesValue must be a base64 string")
+    try:
+        return base64.b64decode(x)
+    except (binascii.Error, ValueError):
+        raise _Bad("bytesValue is not valid base64") from None
 
 
 def _j_list(d: Dict[str, Any], camel: str, snake: str, where: str) -> List[Any]:
@@ -240,24 +319,80 @@ def _j_list(d: Dict[str, Any], camel: str, snake: str, where: str) -> List[Any]:
     if v is None:
         return []
     if not isinstance(v, list):
-        raise DecodeError(f"{where}.{camel} must be an array, got {type(v).__name__}")
+        got = "a value that is not JSON" if isinstance(v, Unparsed) else type(v).__name__
+        raise DecodeError(f"{where}.{camel} must be an array, got {got}")
     return v
 
 
-def decode_json(obj_or_bytes: Any, limits: Optional[DecodeLimits] = None) -> DecodedBatch:
-    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` (bytes, str or the parsed object).
+#: (where, resourceSpans entry, scopeSpans entry, its spans)
+_Plan = List[Tuple[str, Dict[str, Any], Dict[str, Any], List[Any]]]
 
-    Raises :class:`DecodeError` for invalid JSON or a wrong structure above the
-    span level, :class:`TooManySpans` beyond ``limits.max_spans``.
-    """
-    limits = limits or DEFAULT_LIMITS
-    out = DecodedBatch()
-    obj = obj_or_bytes
-    if isinstance(obj, (bytes, bytearray, memoryview, str)):
-        obj = _parse_json(obj, out)
+
+class _Request:
+    """Reads one parsed request (or its skeleton, whose spans are parsed one at a time) into ``out``."""
+
+    __slots__ = ("out", "limits", "reader", "parser", "retry")
+
+    def __init__(self, out: DecodedBatch, limits: DecodeLimits, exact: bool, retry: bool, parser: Optional[SpanParser] = None) -> None:
+        self.out = out
+        self.limits = limits
+        self.reader = _JsonReader(out, limits, exact)
+        self.parser = parser
+        #: an inexact integer raises instead of rejecting its span: the caller parses the text again, exactly
+        self.retry = retry
+
+    def read(self, obj: Any) -> None:
+        plan = _plan(obj, self.out)
+        if self.out.span_count > self.limits.max_spans:
+            raise TooManySpans(self.out.span_count, self.limits.max_spans)
+        last_rs: Any = None
+        resource: Optional[Tuple[Dict[str, Any], Tuple[str, ...]]] = None
+        resource_error = ""
+        for where, rs, ss, spans in plan:
+            if rs is not last_rs:
+                last_rs, resource, resource_error = rs, None, ""
+                try:
+                    resource = self.reader.resource(rs.get("resource"))
+                except _Bad as exc:
+                    self._retry(exc)
+                    resource_error = f"resource: {exc}"
+            if resource is None:
+                if spans:
+                    self.out.reject(where, resource_error, len(spans))
+                continue
+            try:
+                name, version = _scope(ss.get("scope"))
+            except _Bad as exc:
+                if spans:
+                    self.out.reject(where, f"scope: {exc}", len(spans))
+                continue
+            self.spans(where, spans, resource, name, version)
+
+    def _retry(self, exc: _Bad) -> None:
+        if self.retry and isinstance(exc, _Inexact):
+            raise exc
+
+    def spans(self, where: str, spans: List[Any], resource: Tuple[Dict[str, Any], Tuple[str, ...]], name: str, version: str) -> None:
+        records = self.out.records
+        span = self.reader.span
+        attributes, big = resource
+        for k, sp in enumerate(spans):
+            try:
+                if isinstance(sp, RawSpan):
+                    assert self.parser is not None
+                    sp = sp.parse(self.parser)
+                records.append(span(sp, attributes, name, version, big))
+            except _Bad as exc:
+                self._retry(exc)
+                self.out.reject(_label(where, k, sp), str(exc))
+            except RecursionError:
+                self.out.reject(f"{where}.spans[{k}]", "nested too deep")
+
+
+def _plan(obj: Any, out: DecodedBatch) -> _Plan:
     if not isinstance(obj, dict):
         raise DecodeError(f"an OTLP/JSON trace request must be an object with resourceSpans, got {type(obj).__name__}")
-    plan: List[Tuple[str, Any, Any, List[Any]]] = []
+    plan: _Plan = []
     for i, rs in enumerate(_j_list(obj, "resourceSpans", "resource_spans", "")):
         if not isinstance(rs, dict):
             raise DecodeError(f"resourceSpans[{i}] must be an object, got {type(rs).__name__}")
@@ -267,64 +402,51 @@ def decode_json(obj_or_bytes: Any, limits: Optional[DecodeLimits] = None) -> Dec
             spans = _j_list(ss, "spans", "spans", f"resourceSpans[{i}].scopeSpans[{j}]")
             out.span_count += len(spans)
             plan.append((f"resourceSpans[{i}].scopeSpans[{j}]", rs, ss, spans))
-    if out.span_count > limits.max_spans:
-        raise TooManySpans(out.span_count, limits.max_spans)
-    reader = _JsonReader(out, limits)
-    last_rs: Any = None
-    resource: Optional[Dict[str, Any]] = None
-    resource_error = ""
-    for where, rs, ss, spans in plan:
-        if rs is not last_rs:
-            last_rs, resource, resource_error = rs, None, ""
-            try:
-                res = rs.get("resource")
-                if res is None:
-                    res = {}
-                if not isinstance(res, dict):
-                    raise _Bad("resource must be an object")
-                resource = reader.attrs(res.get("attributes"))[0]
-            except _Bad as exc:
-                resource_error = f"resource: {exc}"
-        if resource is None:
-            if spans:
-                out.reject(where, resource_error, len(spans))
-            continue
-        try:
-            scope = ss.get("scope")
-            if scope is None:
-                scope = {}
-            if not isinstance(scope, dict):
-                raise _Bad("scope must be an object")
-            name, version = _j_str(scope.get("name"), "scope.name"), _j_str(scope.get("version"), "scope.version")
-        except _Bad as exc:
-            if spans:
-                out.reject(where, f"scope: {exc}", len(spans))
-            continue
-        for k, sp in enumerate(spans):
-            try:
-                out.records.append(reader.span(sp, resource, name, version))
-            except _Bad as exc:
-                label = sp.get("name") if isinstance(sp, dict) else None
-                out.reject(f"{where}.spans[{k}]" + (f" ({label!r})" if isinstance(label, str) else ""), str(exc))
-            except RecursionError:
-                out.reject(f"{where}.spans[{k}]", "nested too deep")
-    return out
+    return plan
 
 
-def _parse_json(data: Union[bytes, bytearray, memoryview, str], out: DecodedBatch) -> Any:
+def _scope(scope: Any) -> Tuple[str, str]:
+    if scope is None:
+        scope = {}
+    if isinstance(scope, Unparsed):
+        raise _Bad(scope.reason)
+    if not isinstance(scope, dict):
+        raise _Bad("scope must be an object")
+    return _j_str(scope.get("name"), "scope.name"), _j_str(scope.get("version"), "scope.version")
+
+
+def _label(where: str, k: int, sp: Any) -> str:
+    """``<where>.spans[k] ('name')``: the rejected span, by position and (when it can be read) name."""
+    name = sp.get("name") if isinstance(sp, dict) else sp.name() if isinstance(sp, RawSpan) else None
+    return f"{where}.spans[{k}]" + (f" ({name[:100]!r})" if isinstance(name, str) else "")
+
+
+def decode_json(obj_or_bytes: Any, limits: Optional[DecodeLimits] = None) -> DecodedBatch:
+    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` (bytes, str or the parsed object).
+
+    Raises :class:`JsonTooLarge` before parsing a text beyond ``limits.json_memory``,
+    :class:`DecodeError` for a body whose structure above the spans is not JSON or
+    not OTLP, :class:`TooManySpans` beyond ``limits.max_spans``. Anything wrong
+    inside a span (a value no parser reads, too deep, a wrong type) rejects that
+    span alone. A parsed object keeps what its parser made of the numbers: an
+    integer beyond 64 bits parsed as a float rejects its span (pass the text).
+    """
+    limits = limits or DEFAULT_LIMITS
+    data = obj_or_bytes
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
-    try:
-        return loads(data)
-    except ValueError as first:
-        error = first
-    # orjson refuses invalid UTF-8 and lone surrogates; OTel values may hold both.
-    import json
-
-    try:
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        raise DecodeError(f"the body is not valid JSON: {str(error)[:200]}") from None
-    out.utf8_replaced += 1
-    return obj
+    out = DecodedBatch()
+    if not isinstance(data, (bytes, str)):
+        _Request(out, limits, exact=False, retry=False).read(data)
+        return out
+    check_budget(data, limits)
+    tree, exact, why = parse_fast(data)
+    if not why:
+        try:
+            _Request(out, limits, exact, retry=True).read(tree)
+            return out
+        except _Inexact:
+            tree, out = None, DecodedBatch()  # the text again, span by span, with exact integers
+    skel, parser = skeleton(data, out, why)
+    _Request(out, limits, exact=True, retry=False, parser=parser).read(skel)
+    return out

@@ -10,7 +10,7 @@ import logging
 from typing import Optional, Union
 
 from .._errors import trail
-from .._otlp import DecodedBatch, DecodeError, DecodeLimits, TooManySpans, decode_json, decode_protobuf
+from .._otlp import DecodedBatch, DecodeError, DecodeLimits, RequestTooLarge, decode_json, decode_protobuf
 from .._otlp_logs import DecodedLogs, decode_logs_json, decode_logs_protobuf
 from ._decompress import BodyTooLarge, decompress
 from ._outcome import INVALID, LOGS, METRICS, TOO_LARGE, TRACES, Outcome
@@ -59,7 +59,7 @@ def decode(body: bytes, encoding: str, content_type: str, signal: str, limits: L
         return decode_json(data, limits.decode) if as_json else decode_protobuf(data, limits.decode)
     except BodyTooLarge:
         return Outcome(TOO_LARGE, f"the request body is larger than {limit} bytes after decompression; send smaller batches", signal=signal)
-    except TooManySpans as exc:
+    except RequestTooLarge as exc:  # too many spans, or an OTLP/JSON parse beyond its memory budget
         return Outcome(TOO_LARGE, str(exc), signal=signal)
     except DecodeError as exc:
         kind = "OTLP/JSON" if as_json else "OTLP protobuf"
