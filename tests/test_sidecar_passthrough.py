@@ -1,0 +1,165 @@
+"""The sidecar and Opik's credentials (issue 19): a sidecar Opik refuses answers its senders with an
+error they can see, never a 200 it would drop; with ``--pass-credentials`` each sender's
+``Authorization`` / ``Comet-Workspace`` / ``projectName`` deliver its spans, one sink per key and
+workspace, like Opik's own OTLP endpoint. Real sidecar processes, the official OTLP exporters, and the
+Opik stand-in checking keys the way Opik does (each key belongs to one workspace)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, Optional
+
+import grpc
+import httpx
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opik_standin import OpikStandin, RecordedRequest, Reply, _error
+from sidecar_helpers import SidecarProcess, clean_env, make_spans, protobuf_body, wait_until
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+PB = {"Content-Type": "application/x-protobuf"}
+KEYS = {"key-of-team-a-0123456789": "team-a", "key-of-team-b-9876543210": "team-b"}
+
+
+class KeyedOpik(OpikStandin):
+    """Opik with several API keys, each valid for its own workspace (401 for an unknown key, 403 elsewhere)."""
+
+    def __init__(self, keys: Dict[str, str]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def _auth(self, req: RecordedRequest) -> Optional[Reply]:
+        key = req.headers.get("authorization")
+        if key not in self.keys:
+            return _error(401, "User not allowed to access workspace")
+        if req.headers.get("comet-workspace") != self.keys[key]:
+            return _error(403, "User has no permission to the workspace")
+        return None
+
+
+@pytest.fixture
+def keyed() -> Iterator[KeyedOpik]:
+    with KeyedOpik(KEYS) as standin:
+        yield standin
+
+
+def _send(exporter: SpanExporter, name: str, n: int) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("passthrough.tests")
+    for i in range(n):
+        with tracer.start_as_current_span(f"{name}-{i}"):
+            tracer.start_span(f"{name}-{i}.child").end()
+    provider.shutdown()
+
+
+def test_two_senders_with_their_own_keys_each_get_their_spans_stored_with_their_key(keyed: KeyedOpik) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    (key_a, ws_a), (key_b, ws_b) = KEYS.items()
+    with SidecarProcess(keyed.url, "--pass-credentials") as sidecar:  # the sidecar has no key of its own
+        http_a = HttpExporter(
+            endpoint=sidecar.traces_url, headers={"Authorization": key_a, "Comet-Workspace": ws_a, "projectName": "project-a"}
+        )
+        grpc_b = GrpcExporter(
+            endpoint=f"127.0.0.1:{sidecar.grpc_port}",
+            insecure=True,
+            headers={"authorization": key_b, "comet-workspace": ws_b, "projectname": "project-b"},
+        )
+        _send(http_a, "sender-a", 3)
+        _send(grpc_b, "sender-b", 4)
+        keyed.wait_for_counts(traces=7, spans=14, timeout=30)
+        metrics = httpx.get(sidecar.url + "/metrics").text
+        log = sidecar.stderr()
+    where = {(ws, project) for ws, project, *_ in keyed.spans}
+    assert where == {("team-a", "project-a"), ("team-b", "project-b")}
+    for (ws, _project, *_), row in keyed.spans.items():
+        assert row["name"].startswith("sender-a" if ws == "team-a" else "sender-b")
+    batches = [r for r in keyed.requests if r.path.endswith("/batch") and r.status == 204]
+    assert {(r.headers["authorization"], r.headers["comet-workspace"]) for r in batches} == {(key_a, ws_a), (key_b, ws_b)}
+    assert "opik_otel_delivery_sinks 3" in metrics  # the sidecar's own and one per sender
+    assert key_a not in log and key_b not in log and key_a[:12] not in metrics
+
+
+def test_a_sender_whose_passed_key_opik_refuses_is_answered_401_and_nothing_is_stored(keyed: KeyedOpik) -> None:
+    with SidecarProcess(keyed.url, "--pass-credentials") as sidecar:
+        body = protobuf_body(make_spans(lambda t: t.start_span("refused").end()))
+        r = httpx.post(sidecar.traces_url, content=body, headers={**PB, "Authorization": "not-a-key-000000", "Comet-Workspace": "team-a"})
+        assert r.status_code == 401 and b"refused the credentials (HTTP 401)" in r.content
+        assert b"Authorization" in r.content and b"not-a-key-000000" not in r.content
+        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+            call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+            with pytest.raises(grpc.RpcError) as err:
+                call(body, timeout=30, metadata=(("authorization", next(iter(KEYS))), ("comet-workspace", "team-b")))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED and "HTTP 403" in (err.value.details() or "")
+        assert "not-a-key-000000" not in sidecar.stderr()
+    assert not keyed.spans
+
+
+def test_a_sidecar_opik_refuses_answers_503_and_unavailable_with_the_setting_to_fix() -> None:
+    """Issue 19: with no key against an Opik that needs one it answered 200 and dropped every span."""
+    with OpikStandin(api_key="the-right-key-123456") as opik:
+        with SidecarProcess(opik.url, env=clean_env()) as sidecar:
+            body = protobuf_body(make_spans(lambda t: t.start_span("unsent").end()))
+            r = httpx.post(sidecar.traces_url, content=body, headers=PB)
+            assert r.status_code == 503 and r.headers["retry-after"]
+            assert b"OPIK_API_KEY" in r.content and b"refused the credentials (HTTP 401)" in r.content
+            with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+                call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+                with pytest.raises(grpc.RpcError) as err:
+                    call(body, timeout=30)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "OPIK_API_KEY" in (err.value.details() or "")
+            metrics = httpx.get(sidecar.url + "/metrics").text
+            assert "opik_otel_receiver_spans_refused_total 2" in metrics and "opik_otel_receiver_spans_accepted_total 0" in metrics
+        assert not opik.spans
+        # the same sidecar with the key: accepted and stored
+        with SidecarProcess(opik.url, env=clean_env(OPIK_API_KEY="the-right-key-123456"), grpc=False) as sidecar:
+            assert httpx.post(sidecar.traces_url, content=body, headers=PB).status_code == 200
+            opik.wait_for_counts(traces=1, spans=1)
+            assert "the-right-key-123456" not in sidecar.stderr()
+
+
+def test_pass_credentials_with_an_auth_token_is_a_usage_error() -> None:
+    import subprocess
+
+    from sidecar_helpers import opik_otel_command
+
+    proc = subprocess.run(
+        opik_otel_command() + ["serve", "--pass-credentials", "--no-grpc", "--port", "0"],
+        env=clean_env(OPIK_OTEL_AUTH_TOKEN="a-sidecar-token-123"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "OPIK_OTEL_PASS_CREDENTIALS" in proc.stderr and "OPIK_OTEL_AUTH_TOKEN" in proc.stderr
+    assert "a-sidecar-token-123" not in proc.stderr
+
+
+def test_at_most_max_sinks_and_the_least_recently_used_is_closed_after_delivering(keyed: KeyedOpik) -> None:
+    """In process, with a bound of 1 sender sink: the second key closes the first one's sink through close_sink."""
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._pipeline import Pipeline
+    from opentelemetry.exporter.opik._stats import Stats
+    from opentelemetry.exporter.opik._writer import Writer
+    from opentelemetry.exporter.opik.sidecar._receiver import Receiver
+    from opentelemetry.exporter.opik.sidecar._sinks import Credentials
+
+    settings = resolve_settings({"url": keyed.url})
+    stats = Stats()
+    rx = Receiver(settings, Pipeline(settings, stats=stats), Writer(settings, stats=stats), stats, pass_credentials=True, max_sinks=1)
+    try:
+        outcomes: Any = []
+        for key, ws in KEYS.items():
+            body = protobuf_body(make_spans(lambda t, ws=ws: t.start_span(f"from-{ws}").end()))
+            outcomes.append(rx.handle(body, "", "application/x-protobuf", None, credentials=Credentials(key, ws)).code)
+        assert outcomes == ["ok", "ok"]
+        keyed.wait_for_counts(traces=2, spans=2, timeout=20)  # the evicted sink delivered what it held
+        assert len(rx.sinks.targets()) == 2  # the sidecar's own and the most recent sender's
+        assert {ws for ws, *_ in keyed.spans} == {"team-a", "team-b"}
+        # the closed sink's counts are kept in /metrics
+        wait_until(lambda: "opik_otel_spans_exported_total 2" in rx.metrics_text(), 10, "both sinks' spans counted")
+    finally:
+        assert rx.close(10)
