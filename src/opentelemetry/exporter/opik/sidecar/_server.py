@@ -31,6 +31,7 @@ from .._otlp import DecodeLimits
 from .._pipeline import Pipeline
 from .._stats import Stats
 from .._transport import Transport
+from ._connections import ConnectionGuard, ConnectionLimits, ConnectionStats, protocol_factory
 from ._decode import Limits
 from ._http import OtlpHttpApp
 from ._receiver import Receiver
@@ -53,6 +54,8 @@ class ServeOptions:
     max_spans_per_request: int = 20_000
     max_attributes: int = 10_000
     max_depth: int = 32
+    #: HTTP requests reading a body or being processed at once (idle connections do not count), and
+    #: concurrent gRPC RPCs; more: 503 + Retry-After / RESOURCE_EXHAUSTED
     max_connections: int = 100
     #: request bytes held at once across connections (None: 4 x max_body_bytes, at least 64 MiB)
     max_inflight_bytes: Optional[int] = None
@@ -74,9 +77,25 @@ class ServeOptions:
     tls_client_ca: Optional[str] = None
     #: one accepted bearer token per line (instead of auth_token); reloaded like the TLS files
     auth_token_file: Optional[str] = None
+    #: seconds a kept-alive connection may stay silent after a response (gRPC: with no RPC in progress)
+    idle_timeout: float = 15.0
+    #: seconds from connecting (or the next request's first byte) to the end of the request head
+    #: (gRPC: the HTTP/2 and TLS handshake)
+    header_timeout: float = 10.0
+    #: seconds from the end of the request head to the end of its body (then 408 and the connection closes)
+    body_timeout: float = 30.0
 
     def tls_files(self) -> TlsFiles:
         return TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca, self.auth_token_file)
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            idle_timeout=self.idle_timeout,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            max_requests=self.max_connections,
+            retry_after=self.retry_after,
+        )
 
     def limits(self) -> Limits:
         return Limits(
@@ -131,6 +150,47 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+#: gRPC connections are closed (GOAWAY, in-flight RPCs get this much grace) after this long, so a
+#: message that never ends cannot hold an RPC slot for ever and senders rebalance across replicas
+GRPC_MAX_CONNECTION_AGE_MS = 300_000
+
+
+def grpc_connection_options(opts: ServeOptions) -> List[tuple]:
+    """grpcio's own connection settings for the sidecar's timeouts (docs/cli.md, "Connections and timeouts")."""
+    return [
+        ("grpc.server_handshake_timeout_ms", int(opts.header_timeout * 1000)),
+        ("grpc.max_connection_idle_ms", int(opts.idle_timeout * 1000)),
+        ("grpc.max_connection_age_ms", GRPC_MAX_CONNECTION_AGE_MS),
+        ("grpc.max_connection_age_grace_ms", int(opts.body_timeout * 1000)),
+        # the server pings a silent peer every 60 s and drops it when 20 s pass without an answer
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        # senders' own keepalive pings are welcome every 10 s, with or without calls in flight
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ]
+
+
+def raise_open_files_limit() -> Optional[int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (each connection is a file descriptor);
+    returns the soft limit now in force, None where there is no such limit."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return soft
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        _logger.warning("could not raise the open-files limit from %s to %s: %s", soft, target, exc)
+        return soft
+    return target
 
 
 def grpc_available() -> bool:
@@ -191,6 +251,7 @@ class Sidecar:
             if warning:
                 _logger.warning("%s", warning)
         self._poll_task: Optional["asyncio.Task[Any]"] = None
+        self.connection_stats = ConnectionStats()
 
     def _auth(self) -> Any:
         """What the receivers check: the token file's set (replaced on reloads), or the one token."""
@@ -233,23 +294,29 @@ class Sidecar:
         self.http_port = sock.getsockname()[1]
         app = OtlpHttpApp(self.receiver, work, self._auth(), opts.max_inflight_bytes)
         reloads = self.reloader.files.paths()
-        if reloads:
-            app.extra_metrics = self.reloader.metrics_text
+        app.extra_metrics = self._extra_metrics
+        files = raise_open_files_limit()
+        _logger.debug("open-files limit: %s", files)
+        limits = opts.connection_limits()
         grace = min(5.0, opts.shutdown_timeout / 4)
         kwargs: dict = dict(
             lifespan="off",
             access_log=False,
             log_level="warning",
             server_header=False,
-            limit_concurrency=opts.max_connections,
-            timeout_keep_alive=30,
+            # no limit_concurrency: it counts idle connections; ConnectionGuard bounds requests instead
+            timeout_keep_alive=opts.idle_timeout,
+            http=protocol_factory(limits, self.connection_stats),
+            ws="none",
+            proxy_headers=False,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
         )
         if "timeout_graceful_shutdown" in uvicorn.Config.__init__.__code__.co_varnames:
             kwargs["timeout_graceful_shutdown"] = grace
         tls_context = self.reloader.http_context()
         if tls_context is not None and "ssl_context_factory" in uvicorn.Config.__init__.__code__.co_varnames:
             kwargs["ssl_context_factory"] = lambda _config, _default: tls_context
-        config = uvicorn.Config(app, **kwargs)
+        config = uvicorn.Config(ConnectionGuard(app, limits, self.connection_stats), **kwargs)
         if tls_context is not None and "ssl_context_factory" not in kwargs:  # older uvicorn: the loaded config's context
             config.load()
             config.ssl = tls_context
@@ -260,7 +327,8 @@ class Sidecar:
             try:
                 creds = self.reloader.grpc_credentials() if self.reloader.material is not None else None
                 self._grpc, self.grpc_port = await start_grpc(
-                    self.receiver, work, opts.host, opts.grpc_port, self._auth(), opts.max_connections, creds
+                    self.receiver, work, opts.host, opts.grpc_port, self._auth(), opts.max_connections, creds,
+                    grpc_connection_options(opts),
                 )
             except OSError:
                 sock.close()
@@ -298,6 +366,10 @@ class Sidecar:
                     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                         loop.remove_signal_handler(sig)
         return code
+
+    def _extra_metrics(self) -> str:
+        text = self.connection_stats.metrics_text()
+        return text + self.reloader.metrics_text() if self.reloader.files.paths() else text
 
     def start_line(self) -> str:
         opts = self.options
