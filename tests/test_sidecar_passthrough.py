@@ -71,6 +71,8 @@ def test_two_senders_with_their_own_keys_each_get_their_spans_stored_with_their_
         _send(http_a, "sender-a", 3)
         _send(grpc_b, "sender-b", 4)
         keyed.wait_for_counts(traces=7, spans=14, timeout=30)
+        ready = httpx.get(sidecar.url + "/readyz")  # the sidecar's own (absent) key is refused; senders bring theirs
+        assert ready.status_code == 200 and "--pass-credentials" in ready.text
         metrics = httpx.get(sidecar.url + "/metrics").text
         log = sidecar.stderr()
     where = {(ws, project) for ws, project, *_ in keyed.spans}

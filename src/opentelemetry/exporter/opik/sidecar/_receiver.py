@@ -208,6 +208,9 @@ class Receiver:
         if self.draining:
             return False, "shutting down"
         result = self.sinks.default.probe.check(self._ready_cache_seconds)
+        if result.refused and self.pass_credentials:
+            # Opik answers; senders bring their own credentials, checked per request
+            return True, result.why + "; senders pass their own (--pass-credentials)"
         return result.ok, result.why
 
     def count_response(self, protocol: str, status: str, seconds: Optional[float] = None) -> None:
