@@ -283,3 +283,27 @@ def test_idle_grpc_connections_do_not_block_a_real_export(opik: OpikStandin) -> 
         finally:
             for sock in silent + http2:
                 sock.close()
+
+
+def test_docs_name_every_timeout_and_limit_with_its_default() -> None:
+    """docs/cli.md 'Connections and timeouts' states each setting's variable and the default the sidecar uses."""
+    from pathlib import Path
+
+    from opentelemetry.exporter.opik.sidecar._connections import ConnectionLimits
+    from opentelemetry.exporter.opik.sidecar._server import GRPC_MAX_CONNECTION_AGE_MS, ServeOptions
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text.split("### Connections and timeouts", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in section.splitlines() if line.startswith("| ")}
+    defaults = ServeOptions()
+    for what, variable, value in (
+        ("Idle keep-alive connection", "OPIK_OTEL_IDLE_TIMEOUT", f"{defaults.idle_timeout:g} s"),
+        ("Request head", "OPIK_OTEL_HEADER_TIMEOUT", f"{defaults.header_timeout:g} s"),
+        ("Request body", "OPIK_OTEL_BODY_TIMEOUT", f"{defaults.body_timeout:g} s"),
+        ("Requests at once", "OPIK_OTEL_MAX_CONNECTIONS", str(defaults.max_connections)),
+        ("Request head size", None, f"{ConnectionLimits().max_header_bytes // 1024} KiB"),
+    ):
+        assert rows.get(what) == value, (what, rows.get(what), value)
+        assert variable is None or variable in section
+    assert f"{GRPC_MAX_CONNECTION_AGE_MS // 1000} s" in section
+    assert ServeOptions().connection_limits() == ConnectionLimits(max_requests=defaults.max_connections, retry_after=defaults.retry_after)
