@@ -72,6 +72,11 @@ class OpikConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
 
     def _configure(self, **kwargs: Any) -> None:
         install_stderr_fallback()
+        if OpikDistro._instance is None and not os.environ.get("OTEL_PYTHON_DISTRO", "").strip():
+            _logger.warning(
+                "opentelemetry-instrument used another distro than this package's (opentelemetry-distro is installed "
+                "too, and it was found first), so its defaults apply; set OTEL_PYTHON_DISTRO=opik to use this one"
+            )
         drop_missing_exporters(os.environ)
         super()._configure(**kwargs)
 
