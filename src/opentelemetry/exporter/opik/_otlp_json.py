@@ -35,7 +35,7 @@ from ._otlp import (
     _ids,
     _trace_state_hint,
 )
-from ._otlp_json_parse import JsonTooLarge, RawSpan, SpanParser, Unparsed, check_budget, parse_fast, skeleton
+from ._otlp_json_parse import JsonTooLarge, RawSpan, SpanParser, Unparsed, fast_fits, parse_fast, skeleton
 from ._record import EventRecord, SpanRecord
 
 __all__ = ["JsonTooLarge", "decode_json"]
@@ -379,14 +379,29 @@ class _Request:
         for k, sp in enumerate(spans):
             try:
                 if isinstance(sp, RawSpan):
-                    assert self.parser is not None
-                    sp = sp.parse(self.parser)
-                records.append(span(sp, attributes, name, version, big))
+                    records.append(self.raw_span(sp, attributes, name, version, big))
+                else:
+                    records.append(span(sp, attributes, name, version, big))
             except _Bad as exc:
                 self._retry(exc)
                 self.out.reject(_label(where, k, sp), str(exc))
             except RecursionError:
                 self.out.reject(f"{where}.spans[{k}]", "nested too deep")
+
+
+    def raw_span(self, raw: RawSpan, resource: Dict[str, Any], name: str, version: str, big: Tuple[str, ...]) -> SpanRecord:
+        """A span of the skeleton: parsed now; again, exactly, when orjson lost an integer's digits."""
+        assert self.parser is not None
+        reader = self.reader
+        sp, reader.exact = raw.parse(self.parser)
+        out = self.out
+        counts = out.depth_cut, out.attributes_cut
+        try:
+            return reader.span(sp, resource, name, version, big)
+        except _Inexact:
+            out.depth_cut, out.attributes_cut = counts  # counted again by the exact read
+            reader.exact = True
+            return reader.span(raw.parse_exact(self.parser), resource, name, version, big)
 
 
 def _plan(obj: Any, out: DecodedBatch) -> _Plan:
@@ -439,14 +454,16 @@ def decode_json(obj_or_bytes: Any, limits: Optional[DecodeLimits] = None) -> Dec
     if not isinstance(data, (bytes, str)):
         _Request(out, limits, exact=False, retry=False).read(data)
         return out
-    check_budget(data, limits)
-    tree, exact, why = parse_fast(data)
-    if not why:
-        try:
-            _Request(out, limits, exact, retry=True).read(tree)
-            return out
-        except _Inexact:
-            tree, out = None, DecodedBatch()  # the text again, span by span, with exact integers
-    skel, parser = skeleton(data, out, why)
+    fits, _ = fast_fits(data, limits.json_memory)
+    why = ""
+    if fits:
+        tree, exact, why = parse_fast(data)
+        if not why:
+            try:
+                _Request(out, limits, exact, retry=True).read(tree)
+                return out
+            except _Inexact:
+                tree, out = None, DecodedBatch()  # the text again, span by span, with exact integers
+    skel, parser = skeleton(data, out, why, limits.json_memory)
     _Request(out, limits, exact=True, retry=False, parser=parser).read(skel)
     return out
