@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import sys
 import threading
 import time
 from typing import Any, Iterator, List, Optional
@@ -39,6 +40,27 @@ def _enough_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < IDLE_SOCKETS + ENDLESS_BODIES + 100:
         pytest.skip(f"the hard open-files limit ({hard}) is too low for {IDLE_SOCKETS + ENDLESS_BODIES} sockets")
+
+
+#: uvicorn's HTTP/1.1 parser: httptools with the ``fast`` extra, else h11 (the default install)
+PARSERS = ("httptools", "h11")
+_WITHOUT_HTTPTOOLS = (
+    "import sys; sys.modules['httptools'] = None; "  # an install without the fast extra: importing it fails
+    "from opentelemetry.exporter.opik._cli import main; sys.exit(main())"
+)
+
+
+def _sidecar(opik: OpikStandin, parser: str, *args: str, **kwargs: Any) -> SidecarProcess:
+    proc = SidecarProcess(opik.url, *args, **kwargs)
+    if parser == "h11":
+        serve = proc.cmd.index("serve")
+        proc.cmd = [sys.executable, "-c", _WITHOUT_HTTPTOOLS] + proc.cmd[serve:]
+    return proc
+
+
+def _uses_httptools(pid: int) -> bool:
+    with open(f"/proc/{pid}/maps") as fh:
+        return "httptools" in fh.read()
 
 
 def _connect(port: int) -> socket.socket:
@@ -119,11 +141,11 @@ def _metric(sidecar: SidecarProcess, line_start: str) -> float:
     raise KeyError(line_start)
 
 
-@pytest.fixture
-def hardened(opik: OpikStandin) -> Iterator[SidecarProcess]:
-    with SidecarProcess(
-        opik.url, "--header-timeout", "8", "--body-timeout", "8", "--idle-timeout", "2", grpc=False
-    ) as proc:
+@pytest.fixture(params=PARSERS)
+def hardened(opik: OpikStandin, request: Any) -> Iterator[SidecarProcess]:
+    args = ("--header-timeout", "8", "--body-timeout", "8", "--idle-timeout", "2")
+    with _sidecar(opik, request.param, *args, grpc=False) as proc:
+        assert _uses_httptools(proc.pid) == (request.param == "httptools")
         yield proc
 
 
@@ -164,8 +186,10 @@ def test_idle_sockets_and_endless_bodies_do_not_keep_a_real_export_out(hardened:
     assert httpx.get(sidecar.url + "/healthz", timeout=5).status_code == 200
 
 
-def test_a_head_sent_byte_by_byte_gets_408_and_a_huge_head_431(opik: OpikStandin) -> None:
-    with SidecarProcess(opik.url, "--header-timeout", "1.5", grpc=False) as sidecar:
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_head_sent_byte_by_byte_gets_408_and_a_huge_head_431(opik: OpikStandin, parser: str) -> None:
+    with _sidecar(opik, parser, "--header-timeout", "1.5", grpc=False) as sidecar:
+        assert _uses_httptools(sidecar.pid) == (parser == "httptools")
         slow = _connect(sidecar.port)
         stop = threading.Event()
 
@@ -214,8 +238,9 @@ def test_a_head_sent_byte_by_byte_gets_408_and_a_huge_head_431(opik: OpikStandin
         assert _metric(sidecar, 'opik_otel_http_connections_closed_total{reason="header_too_large"}') == 1
 
 
-def test_full_request_slots_answer_503_while_healthz_and_readyz_answer(opik: OpikStandin) -> None:
-    with SidecarProcess(opik.url, "--max-connections", "5", "--body-timeout", "3", grpc=False) as sidecar:
+@pytest.mark.parametrize("parser", PARSERS)
+def test_full_request_slots_answer_503_while_healthz_and_readyz_answer(opik: OpikStandin, parser: str) -> None:
+    with _sidecar(opik, parser, "--max-connections", "5", "--body-timeout", "3", grpc=False) as sidecar:
         bodies = EndlessBodies(sidecar.port, 5)
         try:
             wait_until(lambda: _metric(sidecar, "opik_otel_http_requests_in_progress") == 5, 10, "five requests in progress")
@@ -239,10 +264,11 @@ def test_full_request_slots_answer_503_while_healthz_and_readyz_answer(opik: Opi
         assert _metric(sidecar, "opik_otel_http_requests_busy_total") == 1
 
 
-def test_unauthenticated_bodies_hold_no_request_slot(opik: OpikStandin) -> None:
+@pytest.mark.parametrize("parser", PARSERS)
+def test_unauthenticated_bodies_hold_no_request_slot(opik: OpikStandin, parser: str) -> None:
     token = "connections-test-token"
-    with SidecarProcess(opik.url, "--max-connections", "2", "--header-timeout", "3", grpc=False,
-                        env=clean_env(OPIK_OTEL_AUTH_TOKEN=token)) as sidecar:
+    with _sidecar(opik, parser, "--max-connections", "2", "--header-timeout", "3", grpc=False,
+                  env=clean_env(OPIK_OTEL_AUTH_TOKEN=token)) as sidecar:
         bodies = EndlessBodies(sidecar.port, 10)  # no token: answered 401 before their body is read
         try:
             answers = [sock.recv(200) for sock in bodies.socks]
