@@ -335,3 +335,27 @@ def test_sidecar_refuses_a_request_beyond_the_budget_with_413_before_parsing(opi
         r = HTTP.post(fresh.traces_url, content=_request(_span(0, "after-the-refusal")).encode(), headers=JSON)
         assert r.status_code == 200 and r.content == b"{}"
         _stored(opik_mod, "after-the-refusal")
+
+
+# -- opik-otel import reads OTLP/JSON lines the same way ----------------------------------------------
+
+
+def test_import_keeps_a_bad_value_to_its_span_and_big_integers_exact(tmp_path: Any, capsys: pytest.CaptureFixture) -> None:
+    from opentelemetry.exporter.opik._cli import main
+
+    lines = [
+        _hostile_request(),  # line 1: orjson refuses it (5,000 digits); it used to end the import here
+        _request(_span(10, "ten-to-the-40", "[" + _attr("big", '{"intValue": ' + str(TEN_40) + "}") + "]", trace=0xDEF)),
+        _request(_span(11, "last-line", trace=0x123)),
+    ]
+    path = tmp_path / "collector.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with OpikStandin() as standin:
+        code = main(["import", str(path), "--url", standin.url, "--progress", "none"])
+        err = capsys.readouterr().err
+        assert code == 1, err  # two spans could not be decoded
+        assert "collector.jsonl:1: resourceSpans[0].scopeSpans[0].spans[0] ('huge-int'): an integer of 5000 digits" in err
+        stored = {row["name"]: row for row in standin.spans_by_id().values()}
+        assert set(stored) == {"valid", "ten-to-the-40", "last-line"}
+        md = stored["ten-to-the-40"]["metadata"]
+        assert md["big"] == "10000000000000000000000000000000000000000" and md[INTS_AS_STRINGS] == ["big"]

@@ -209,13 +209,24 @@ def _json_requests(src: _Source) -> Iterator[Union[Request, ImportFileError]]:
         try:
             obj = loads(line)
         except ValueError as exc:
+            if _trace_line(line):  # a value the fast parser refuses (NaN, 5,000 digits, deep): decode_json keeps it to its span
+                yield Request("json", line, f"{src.name}:{lineno}")
+                continue
             if lineno == 1 or not line.endswith((b"}", b"]")):
                 # not JSON lines: a (pretty-printed) document, or documents one after another
                 yield from _json_document(src, raw_line + stream.read(), lineno)
                 return
             yield ImportFileError(f"{src.name}:{lineno}: invalid JSON ({str(exc)[:120]}); line skipped")
             continue
+        if isinstance(obj, dict) and _trace_line(line):
+            yield Request("json", line, f"{src.name}:{lineno}")  # the text: integers beyond 64 bits keep their digits
+            continue
         yield from _json_values(obj, f"{src.name}:{lineno}")
+
+
+def _trace_line(line: bytes) -> bool:
+    """One OTLP/JSON trace request on a line (a Collector file exporter's)."""
+    return line.startswith(b"{") and line.endswith(b"}") and (b'"resourceSpans"' in line[:64] or b'"resource_spans"' in line[:64])
 
 
 def _json_document(src: _Source, data: bytes, first_line: int) -> Iterator[Union[Request, ImportFileError]]:

@@ -68,6 +68,8 @@ _WORST_PER_BYTE = 40
 #: span by span, the records (what the request decodes to) take at most this per byte of text: measured
 #: 1.4x-3.5x on the same shapes; distinct short attributes ({"key":"k1","value":{}}) are about 4.1x
 _RECORDS_PER_BYTE = 5
+#: the text of a UTF-8 body takes at least half a byte per byte (all two-byte characters, Latin-1 range)
+_MIN_TEXT_PER_BYTE = 0.5
 
 # The scanner: whitespace, a string, a scalar (numbers, true/false/null, NaN...), and everything up to
 # the next bracket with strings skipped whole (the only Python-level step is one per bracket).
@@ -401,6 +403,8 @@ def skeleton(
     ``why`` is the fast parser's error, for the :class:`DecodeError` when the structure is broken;
     :class:`JsonTooLarge` when even span by span the request takes more than ``budget``.
     """
+    if _MIN_TEXT_PER_BYTE * len(data) + _RECORDS_PER_BYTE * len(data) > budget:  # refused before the text is made
+        raise JsonTooLarge(len(data), int((_MIN_TEXT_PER_BYTE + _RECORDS_PER_BYTE) * len(data)), budget)
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
