@@ -215,7 +215,13 @@ def _count(tasks: Sequence[Task], n: int, sink_url: str, hidden: Sequence[str], 
         if os.path.exists(f"{out}.{len(tasks) + 2}"):
             raise SystemExit("something else called getppid() in the measured process: the counts are not per task")
     per_span = [p / c for p, c in zip(parts, result["spans"])]
-    return {"tasks": list(tasks), "instructions": parts, "spans": result["spans"], "per_span": per_span, "encoders": result["encoders"]}
+    return {
+        "tasks": list(tasks),
+        "instructions": parts,
+        "spans": result["spans"],
+        "per_span": per_span,
+        "encoders": result["encoders"],
+    }
 
 
 def _totals(path: str) -> int:
@@ -251,11 +257,23 @@ def _plan(quick: bool, baseline: Optional[str]) -> List[Dict[str, Any]]:
     default_hidden = installs.hidden_for("default")
     for shape in SHAPES:
         add("exporters", "otlp", [(shape, 3, m) for m in OTLP_MODES], default_hidden, None)
-    add("per_trace", "+".join(exporter_groups[0][0]), [("llm", k, "opik-exporter") for k in PER_TRACE], default_hidden, None)
+    add(
+        "per_trace",
+        "+".join(exporter_groups[0][0]),
+        [("llm", k, "opik-exporter") for k in PER_TRACE],
+        default_hidden,
+        None,
+    )
     if baseline:
         base_root = os.path.dirname(os.path.abspath(baseline))
         for shape in SHAPES:
-            add("baseline", "baseline", [(shape, 3, "sidecar"), (shape, 3, "opik-exporter")], installs.hidden_for("default", base_root), baseline)
+            add(
+                "baseline",
+                "baseline",
+                [(shape, 3, "sidecar"), (shape, 3, "opik-exporter")],
+                installs.hidden_for("default", base_root),
+                baseline,
+            )
     return jobs
 
 
@@ -278,7 +296,11 @@ def _assemble(jobs: List[Dict[str, Any]], results: List[Dict[str, Any]], baselin
                 slot = out["exporters"].setdefault(shape, {"spans": spans, "per_span": {}})
                 slot["per_span"].setdefault(install, {})[mode] = per_span
                 if install != "otlp":
-                    out["installs"][install] = {"label": installs.group_label(install.split("+")), "hidden": list(job["hidden"]), "used": enc}
+                    out["installs"][install] = {
+                        "label": installs.group_label(install.split("+")),
+                        "hidden": list(job["hidden"]),
+                        "used": enc,
+                    }
             elif section == "per_trace":
                 out["per_trace"][str(per_trace)] = {"spans": spans, "opik-exporter": per_span}
             else:
@@ -309,7 +331,9 @@ def _assemble(jobs: List[Dict[str, Any]], results: List[Dict[str, Any]], baselin
 
 
 def _print(res: Dict[str, Any]) -> None:
-    print(f"instructions per span counted by callgrind ({res['spans_requested']} spans per run, commit {res['commit']}):")
+    print(
+        f"instructions per span counted by callgrind ({res['spans_requested']} spans per run, commit {res['commit']}):"
+    )
     for shape, slot in res["exporters"].items():
         otlp = slot["per_span"]["otlp"]
         print(f"\n{shape} spans ({slot['spans']}):")
@@ -320,9 +344,15 @@ def _print(res: Dict[str, Any]) -> None:
                 continue
             r = slot["ratios"][install]
             print(f"  [{res['installs'][install]['label']}]")
-            print(f"    OpikSpanExporter, whole:                    {v['opik-exporter']:>10,.0f}   ratio opik / otlp exporter {r['exporter_vs_otlp_exporter']:.3f}")
-            print(f"    opik (records, pipeline, bodies, gzip):     {v['opik']:>10,.0f}   ratio opik / otlp {r['pipeline_vs_otlp_encoding']:.3f}")
-            print(f"    sidecar (parse, records, pipeline, gzip):   {v['sidecar']:>10,.0f}   ratio sidecar / otlp {r['sidecar_vs_otlp_encoding']:.3f}")
+            print(
+                f"    OpikSpanExporter, whole:                    {v['opik-exporter']:>10,.0f}   ratio opik / otlp exporter {r['exporter_vs_otlp_exporter']:.3f}"
+            )
+            print(
+                f"    opik (records, pipeline, bodies, gzip):     {v['opik']:>10,.0f}   ratio opik / otlp {r['pipeline_vs_otlp_encoding']:.3f}"
+            )
+            print(
+                f"    sidecar (parse, records, pipeline, gzip):   {v['sidecar']:>10,.0f}   ratio sidecar / otlp {r['sidecar_vs_otlp_encoding']:.3f}"
+            )
     pt = res["per_trace"]
     if "spread_1_vs_100" in pt:
         print("\nwhole OpikSpanExporter, LLM-span traces:")
@@ -333,15 +363,24 @@ def _print(res: Dict[str, Any]) -> None:
         print(f"\nagainst {b['commit']} ({b['src']}), default install of each tree:")
         for shape, modes in b["shapes"].items():
             for mode, v in modes.items():
-                print(f"  {shape:7s} {mode:14s} {v['baseline']:>10,.0f} -> {v['current']:>10,.0f}   {v['speedup']:.2f}x fewer")
+                print(
+                    f"  {shape:7s} {mode:14s} {v['baseline']:>10,.0f} -> {v['current']:>10,.0f}   {v['speedup']:.2f}x fewer"
+                )
 
 
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--spans", type=int, default=1536, help="spans measured per path (whole traces, at least this many)")
+    ap.add_argument(
+        "--spans", type=int, default=1536, help="spans measured per path (whole traces, at least this many)"
+    )
     ap.add_argument("--quick", action="store_true", help="every section on 24 spans, in one process per install")
-    ap.add_argument("--baseline-src", help="another tree's src/ (git worktree add /tmp/base <commit>): its sidecar path and exporter")
-    ap.add_argument("--jobs", type=int, default=0, help="callgrind processes at a time (default: the CPUs this may use)")
+    ap.add_argument(
+        "--baseline-src",
+        help="another tree's src/ (git worktree add /tmp/base <commit>): its sidecar path and exporter",
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=0, help="callgrind processes at a time (default: the CPUs this may use)"
+    )
     ap.add_argument("--out", help="also write the figures as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -352,7 +391,9 @@ def main(argv: List[str]) -> int:
         print("valgrind is not installed: this measurement needs it (apt install valgrind)", file=sys.stderr)
         return 2
     if args.baseline_src and not os.path.isdir(os.path.join(args.baseline_src, "opentelemetry", "exporter", "opik")):
-        ap.error(f"--baseline-src {args.baseline_src}: no opentelemetry/exporter/opik package there (give the tree's src/)")
+        ap.error(
+            f"--baseline-src {args.baseline_src}: no opentelemetry/exporter/opik package there (give the tree's src/)"
+        )
     n = 24 if args.quick else args.spans
     jobs = _plan(args.quick, args.baseline_src)
     workers = args.jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)

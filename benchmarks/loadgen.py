@@ -48,14 +48,16 @@ def proc_rss_mb(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
-def build_requests(n_requests: int, spans_per_request: int, use_gzip: bool, seed: int) -> List[bytes]:
+def build_requests(
+    n_requests: int, spans_per_request: int, use_gzip: bool, seed: int, shape: str = "agent"
+) -> List[bytes]:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from spans import SpanFactory
 
     factory = SpanFactory(seed=seed, service="bench-fleet")
     out: List[bytes] = []
     for _ in range(n_requests):
-        spans = factory.build("agent", spans_per_request)[:spans_per_request]
+        spans = factory.build(shape, spans_per_request)[:spans_per_request]
         body = encode_spans(spans).SerializeToString()
         out.append(gzip.compress(body, 6) if use_gzip else body)
     return out
@@ -91,7 +93,8 @@ class _Conn:
         return 0
 
 
-def queue_items(metrics_url: str) -> float:
+def _metrics(metrics_url: str) -> Dict[str, float]:
+    """The sidecar's Prometheus ``/metrics``, unlabelled series only."""
     u = urlsplit(metrics_url)
     c = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=10)
     try:
@@ -99,17 +102,44 @@ def queue_items(metrics_url: str) -> float:
         text = c.getresponse().read().decode()
     finally:
         c.close()
+    out: Dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("opik_otel_queue_items "):
-            return float(line.split()[1])
-    raise KeyError("opik_otel_queue_items not in /metrics")
+        name, _, value = line.partition(" ")
+        if name.startswith("opik_otel_") and "{" not in name:
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def queue_items(metrics_url: str) -> float:
+    m = _metrics(metrics_url)
+    if "opik_otel_queue_items" not in m:
+        raise KeyError("opik_otel_queue_items not in /metrics")
+    return m["opik_otel_queue_items"]
+
+
+def _drained(m: Dict[str, float]) -> bool:
+    """Nothing queued, and every accepted span mapped and delivered (or rejected).
+
+    The queue alone is not enough: a request is answered once decoded, and its
+    spans enter the queue only after the mapping thread has converted them.
+    """
+    if m.get("opik_otel_queue_items", 0) != 0:
+        return False
+    accepted = m.get("opik_otel_receiver_spans_accepted_total")
+    if accepted is None:
+        return True
+    done = m.get("opik_otel_spans_exported_total", 0) + m.get("opik_otel_spans_rejected_total", 0)
+    return done >= accepted
 
 
 def _wait_drained(metrics_url: str, timeout: float) -> bool:
-    """Poll the sidecar until nothing waits for delivery (True), or give up."""
+    """Poll the sidecar until everything accepted was delivered (True), or give up."""
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
-        if queue_items(metrics_url) == 0:
+        if _drained(_metrics(metrics_url)):
             return True
         time.sleep(0.01)
     return False
@@ -118,7 +148,7 @@ def _wait_drained(metrics_url: str, timeout: float) -> bool:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    bodies = build_requests(args.distinct, args.spans, args.gzip, args.seed)
+    bodies = build_requests(args.distinct, args.spans, args.gzip, args.seed, args.shape)
     headers = {"Content-Type": "application/x-protobuf"}
     if args.gzip:
         headers["Content-Encoding"] = "gzip"
@@ -132,6 +162,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         warm.post(b, headers)
     if warm.conn is not None:
         warm.conn.close()
+    if args.metrics:  # the warm-up's spans are mapped and sent before the window opens
+        _wait_drained(args.metrics, args.drain_timeout)
     interval = args.spans / args.rate if args.rate > 0 else 0.0
     total = args.requests
 
@@ -171,6 +203,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     elapsed = t_end - t_start
     return {
         "requests": total,
+        "shape": args.shape,
         "spans_per_request": args.spans,
         "gzip": args.gzip,
         "connections": args.connections,
@@ -206,6 +239,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.0, help="spans/s offered (0: as fast as answered)")
     ap.add_argument("--gzip", action="store_true")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--shape", choices=("agent", "sparse"), default="agent", help="span shape (benchmarks/spans.py)")
     ap.add_argument("--cpu", type=int, default=None, help="pin the load generator to this CPU")
     ap.add_argument("--metrics", default=None, help="the sidecar's /metrics URL: wait until its queue is empty")
     ap.add_argument("--drain-timeout", type=float, default=60.0)

@@ -5,6 +5,10 @@ the measured process (exporter or sidecar) is what costs CPU:
 
 * Opik batch endpoints (``POST .../traces/batch``, ``.../spans/batch``,
   ``PUT .../feedback-scores``): ``204 No Content``;
+* what Opik's own Python SDK calls besides (``benchmarks/opik_sdk.py``): every
+  ``POST``/``PATCH``/``PUT`` under ``/v1/private/`` (``PATCH .../spans/{id}`` and
+  ``.../traces/{id}`` once per ``end()``): ``204``; ``GET .../is-alive/ping``
+  (its connection check): ``200``; ``GET .../is-alive/ver``: ``200`` with a version;
 * OTLP/HTTP ``POST /v1/traces``: ``200`` with an empty protobuf
   ``ExportTraceServiceResponse``;
 * ``GET /stats``: request and byte counts per path, as JSON;
@@ -21,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -28,8 +33,17 @@ from typing import Dict, Iterator, List, Optional
 
 _OK_OPIK = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 _OK_OTLP = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+_ALIVE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+_VERSION_BODY = b'{"version":"1.9.0"}'
+_VERSION = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(_VERSION_BODY),
+    _VERSION_BODY,
+)
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 _BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+_ID = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class _Stats:
@@ -38,6 +52,7 @@ class _Stats:
         self.bytes: Dict[str, int] = {}
 
     def add(self, path: str, n: int) -> None:
+        path = _ID.sub("/{id}", path)  # one entry for the per-item updates of Opik's SDK
         self.requests[path] = self.requests.get(path, 0) + 1
         self.bytes[path] = self.bytes.get(path, 0) + n
 
@@ -95,13 +110,19 @@ class _Sink(asyncio.Protocol):
             if path == "/stats":
                 out.append(self.stats.body())
                 continue
-            self.stats.add(path, length)
+            self.stats.add(f"{method} {path}" if method != "POST" else path, length)
             if self.stall:
                 continue
             if path.endswith("/v1/traces"):
                 out.append(_OK_OTLP)
             elif method in ("POST", "PUT") and (path.endswith("/batch") or path.endswith("/feedback-scores")):
                 out.append(_OK_OPIK)
+            elif method in ("POST", "PATCH", "PUT") and "/v1/private/" in path:
+                out.append(_OK_OPIK)  # Opik's SDK: an update per end(), single creates
+            elif method == "GET" and path.endswith("/is-alive/ping"):
+                out.append(_ALIVE)
+            elif method == "GET" and path.endswith("/is-alive/ver"):
+                out.append(_VERSION)
             else:
                 out.append(_NOT_FOUND)
         if out and self.transport is not None:

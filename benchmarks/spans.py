@@ -26,6 +26,9 @@ import json
 import random
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
+from content import messages_in as _messages_in  # benchmarks/ is on sys.path
+from content import messages_out as _messages_out
+from content import text as _text
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
@@ -34,11 +37,6 @@ from opentelemetry import trace as trace_api
 
 Payload = Union[None, int, Sequence[int]]
 BASE_NS = 1_795_000_000_000_000_000  # fixed epoch (2026-11-18), so runs are identical
-_WORDS = (
-    "the weather in paris is mild today with light rain expected in the evening "
-    "please book a table for two near the river and check the museum opening hours "
-    "temperature forecast flight hotel budget itinerary traveller sunny cloudy wind"
-).split()
 
 
 class _Collect(SpanProcessor):
@@ -47,40 +45,6 @@ class _Collect(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         self.spans.append(span)
-
-
-def _text(rng: random.Random, n_bytes: int) -> str:
-    out: List[str] = []
-    size = 0
-    while size < n_bytes:
-        w = rng.choice(_WORDS)
-        out.append(w)
-        size += len(w) + 1
-    return " ".join(out)[:n_bytes]
-
-
-def _messages_in(rng: random.Random, n_bytes: int) -> str:
-    sys_len = min(120, n_bytes // 3)
-    return json.dumps(
-        [
-            {"role": "system", "parts": [{"type": "text", "content": _text(rng, sys_len)}]},
-            {"role": "user", "parts": [{"type": "text", "content": _text(rng, max(n_bytes - sys_len - 110, 10))}]},
-        ]
-    )
-
-
-def _messages_out(rng: random.Random, n_bytes: int, tool: bool) -> str:
-    parts: List[Dict[str, Any]] = [{"type": "text", "content": _text(rng, max(n_bytes - (140 if tool else 60), 10))}]
-    if tool:
-        parts.append(
-            {
-                "type": "tool_call",
-                "id": f"call_{rng.getrandbits(48):012x}",
-                "name": "get_weather",
-                "arguments": {"city": "Paris"},
-            }
-        )
-    return json.dumps([{"role": "assistant", "parts": parts, "finish_reason": "tool_call" if tool else "stop"}])
 
 
 def _payload_size(rng: random.Random, payload: Payload) -> int:

@@ -50,9 +50,10 @@ def summary(results: Dict[str, Any]) -> Dict[str, Any]:
     t = results["targets"]
     out: Dict[str, Any] = {}
     ex = s.get("exporter")
-    if ex:
-        a = _workload(ex["orjson"], "agent")
-        big = _workload(ex["orjson"], "agent-large")
+    if ex and ex.get("installs"):
+        default = ex["installs"][0]  # the default install (see run_exporter)
+        a = _workload(default, "agent")
+        big = _workload(default, "agent-large")
         out["exporter_cpu_ms_per_1000"] = {
             "opik": _cpu(a, "opik"),
             "otlp": _cpu(a, "otlp"),
@@ -60,11 +61,16 @@ def summary(results: Dict[str, Any]) -> Dict[str, Any]:
         }
         out["exporter_ratio_vs_otlp"] = _ratio(a, "opik", "otlp")
         out["exporter_ratio_vs_otlp_gzip"] = _ratio(a, "opik", "otlp-gzip")
+        out["exporter_sparse_ratio_vs_otlp"] = _ratio(_workload(default, "sparse"), "opik", "otlp")
         out["exporter_large_ratio_vs_otlp"] = _ratio(big, "opik", "otlp")
         out["exporter_large_ratio_vs_otlp_gzip"] = _ratio(big, "opik", "otlp-gzip")
-        out["exporter_stdlib_json_ratio_vs_otlp"] = _ratio(_workload(ex["stdlib"], "agent"), "opik", "otlp")
-        r = out["exporter_ratio_vs_otlp"]
-        out["exporter_target_met"] = r is not None and r <= t["exporter_ratio_max"]
+        for inst in ex["installs"][1:]:
+            tag = "_".join(inst["install"]["names"]).replace("-", "_")
+            out[f"exporter_ratio_vs_otlp_{tag}"] = _ratio(_workload(inst, "agent"), "opik", "otlp")
+            out[f"exporter_sparse_ratio_vs_otlp_{tag}"] = _ratio(_workload(inst, "sparse"), "opik", "otlp")
+        for shape, key in (("agent", "exporter_ratio_vs_otlp"), ("sparse", "exporter_sparse_ratio_vs_otlp")):
+            r = out[key]
+            out[f"exporter_{shape}_target_met"] = r is not None and r <= t[f"exporter_{shape}_ratio_max"]
     sc = s.get("scaling")
     if sc:
         per = [_cpu(_workload(sc, n), "opik") for n in ("1 span/trace", "10 spans/trace", "100 spans/trace")]
@@ -92,6 +98,24 @@ def summary(results: Dict[str, Any]) -> Dict[str, Any]:
                 out["sidecar_cpu_vs_otlp_exporter"] = cpu / otlp
                 out["sidecar_cpu_vs_otlp_exporter_max"] = (1000.0 / t["sidecar_spans_per_s_min"] * 1000.0) / ref
                 out["sidecar_spans_per_s_at_reference_speed"] = plain["max"]["spans_per_s"] * otlp / ref
+    if sd and sd.get("efficiency"):
+        for inst in sd["efficiency"]["installs"]:
+            tag = "_".join(inst["names"]).replace("-", "_")
+            for shape, row in inst["shapes"].items():
+                out[f"sidecar_spans_per_cpu_s_{shape}_{tag}"] = row["spans_per_cpu_s"]
+    if sd and sd.get("baseline"):
+        b = sd["baseline"]
+        for install, r in b["installs"].items():
+            for shape, v in r["shapes"].items():
+                out[f"sidecar_vs_{b['baseline_commit']}_{shape}_{install}"] = v["ratio_median"]
+        ratios = [v["ratio_median"] for v in b["installs"]["default"]["shapes"].values()]
+        out["sidecar_vs_baseline_target_met"] = min(ratios) >= t["sidecar_speedup_vs_baseline_min"]
+    sdk = s.get("opik-sdk")
+    if sdk and sdk.get("shapes"):
+        for shape, vs in sdk["shapes"].items():
+            for v, r in vs.items():
+                if v != sdk["reference"]:
+                    out[f"app_cpu_{v}_vs_otel_otlp_{shape}"] = r["ratio_vs_otel_otlp_median"]
     mem = s.get("memory")
     if mem and "exporter" in mem:
         delta = mem["exporter"]["peak_rss_mb"] - mem["baseline"]["peak_rss_mb"]
@@ -143,20 +167,16 @@ def render(results: Dict[str, Any]) -> str:
     ]
     ex = s.get("exporter")
     if ex:
-        parts.append(
-            _grid(
-                "\nExporter CPU per 1,000 spans (median of rounds; ratio = median of per-round ratios vs otlp)",
-                _CPU_HEAD,
-                _cpu_rows(ex["orjson"], "otlp"),
+        for inst in ex.get("installs", []):
+            used = f"json {inst.get('json_encoder')}, gzip {inst.get('gzip')}"
+            parts.append(
+                _grid(
+                    f"\nExporter CPU per 1,000 spans, {inst['install']['label']} ({used})"
+                    " (median of rounds; ratio = median of per-round ratios vs otlp)",
+                    _CPU_HEAD,
+                    _cpu_rows(inst, "otlp"),
+                )
             )
-        )
-        parts.append(
-            _grid(
-                "\nSame, Opik exporter with the stdlib JSON fallback (no orjson)",
-                _CPU_HEAD,
-                _cpu_rows(ex["stdlib"], "otlp"),
-            )
-        )
     gz = s.get("gzip")
     if gz:
         parts.append(
@@ -227,6 +247,65 @@ def render(results: Dict[str, Any]) -> str:
                 rows,
             )
         )
+    if sd and sd.get("efficiency"):
+        rows = []
+        for inst in sd["efficiency"]["installs"]:
+            for shape, x in inst["shapes"].items():
+                rows.append(
+                    [inst["label"], shape, x["spans_per_s"], x["spans_per_cpu_s"], x["cpu_ms_per_1000"], x["errors"]]
+                )
+        parts.append(
+            _grid(
+                "\nSidecar per install, closed loop on one core (spans per CPU-second of the sidecar process)",
+                ("install", "spans", "spans/s", "spans/CPU-s", "CPU ms/1000", "errors"),
+                rows,
+            )
+        )
+    if sd and sd.get("baseline"):
+        b = sd["baseline"]
+        rows = []
+        for install, r in b["installs"].items():
+            for shape, v in r["shapes"].items():
+                rows.append(
+                    [
+                        install,
+                        shape,
+                        v["baseline_spans_per_cpu_s"],
+                        v["current_spans_per_cpu_s"],
+                        v["ratio_median"],
+                        " ".join(f"{x:.2f}" for x in v["ratio_all"]),
+                        v["errors"],
+                    ]
+                )
+        parts.append(
+            _grid(
+                f"\nSidecar {b['current_commit']} vs {b['baseline_commit']} side by side on one core"
+                f" (spans per CPU-second; median of {b['rounds']} alternating rounds)",
+                ("install", "spans", f"{b['baseline_commit']}", "this tree", "ratio", "per round", "errors"),
+                rows,
+            )
+        )
+    sdk = s.get("opik-sdk")
+    if sdk and sdk.get("shapes"):
+        rows = []
+        for shape, vs in sdk["shapes"].items():
+            for v, r in vs.items():
+                rows.append(
+                    [
+                        shape,
+                        v,
+                        r["cpu_ms_per_1000_spans_median"],
+                        r["ratio_vs_otel_otlp_median"],
+                        r["bytes_sent_per_span"],
+                    ]
+                )
+        title = (
+            f"\nApp process CPU per 1,000 spans, OTel vs Opik's SDK {sdk.get('opik_version', '(not installed)')}"
+            f" (median of {sdk['rounds']} alternating rounds of {sdk['traces_per_run']} traces)"
+        )
+        if sdk.get("opik_skipped"):
+            title += "\n  Opik SDK not measured: " + sdk["opik_skipped"]
+        parts.append(_grid(title, ("spans", "app", "CPU ms/1000", "vs otel+otlp", "wire B/span"), rows))
     mem = s.get("memory")
     if mem:
         rows = []

@@ -12,8 +12,8 @@ own peak RSS, no threads left over from another section). Commands:
 * ``overload CONFIG_JSON``: offer spans in batches of 512 to an exporter whose
   Opik never answers and report the peak RSS (``ru_maxrss``).
 
-``--json stdlib`` hides orjson before the exporter is imported, to measure
-the stdlib fallback encoder.
+``--hide orjson,isal`` hides those modules before the exporter is imported
+(``installs.py``), to measure the default install or the stdlib fallback.
 """
 
 from __future__ import annotations
@@ -28,10 +28,6 @@ import urllib.request
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-
-def _hide_orjson() -> None:
-    sys.modules["orjson"] = None  # type: ignore[assignment]  # import orjson -> ImportError
 
 
 def _sink_stats(url: str) -> Dict[str, Any]:
@@ -155,7 +151,9 @@ def cmd_cpu(cfg: Dict[str, Any]) -> Dict[str, Any]:
         info = {"name": wl["name"], "spans": len(spans), "traces": n_traces, "attr_bytes_per_span": round(attr_bytes)}
         return batches(spans, 512), warm, info
 
-    def one_round(r: int, bs: Sequence[Sequence[Any]], warm: Sequence[Any], runs: Dict[str, List[Dict[str, Any]]]) -> None:
+    def one_round(
+        r: int, bs: Sequence[Sequence[Any]], warm: Sequence[Any], runs: Dict[str, List[Dict[str, Any]]]
+    ) -> None:
         k = r % len(variants)
         for v in variants[k:] + variants[:k]:  # alternate which exporter goes first
             runs[v].append(_one_window(v, sink, bs, warm))
@@ -277,10 +275,11 @@ def cmd_overload(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
 def main() -> None:
     args = sys.argv[1:]
-    if "--json" in args:
-        i = args.index("--json")
-        if args[i + 1] == "stdlib":
-            _hide_orjson()
+    if "--hide" in args:
+        import installs
+
+        i = args.index("--hide")
+        installs.hide([m for m in args[i + 1].split(",") if m and m != "-"])
         del args[i : i + 2]
     cmd, cfg = args[0], json.loads(args[1])
     if cmd == "cpu":
@@ -289,9 +288,10 @@ def main() -> None:
         res = cmd_overload(cfg)
     else:
         raise SystemExit(f"unknown command {cmd!r}")
-    from opentelemetry.exporter.opik import _json
+    from opentelemetry.exporter.opik import _compress, _json
 
     res["json_encoder"] = "orjson" if _json.using_orjson() else "stdlib"
+    res["gzip"] = "isal" if _compress.using_isal() else "zlib"
     res["pid"] = os.getpid()
     sys.stdout.write("RESULT " + json.dumps(res) + "\n")
     sys.stdout.flush()

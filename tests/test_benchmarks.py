@@ -20,7 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run_benchmark(script: str, args: List[str], out: Path, timeout: float) -> Tuple["subprocess.CompletedProcess[str]", Dict[str, Any]]:
+def _run_benchmark(
+    script: str, args: List[str], out: Path, timeout: float
+) -> Tuple["subprocess.CompletedProcess[str]", Dict[str, Any]]:
     """Run ``benchmarks/<script>`` with ``--out``; the process and the JSON it wrote."""
     r = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(out)],
@@ -37,20 +39,27 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
     r, res = _run_benchmark("run.py", ["--quick"], out, timeout=240)
     s = res["sections"]
-    assert set(s) == {"exporter", "gzip", "scaling", "sidecar", "memory"}
+    assert set(s) == {"exporter", "gzip", "scaling", "sidecar", "memory", "opik-sdk"}
 
-    # exporter: same spans through both exporters, every span delivered, ratios computed
-    for mode in ("orjson", "stdlib"):
-        assert s["exporter"][mode]["json_encoder"] == mode
-        for w in s["exporter"][mode]["workloads"]:
+    # exporter: both shapes in every install that runs different code, every span delivered, ratios computed
+    measured = [inst["install"] for inst in s["exporter"]["installs"]]
+    assert {n for m in measured for n in m["names"]} == {"default", "every-extra", "stdlib"}
+    for inst in s["exporter"]["installs"]:
+        stdlib = "stdlib" in inst["install"]["names"]
+        # what the process really used: the stdlib fallback without orjson and isal, the others with both
+        # (or, before they are dependencies, the default install shares the stdlib fallback's run)
+        assert (inst["json_encoder"], inst["gzip"]) == (("stdlib", "zlib") if stdlib else ("orjson", "isal"))
+        assert [w["name"] for w in inst["workloads"]][:2] == ["sparse", "agent"]
+        for w in inst["workloads"]:
             assert w["spans"] > 0 and w["traces"] > 0
             for name, v in w["variants"].items():
-                assert v["errors"] == [], (mode, w["name"], name, v["errors"])
+                assert v["errors"] == [], (inst["install"], w["name"], name, v["errors"])
                 assert v["cpu_ms_per_1000_median"] > 0 and v["requests"] > 0
             assert w["variants"]["opik"]["ratio_median"]["otlp"] > 0
-    agent = s["exporter"]["orjson"]["workloads"][0]["variants"]
+    sparse, agent = (w["variants"] for w in s["exporter"]["installs"][0]["workloads"][:2])
     # gzip on by default: fewer bytes on the wire than OTLP's uncompressed protobuf
     assert agent["opik"]["bytes_sent_per_span"] < agent["otlp"]["bytes_sent_per_span"]
+    assert sparse["opik"]["bytes_sent_per_span"] < sparse["otlp"]["bytes_sent_per_span"]
 
     # compression settings: level 9 never sends more than level 1, none sends the most
     for w in s["gzip"]["workloads"]:
@@ -71,6 +80,23 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
             assert run["errors"] == 0 and run["spans"] > 0, run
             assert run["drained"] is True
             assert run["p50_ms"] is not None and run["p99_ms"] >= run["p50_ms"]
+    for inst in s["sidecar"]["efficiency"]["installs"]:
+        for shape in ("sparse", "agent"):
+            row = inst["shapes"][shape]
+            assert row["errors"] == 0 and row["drained"] is True and row["spans_per_cpu_s"] > 0, (inst["label"], shape)
+
+    # the SDK comparison: both OTel apps delivered; Opik's SDK, when its venv exists, flushed without loss
+    sdk = s["opik-sdk"]
+    for shape in ("sparse", "agent"):
+        apps = sdk["shapes"][shape]
+        assert apps["otel+opik"]["delivered_spans"] == sdk["traces_per_run"] * 3 and not apps["otel+opik"]["dropped"]
+        assert apps["otel+otlp"]["requests"] == {"/v1/traces": apps["otel+otlp"]["requests"]["/v1/traces"]}
+        for app, fig in apps.items():
+            assert fig["cpu_ms_per_1000_spans_median"] > 0 and fig["ratio_vs_otel_otlp_median"] > 0, app
+            if app.startswith("opik-"):
+                assert any(p.endswith("/spans/batch") for p in fig["requests"]), (app, fig["requests"])
+                assert fig["flush_result"] is None or "dropped_items=0" in fig["flush_result"], fig["flush_result"]
+    assert "opik_skipped" in sdk or "opik-track" in sdk["shapes"]["sparse"]
 
     # memory: Opik stalled, so the exporter kept only what its bounds allow and dropped the rest
     mem = s["memory"]
@@ -83,6 +109,7 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     summary = res["summary"]
     for key in (
         "exporter_ratio_vs_otlp",
+        "exporter_sparse_ratio_vs_otlp",
         "spans_per_trace_spread",
         "sidecar_spans_per_s",
         "sidecar_cpu_vs_otlp_exporter",
@@ -93,6 +120,7 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     # the target restated against the reference exporter: 50 ms per 1,000 spans over its 40 ms
     assert summary["sidecar_cpu_vs_otlp_exporter_max"] == pytest.approx(1.25)
     assert "Exporter CPU per 1,000 spans" in r.stdout and "Sidecar" in r.stdout and "Summary vs targets" in r.stdout
+    assert "App process CPU per 1,000 spans" in r.stdout
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="the instruction count needs valgrind")
