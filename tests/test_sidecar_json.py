@@ -359,3 +359,18 @@ def test_import_keeps_a_bad_value_to_its_span_and_big_integers_exact(tmp_path: A
         assert set(stored) == {"valid", "ten-to-the-40", "last-line"}
         md = stored["ten-to-the-40"]["metadata"]
         assert md["big"] == "10000000000000000000000000000000000000000" and md[INTS_AS_STRINGS] == ["big"]
+
+
+def test_logs_a_bad_value_costs_its_log_record_only() -> None:
+    from opentelemetry.exporter.opik._otlp_logs import decode_logs_json
+
+    def record(i: int, body: str) -> str:
+        return json.dumps({"traceId": f"{0xABC:032x}", "spanId": f"{i + 1:016x}", "timeUnixNano": "1700000000000000000"})[:-1] + ', "body": ' + body + "}"
+
+    records = [record(0, '{"intValue": ' + "7" * 5000 + "}"), record(1, _deep(1000)), record(2, '{"stringValue": "kept"}'),
+               record(3, '{"doubleValue": NaN}')]
+    body = '{"resourceLogs": [{"scopeLogs": [{"logRecords": [' + ", ".join(records) + "]}]}]}"
+    decoded = decode_logs_json(body.encode())
+    assert [r[5] for r in decoded.records][0] == "kept" and math.isnan(decoded.records[1][5])
+    assert decoded.rejected == 2
+    assert "an integer of 5000 digits" in decoded.message() and "nested 3002 levels deep" in decoded.message()

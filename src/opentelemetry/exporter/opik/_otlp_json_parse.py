@@ -48,6 +48,7 @@ __all__ = [
     "estimate_memory",
     "fast_fits",
     "parse_fast",
+    "parse_request",
     "skeleton",
     "split_fits",
 ]
@@ -80,6 +81,7 @@ _TO_BRACKET = re.compile(r'(?:[^"\[\]{}]+|"[^"\\]*(?:\\.[^"\\]*)*")*', re.S)
 _CLOSES = {"]": "[", "}": "{"}
 # OTLP/JSON's three levels of arrays down to the spans, in both spellings the proto3 mapping allows
 TRACE_LEVELS: Tuple[Tuple[str, ...], ...] = (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",))
+LOG_LEVELS: Tuple[Tuple[str, ...], ...] = (("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs"), ("logRecords", "log_records"))
 
 if using_orjson():
     import orjson
@@ -393,6 +395,26 @@ def _parsed(scan: _Scan, parser: SpanParser) -> Any:
         return parser.parse_exact(scan.s[start:end], depth)
     except _Bad as exc:
         return Unparsed(str(exc))
+
+
+def parse_request(
+    data: Any, out: DecodedBatch, budget: int, levels: Tuple[Tuple[str, ...], ...]
+) -> Tuple[Any, Optional[SpanParser]]:
+    """One OTLP/JSON request for a caller that takes the items at the last level as they come.
+
+    ``(tree, None)`` when parsed in one piece (or ``data`` was already parsed); else the skeleton
+    and its parser: each item at the last level is then a :class:`RawSpan` to parse when read.
+    """
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, (bytes, str)):
+        return data, None
+    why = ""
+    if fast_fits(data, budget)[0]:
+        tree, _, why = parse_fast(data)
+        if not why:
+            return tree, None
+    return skeleton(data, out, why, budget, levels)
 
 
 def skeleton(

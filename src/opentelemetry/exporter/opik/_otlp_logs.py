@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
 
-from ._json import loads
 from ._otlp import DecodedBatch, DecodeError, DecodeLimits, _Bad, _PbReader
 from ._otlp_json import _j_id, _j_int, _j_str, _JsonReader
+from ._otlp_json_parse import LOG_LEVELS, RawSpan, parse_request
 
 LogTuple = Tuple[int, int, Optional[str], int, Any, Any]
 
@@ -80,16 +80,13 @@ def decode_logs_protobuf(data: bytes, limits: Optional[DecodeLimits] = None) -> 
 
 def decode_logs_json(data: Any, limits: Optional[DecodeLimits] = None) -> DecodedLogs:
     limits = limits or DecodeLimits()
-    try:
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        obj = loads(data) if isinstance(data, (bytes, str)) else data
-    except ValueError as exc:
-        raise DecodeError(f"not valid JSON ({exc})") from None
+    counts = DecodedBatch()
+    # in one parse, or (a value orjson refuses, or over the memory budget) record by record: a bad value costs its record
+    obj, parser = parse_request(data, counts, limits.json_memory, LOG_LEVELS)
     if not isinstance(obj, dict):
         raise DecodeError("an ExportLogsServiceRequest must be a JSON object")
     out = DecodedLogs()
-    reader = _JsonReader(DecodedBatch(), limits)
+    reader = _JsonReader(counts, limits)
     n = 0
     for rl in obj.get("resourceLogs") or obj.get("resource_logs") or []:
         if not isinstance(rl, dict):
@@ -105,6 +102,8 @@ def decode_logs_json(data: Any, limits: Optional[DecodeLimits] = None) -> Decode
                     out.reject(f"more than {limits.max_spans} log records in one request")
                     continue
                 try:
+                    if isinstance(lr, RawSpan) and parser is not None:
+                        lr, reader.exact = lr.parse(parser)
                     if not isinstance(lr, dict):
                         raise _Bad("a log record must be an object")
                     attrs = reader.attrs(lr.get("attributes"))[0]
