@@ -209,8 +209,9 @@ def _json_requests(src: _Source) -> Iterator[Union[Request, ImportFileError]]:
         try:
             obj = loads(line)
         except ValueError as exc:
-            if _trace_line(line):  # a value the fast parser refuses (NaN, 5,000 digits, deep): decode_json keeps it to its span
-                yield Request("json", line, f"{src.name}:{lineno}")
+            kind = _request_line(line)
+            if kind:  # a value the fast parser refuses (NaN, 5,000 digits, deep): the decoder keeps it to its span or record
+                yield Request(kind, line, f"{src.name}:{lineno}")
                 continue
             if lineno == 1 or not line.endswith((b"}", b"]")):
                 # not JSON lines: a (pretty-printed) document, or documents one after another
@@ -218,15 +219,23 @@ def _json_requests(src: _Source) -> Iterator[Union[Request, ImportFileError]]:
                 return
             yield ImportFileError(f"{src.name}:{lineno}: invalid JSON ({str(exc)[:120]}); line skipped")
             continue
-        if isinstance(obj, dict) and _trace_line(line):
-            yield Request("json", line, f"{src.name}:{lineno}")  # the text: integers beyond 64 bits keep their digits
+        kind = _request_line(line) if isinstance(obj, dict) else None
+        if kind:
+            yield Request(kind, line, f"{src.name}:{lineno}")  # the text: integers beyond 64 bits keep their digits
             continue
         yield from _json_values(obj, f"{src.name}:{lineno}")
 
 
-def _trace_line(line: bytes) -> bool:
-    """One OTLP/JSON trace request on a line (a Collector file exporter's)."""
-    return line.startswith(b"{") and line.endswith(b"}") and (b'"resourceSpans"' in line[:64] or b'"resource_spans"' in line[:64])
+def _request_line(line: bytes) -> Optional[str]:
+    """``json`` / ``json_logs`` for one OTLP/JSON trace / logs request on a line (a Collector file exporter's)."""
+    if not (line.startswith(b"{") and line.endswith(b"}")):
+        return None
+    head = line[:64]
+    if b'"resourceSpans"' in head or b'"resource_spans"' in head:
+        return "json"
+    if b'"resourceLogs"' in head or b'"resource_logs"' in head:
+        return "json_logs"
+    return None
 
 
 def _json_document(src: _Source, data: bytes, first_line: int) -> Iterator[Union[Request, ImportFileError]]:
