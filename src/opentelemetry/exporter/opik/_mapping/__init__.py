@@ -31,7 +31,8 @@ Reader = Callable[[MappedSpan], None]
 def _default_readers() -> Tuple[Reader, ...]:
     from . import conventions
 
-    return tuple(conventions.READERS) + (core.read,)
+    # the family index runs only the readers of the families a span carries a sign of
+    return (conventions.read, core.read)
 
 
 def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int) -> str:

@@ -14,6 +14,11 @@ from typing import Any, Dict, List, Optional, Set
 from .._json import parse_json_like
 from .._record import SpanRecord
 
+#: ``MappedSpan.present`` bits of keys that ``core.read`` and ``conventions.finish`` look for
+#: (the bits below them are the families', see ``conventions._index``)
+SIGN_OPIK = 1 << 48
+SIGN_PROMPT = 1 << 49
+
 EMPTY_STRINGS = frozenset(("", "{}", "null", "[]", '""'))
 
 
@@ -71,6 +76,8 @@ class MappedSpan:
         "opik_ids",
         "used",
         "scratch",
+        "present",
+        "groups",
     )
 
     def __init__(self, record: SpanRecord) -> None:
@@ -101,8 +108,12 @@ class MappedSpan:
         #: ``opik.trace_id`` / ``opik.span_id`` / ``opik.parent_span_id`` overrides
         self.opik_ids: Dict[str, str] = {}
         self.used: Set[str] = set()
-        #: per-span working state shared by convention readers (key index, event index...)
+        #: per-span working state shared by convention readers (event index, thread candidates...)
         self.scratch: Optional[Dict[str, Any]] = None
+        #: family and sign bits of the keys the span carries (``conventions._index``); -1: not indexed, all possible
+        self.present = -1
+        #: ``{prefix: [keys]}`` of the flattened keys the span carries (``conventions._flatten.groups``)
+        self.groups: Optional[Dict[str, List[str]]] = None
 
     # First non-empty value wins for every setter.
     def set_type(self, value: Optional[str]) -> None:

@@ -10,11 +10,15 @@ from typing import Any, Dict, Optional
 
 from .._ids import is_uuid7
 from .._record import STATUS_ERROR
-from ._model import MappedSpan, is_empty
+from ._model import SIGN_OPIK, MappedSpan, is_empty
 
 THREAD_KEYS = ("gen_ai.conversation.id", "session.id", "thread_id")
 ENV_KEYS = ("deployment.environment.name", "deployment.environment")
 _OPIK_ID_KEYS = (("opik.trace_id", "trace_id"), ("opik.span_id", "span_id"), ("opik.parent_span_id", "parent_span_id"))
+#: Opik's own keys (``out.present`` has ``SIGN_OPIK`` when the span carries one)
+OPIK_KEYS = ("opik.project_name", "opik.tags", "opik.metadata", "opik.thread_id", *(k for k, _ in _OPIK_ID_KEYS))
+#: the generic input/output keys read here (also stripped when content capture is off)
+CONTENT_KEYS = ("input.value", "output.value", "gen_ai.input.messages", "gen_ai.output.messages")
 _CLASS_REPR = re.compile(r"^<class '([^']+)'>$")
 
 
@@ -51,14 +55,9 @@ def error_info(out: MappedSpan) -> Optional[Dict[str, str]]:
     return None
 
 
-def read(out: MappedSpan) -> None:
-    rec = out.record
-    attrs = rec.attributes
-    res = rec.resource
+def _read_opik(out: MappedSpan) -> None:
+    get = out.record.attributes.get
     used = out.used
-    get = attrs.get
-
-    # Opik's own keys (as its SDK's OpikSpanProcessor and its OTLP endpoint use them)
     v = get("opik.project_name")
     if v is not None:
         used.add("opik.project_name")
@@ -82,6 +81,18 @@ def read(out: MappedSpan) -> None:
             used.add(key)
             if is_uuid7(v):
                 out.opik_ids[field] = str(v).lower()
+
+
+def read(out: MappedSpan) -> None:
+    rec = out.record
+    attrs = rec.attributes
+    res = rec.resource
+    used = out.used
+    get = attrs.get
+
+    # Opik's own keys (as its SDK's OpikSpanProcessor and its OTLP endpoint use them)
+    if out.present & SIGN_OPIK:
+        _read_opik(out)
 
     for key in THREAD_KEYS:
         v = get(key)

@@ -1,23 +1,61 @@
 """Convention readers, one module per instrumentation family, in priority order.
 
-Every reader first recognises its family with a few dict lookups and returns
-at once otherwise, so a span of an unrelated library (HTTP, DB) costs a handful
-of lookups per reader. Each field keeps the first value it is given, so the
-order below is the priority: explicit Langfuse observation fields, then the
-families with their own keys, then plain GenAI semconv (which most of them
-also emit) and finally :func:`finish`, which applies the cross-family rules.
-``core.read`` runs after all of them (Opik's own keys, errors, defaults).
+Each family module declares what it owns (``FAMILY = Family(...)``: its reader,
+the keys that mark it, the keys and flattened prefixes it reads, its content
+keys and events); everything here is derived from :data:`FAMILIES`:
+
+* the reader order: each field keeps the first value it is given, so the order
+  is the priority: explicit Langfuse observation fields, then the families
+  with their own keys, then plain GenAI semconv (which most of them also emit);
+* the key index: one pass over a span's keys picks the families it carries a
+  sign of, so it runs only their readers (a span of an unrelated library, HTTP
+  or DB, runs none), and groups its flattened keys on the way;
+* the flattened prefixes (``_flatten.PREFIXES``), the keys and events stripped
+  when content capture is off (:data:`CONTENT_KEYS`, :data:`CONTENT_EVENTS`) and
+  the keys the ``genai`` span filter looks for (:data:`GENAI_KEYS`).
+
+:func:`finish` then applies the cross-family rules, and ``core.read`` runs after
+all of them (Opik's own keys, errors, defaults). Adding a family is its module
+and one entry in :data:`FAMILIES`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from .. import _prompts, core
-from .._model import MappedSpan, is_empty
+from .._model import SIGN_OPIK, SIGN_PROMPT, MappedSpan, is_empty
 from . import _common as c
-from . import adk, genai, langfuse, langsmith, litellm, openinference, pydantic_ai, strands, traceloop, vercel_ai
+from . import (
+    _flatten,
+    adk,
+    genai,
+    langfuse,
+    langsmith,
+    litellm,
+    openinference,
+    pydantic_ai,
+    strands,
+    traceloop,
+    vercel_ai,
+)
+from ._family import Family, Reader
+from ._index import FamilyIndex
 from ._providers import KNOWN, normalize, refine, resolve
+
+#: every family, in priority order (a field keeps the first value a reader gives it)
+FAMILIES: Tuple[Family, ...] = (
+    langfuse.FAMILY,
+    openinference.FAMILY,
+    vercel_ai.FAMILY,
+    pydantic_ai.FAMILY,
+    langsmith.FAMILY,
+    adk.FAMILY,
+    litellm.FAMILY,
+    traceloop.FAMILY,
+    strands.FAMILY,
+    genai.FAMILY,
+)
 
 _CACHE_EXCLUSIVE_PROVIDERS = {
     # Opik prices these with input tokens that EXCLUDE cache reads/writes
@@ -80,7 +118,7 @@ def finish(out: MappedSpan) -> None:
             out.metadata.setdefault("model_id", model)
             out.model = model.split("/", 1)[1] or model
 
-    if any(key in attrs for key, _ in _PROMPT_KEYS):
+    if out.present & SIGN_PROMPT and any(key in attrs for key, _ in _PROMPT_KEYS):
         _prompt_info(out)
 
     usage = out.usage
@@ -105,16 +143,38 @@ def finish(out: MappedSpan) -> None:
             usage.setdefault(uncached_key, prompt - cached if prompt >= cached else prompt)
 
 
-READERS: List[Callable[[MappedSpan], None]] = [
-    langfuse.read,
-    openinference.read,
-    vercel_ai.read,
-    pydantic_ai.read,
-    langsmith.read,
-    adk.read,
-    litellm.read,
-    traceloop.read,
-    strands.read,
-    genai.read,
-    finish,
-]
+def _unique(keys: Any) -> Tuple[str, ...]:
+    return tuple(dict.fromkeys(keys))
+
+
+#: content keys of spans no family reads (MLflow, libraries with plain ``input``/``output`` keys)
+_UNREAD_CONTENT_KEYS = ("input", "output", "mlflow.spanInputs", "mlflow.spanOutputs")
+
+#: attribute keys (and roots of flattened ones: ``llm.input_messages`` covers ``llm.input_messages.0...``)
+#: that carry prompts, completions, documents: stripped from metadata when content capture is off
+CONTENT_KEYS: Tuple[str, ...] = _unique(
+    (*(k for f in FAMILIES for k in f.content_keys), *core.CONTENT_KEYS, *_UNREAD_CONTENT_KEYS)
+)
+#: span events whose attributes are message contents
+CONTENT_EVENTS: Tuple[str, ...] = _unique(e for f in FAMILIES for e in f.content_events)
+#: keys whose non-empty value makes a span count as GenAI for ``span_filter=genai`` (typed ``general``
+#: agent/workflow spans that no reader marked)
+GENAI_KEYS: Tuple[str, ...] = _unique(k for f in FAMILIES for k in f.genai_keys)
+
+_flatten.use_prefixes([p for f in FAMILIES for p in f.prefixes])
+INDEX = FamilyIndex(
+    FAMILIES,
+    {**{k: SIGN_OPIK for k in core.OPIK_KEYS}, **{k: SIGN_PROMPT for k, _ in _PROMPT_KEYS}},
+)
+
+
+def read(out: MappedSpan) -> None:
+    """The readers of the families the span carries a sign of (one pass over its keys), then :func:`finish`."""
+    for reader in INDEX.readers(out):
+        reader(out)
+    finish(out)
+
+
+#: every family's reader in priority order, then :func:`finish`: what :func:`read` runs on a span
+#: that carries every family's signs (the index only leaves out readers that would do nothing)
+READERS: List[Reader] = [*(f.read for f in FAMILIES), finish]

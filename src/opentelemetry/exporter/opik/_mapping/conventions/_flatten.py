@@ -4,9 +4,9 @@ OpenInference and old Traceloop spans flatten lists into keys such as
 ``llm.input_messages.3.message.tool_calls.0.tool_call.function.name``; several
 families also spread a dict over ``<prefix>.<key>`` (``langsmith.metadata.*``,
 ``traceloop.association.properties.*``...). Finding those keys needs a pass
-over every attribute key, so it is done at most once per span (:func:`groups`,
-cached in ``out.scratch``) and only when a reader has already recognised its
-family by plain dict lookups. Spans of other libraries (HTTP, DB) never pay it.
+over every attribute key; it is part of the family index's one pass over a
+span's keys (``_index.py``), which stores the groups on ``out.groups``. The
+prefixes are the families' declarations (``Family.prefixes``).
 """
 
 from __future__ import annotations
@@ -15,33 +15,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .._model import MappedSpan
 
-# Every prefix any reader asks for. Each ends with "." and is grouped by its
-# first two dot-separated segments, so a key costs one C-level ``startswith``
-# when it matches nothing and a slice plus a dict lookup when it might.
-PREFIXES: Tuple[str, ...] = (
-    # OpenInference
-    "llm.input_messages.",
-    "llm.output_messages.",
-    "llm.prompts.",
-    "llm.choices.",
-    "llm.tools.",
-    "retrieval.documents.",
-    "embedding.embeddings.",
-    "reranker.input_documents.",
-    "reranker.output_documents.",
-    # Traceloop (old format) and association properties
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
-    "traceloop.association.properties.",
-    # Vercel AI SDK
-    "ai.telemetry.metadata.",
-    "ai.settings.context.",
-    # LangSmith
-    "langsmith.metadata.",
-    # Langfuse
-    "langfuse.trace.metadata.",
-    "langfuse.observation.metadata.",
-)
+#: every prefix any family declares (``Family.prefixes``), set by ``conventions/__init__`` from the declarations
+PREFIXES: Tuple[str, ...] = ()
 
 
 def _head(key: str) -> Optional[str]:
@@ -52,12 +27,55 @@ def _head(key: str) -> Optional[str]:
     return key[: j + 1] if j > 0 else None
 
 
-_BY_HEAD: Dict[str, List[str]] = {}
-for _p in PREFIXES:
-    _h = _head(_p)
-    assert _h is not None
-    _BY_HEAD.setdefault(_h, []).append(_p)
-del _p, _h
+class PrefixTable:
+    """Prefixes grouped by their first two dot-separated segments.
+
+    Each prefix ends with "." and has two dots, so a key costs one C-level
+    ``startswith`` when it matches nothing and a slice plus a dict lookup when it might.
+    """
+
+    def __init__(self, prefixes: Sequence[str]) -> None:
+        self.prefixes: Tuple[str, ...] = tuple(prefixes)
+        self._by_head: Dict[str, List[str]] = {}
+        for p in self.prefixes:
+            h = _head(p)
+            if h is None or not p.endswith("."):
+                raise ValueError(f"flattened prefix {p!r} must end with '.' and have two dots")
+            self._by_head.setdefault(h, []).append(p)
+
+    def prefix_of(self, key: str) -> Optional[str]:
+        if not key.startswith(self.prefixes):
+            return None
+        for p in self._by_head.get(key[: key.find(".", key.find(".") + 1) + 1], ()):
+            if key.startswith(p):
+                return p
+        return None
+
+    def add(self, found: Dict[str, List[str]], key: str) -> None:
+        """Put ``key`` (which starts with one of the prefixes, or with none) in its prefix's group."""
+        # every prefix has two dots, so a match has a second dot: its head picks the candidates
+        cands = self._by_head.get(key[: key.find(".", key.find(".") + 1) + 1])
+        if cands is None:
+            return
+        for p in cands:
+            if key.startswith(p):
+                lst = found.get(p)
+                if lst is None:
+                    found[p] = [key]
+                else:
+                    lst.append(key)
+                return
+
+
+_TABLE = PrefixTable(())
+
+
+def use_prefixes(prefixes: Sequence[str]) -> None:
+    """The families' prefixes (called once, by ``conventions/__init__``)."""
+    global PREFIXES, _TABLE
+    _TABLE = PrefixTable(tuple(dict.fromkeys(prefixes)))
+    PREFIXES = _TABLE.prefixes
+
 
 # OpenInference wraps each list item in a namespace segment right after its index.
 _ITEM_NAMESPACES = frozenset(
@@ -66,32 +84,21 @@ _ITEM_NAMESPACES = frozenset(
 
 
 def groups(out: MappedSpan) -> Dict[str, List[str]]:
-    """``{prefix: [keys...]}`` for every known prefix present on the span (one pass, cached)."""
-    scratch = out.scratch
-    if scratch is None:
-        scratch = out.scratch = {}
-    found = scratch.get("groups")
+    """``{prefix: [keys...]}`` for every known prefix present on the span.
+
+    The family index fills ``out.groups`` in its one pass over the keys; a
+    reader run on its own (without the index) pays one pass here, cached.
+    """
+    found = out.groups
     if found is not None:
         return found
     found = {}
-    starts = PREFIXES
-    by_head = _BY_HEAD
+    table = _TABLE
+    starts = table.prefixes
     for key in out.record.attributes:
-        if not key.startswith(starts):
-            continue
-        # every prefix has two dots, so a match has a second dot: its head picks the candidates
-        cands = by_head.get(key[: key.find(".", key.find(".") + 1) + 1])
-        if cands is None:
-            continue
-        for p in cands:
-            if key.startswith(p):
-                lst = found.get(p)
-                if lst is None:
-                    found[p] = [key]
-                else:
-                    lst.append(key)
-                break
-    scratch["groups"] = found
+        if key.startswith(starts):
+            table.add(found, key)
+    out.groups = found
     return found
 
 

@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional
 
 from .._model import MappedSpan, is_empty
 from . import _common as c
+from ._family import Family
 from ._providers import from_model_name
 
 SCOPE = "gcp.vertex.agent"
@@ -167,3 +168,23 @@ def _streamed_output(out: MappedSpan, value: Any) -> None:
     out.used.add("gen_ai.output.messages")
     out.metadata["adk.partial_responses"] = len(partials)
     out.set_output([final])
+
+
+FAMILY = Family(
+    read,
+    markers=(REQUEST, "gcp.vertex.agent.event_id"),
+    keys=(
+        RESPONSE,
+        *(k for k, _ in _TOOL_IO),
+        "gen_ai.system",
+        "gen_ai.request.model",
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gcp.vertex.agent.session_id",
+    ),
+    content_keys=(REQUEST, RESPONSE, *(k for k, _ in _TOOL_IO)),
+    scopes=(SCOPE,),
+    values=(("gen_ai.system", SCOPE),),
+)

@@ -43,6 +43,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .._model import MappedSpan, is_empty
 from . import _common as c
+from ._family import Family
 from ._providers import normalize
 
 LLM_OPS = frozenset(
@@ -451,3 +452,43 @@ def _score(a: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     if not is_empty(reason):
         score["reason"] = str(reason)
     return score
+
+
+FAMILY = Family(
+    read,
+    markers=("gen_ai.operation.name", *_MARKERS),
+    keys=(
+        *(k for k, _ in USAGE),
+        "server.address",
+        "gen_ai.usage.cost",
+        "gen_ai.usage.cost.amount",
+        "gen_ai.usage.cost.currency",
+        "gen_ai.response.time_to_first_chunk",
+        "gen_ai.client.operation.time_to_first_chunk",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.retrieval.query.text",
+        "gen_ai.retrieval.documents",
+        "gen_ai.memory.query.text",
+        "gen_ai.memory.records",
+        *_EVAL_KEYS,
+    ),
+    content_keys=(
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.retrieval.documents",
+        "gen_ai.retrieval.query.text",
+        "gen_ai.memory.query.text",
+        "gen_ai.memory.records",
+    ),
+    content_events=(EV_PROMPT, EV_COMPLETION, *MESSAGE_EVENTS, EV_CHOICE, EV_DETAILS),
+    events=tuple(sorted(_EVENT_NAMES)),
+    # an agent/workflow span is typed ``general``, and not every reader marks it GenAI: these keys do
+    genai_keys=("gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.tool.name"),
+)

@@ -23,6 +23,7 @@ from typing import Any, Dict
 
 from .._model import MappedSpan, is_empty
 from . import _common as c
+from ._family import Family
 from ._flatten import collect, groups
 
 _MARKERS = (
@@ -153,3 +154,21 @@ def read(out: MappedSpan) -> None:
         # an exception event or an ERROR status, read by core, is more precise
         if rec.status_code != 2 and not any(e.name == "exception" for e in rec.events):
             out.error_info = info
+
+
+FAMILY = Family(
+    read,
+    markers=_MARKERS,
+    keys=(
+        "langfuse.trace.output",
+        "langfuse.observation.cost_details",
+        "langfuse.observation.completion_start_time",
+        "langfuse.trace.tags",
+        "langfuse.observation.metadata",
+        "langfuse.trace.metadata",
+        "langfuse.observation.level",
+        "langfuse.observation.status_message",
+    ),
+    prefixes=("langfuse.trace.metadata.", "langfuse.observation.metadata."),
+    content_keys=("langfuse.observation.input", "langfuse.observation.output", "langfuse.trace.input", "langfuse.trace.output"),
+)

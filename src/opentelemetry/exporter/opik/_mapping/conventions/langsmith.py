@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional
 
 from .._model import MappedSpan
 from . import _common as c
+from ._family import Family
 from ._flatten import collect, groups
 from ._providers import normalize
 
@@ -116,3 +117,23 @@ def _repr_dict(value: Any) -> Optional[Dict[str, Any]]:
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+FAMILY = Family(
+    read,
+    markers=("langsmith.span.kind", "langsmith.trace.name"),
+    keys=(
+        "gen_ai.system",
+        "gen_ai.response.model",
+        "gen_ai.request.model",
+        "langsmith.span.tags",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.usage.input_token_details",
+        "gen_ai.usage.output_token_details",
+    ),
+    prefixes=(METADATA,),
+    # the run's whole inputs and outputs, as JSON
+    content_keys=("gen_ai.prompt", "gen_ai.completion"),
+    scopes=("langsmith",),
+)

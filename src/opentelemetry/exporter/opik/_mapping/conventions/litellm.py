@@ -23,10 +23,12 @@ keys of LiteLLM's own that this reader handles first:
 from __future__ import annotations
 
 import ast
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .._model import MappedSpan, is_empty
 from . import _common as c
+from ._family import Family
+from ._flatten import groups
 
 SCOPE = "litellm"
 RAW_SPAN = "raw_gen_ai_request"
@@ -79,10 +81,11 @@ def _read_llm(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
     if v is not None and c.set_cost(out, v):
         used.add("gen_ai.cost.total_cost")
 
-    calls = _completion_calls(attrs)
+    keys = groups(out).get(_COMPLETION_CALL)
+    calls = _completion_calls(attrs, keys) if keys else []
     if not calls:
         return
-    used.update(k for k in attrs if k.startswith(_COMPLETION_CALL) and ".function_call." in k)
+    used.update(k for k in keys or () if ".function_call." in k)
     msgs, ok = c.parse_json(attrs.get("gen_ai.output.messages"))
     if not ok or not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
         msgs = [{"role": "assistant", "parts": [], "finish_reason": "tool_calls"}]
@@ -95,12 +98,11 @@ def _read_llm(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
     out.set_output(msgs)
 
 
-def _completion_calls(attrs: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    """``gen_ai.completion.<n>.function_call.{name,arguments}`` as OpenAI tool calls without ids."""
+def _completion_calls(attrs: Mapping[str, Any], keys: Sequence[str]) -> List[Dict[str, Any]]:
+    """``gen_ai.completion.<n>.function_call.{name,arguments}`` (among ``keys``) as OpenAI tool calls without ids."""
     found: Dict[int, Dict[str, Any]] = {}
-    for key, value in attrs.items():
-        if not key.startswith(_COMPLETION_CALL):
-            continue
+    for key in keys:
+        value = attrs[key]
         n, _, rest = key[len(_COMPLETION_CALL):].partition(".")
         if not n.isdigit() or not rest.startswith("function_call."):
             continue
@@ -130,3 +132,14 @@ def _read_raw(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
     out.metadata.setdefault("litellm.provider", provider)
     out.set_input({k: v for k, v in request.items() if not is_empty(v)} or None)
     out.set_output(response or None)
+
+
+FAMILY = Family(
+    read,
+    markers=("litellm.call_id",),
+    # also ``metadata.<key>`` and the raw span's ``llm.<provider>.<field>``, found by their own scan of a LiteLLM span
+    keys=("gen_ai.operation.name", "gen_ai.cost.total_cost", "gen_ai.output.messages"),
+    prefixes=(_COMPLETION_CALL,),
+    content_keys=("gen_ai.output.messages", "gen_ai.completion"),
+    scopes=(SCOPE,),
+)

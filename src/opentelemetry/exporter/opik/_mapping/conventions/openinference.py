@@ -35,6 +35,7 @@ from ..messages._chat import is_message_like
 from . import _common as c
 from . import _llama_index as li
 from . import _openai_agents as oa
+from ._family import Family
 from ._flatten import groups, unflatten
 from ._providers import normalize
 
@@ -424,3 +425,60 @@ def _read_io(out: MappedSpan, attrs: Mapping[str, Any], kind: str) -> None:
             schema = t.get("json_schema", t) if isinstance(t, dict) else t
             parsed.append(c.parse_json(schema)[0])
         out.metadata.setdefault("llm.tools", parsed)
+
+
+# ``_llama_index`` and ``_openai_agents`` read within this family (LlamaIndex reprs, the Agents SDK's
+# spans): they own no attribute keys of their own
+FAMILY = Family(
+    read,
+    markers=(KIND,),
+    keys=(
+        *(k for k, _ in USAGE),
+        *_MODEL_KEYS,
+        "llm.invocation_parameters",
+        "embedding.invocation_parameters",
+        "llm.provider",
+        "llm.system",
+        "server.address",
+        "llm.token_count.prompt_details.audio",
+        "llm.token_count.completion_details.audio",
+        "llm.cost.total",
+        "llm.cost.prompt",
+        "llm.cost.completion",
+        "time_to_first_token_ms",
+        "metadata",
+        "input.value",
+        "output.value",
+        "input.mime_type",
+        "output.mime_type",
+        "llm.finish_reason",
+        "llm.prompt_template.template",
+        "llm.prompt_template.variables",
+    ),
+    prefixes=(
+        "llm.input_messages.",
+        "llm.output_messages.",
+        "llm.prompts.",
+        "llm.choices.",
+        "llm.tools.",
+        "retrieval.documents.",
+        "embedding.embeddings.",
+        "reranker.input_documents.",
+        "reranker.output_documents.",
+    ),
+    content_keys=(
+        "llm.input_messages",
+        "llm.output_messages",
+        "llm.prompts",
+        "llm.choices",
+        "llm.prompt_template.variables",
+        "llm.function_call",
+        "input.value",
+        "output.value",
+        "retrieval.documents",
+        "reranker.input_documents",
+        "reranker.output_documents",
+        "reranker.query",
+        "embedding.embeddings",
+    ),
+)

@@ -25,6 +25,7 @@ from typing import Any, Dict, List
 
 from .._model import MappedSpan
 from . import _common as c
+from ._family import Family
 
 _MARKERS = (
     "pydantic_ai.all_messages",
@@ -162,3 +163,20 @@ def _final_answer(value: Any) -> Any:
     if isinstance(parsed, str) and parsed.strip():
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": parsed}}]}
     return value
+
+
+FAMILY = Family(
+    read,
+    markers=_MARKERS,
+    keys=(*_DROP, "response_data", "metadata"),
+    content_keys=(
+        "pydantic_ai.all_messages",
+        "all_messages_events",
+        "events",
+        "final_result",
+        "tool_arguments",
+        "tool_response",
+        "request_data",
+        "response_data",
+    ),
+)

@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional
 
 from .._model import MappedSpan, is_empty
 from . import _common as c
+from ._family import Family
 from ._providers import from_model_name, normalize
 
 SCOPE = "strands.telemetry.tracer"
@@ -198,3 +199,25 @@ def _legacy_messages(out: MappedSpan, op: str) -> None:
                 rest.setdefault(k, v)
         out.set_output({"messages": turn, **rest})
     out.used.add("event:" + EV_CHOICE)
+
+
+FAMILY = Family(
+    read,
+    keys=(
+        *_TIMES,
+        *(k for k, _ in _USAGE),
+        "gen_ai.system",
+        "gen_ai.provider.name",
+        "gen_ai.operation.name",
+        "gen_ai.response.model",
+        "gen_ai.request.model",
+        "server.address",
+        "gen_ai.server.time_to_first_token",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+    ),
+    content_keys=("gen_ai.tool.call.arguments", "gen_ai.tool.call.result"),
+    content_events=(*_LEGACY, EV_DETAILS),
+    scopes=(SCOPE,),
+    values=(("gen_ai.system", FRAMEWORK), ("gen_ai.provider.name", FRAMEWORK)),
+)

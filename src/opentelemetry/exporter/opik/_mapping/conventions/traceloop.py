@@ -28,6 +28,7 @@ from typing import Any, List
 
 from .._model import MappedSpan
 from . import _common as c
+from ._family import Family
 from ._flatten import collect, groups, unflatten
 
 CHUNK_EVENTS = ("gen_ai.content.completion.chunk", "llm.content.completion.chunk")
@@ -144,3 +145,13 @@ def _messages(items: List[Any], role: str) -> List[Any]:
                 m["tool_calls"] = [m.pop("function_call")]
         result.append(m)
     return result
+
+
+FAMILY = Family(
+    read,
+    markers=_MARKERS,
+    keys=("traceloop.entity.input", "traceloop.entity.output"),
+    prefixes=("gen_ai.prompt.", "gen_ai.completion.", ASSOCIATION),
+    content_keys=("traceloop.entity.input", "traceloop.entity.output", "gen_ai.prompt", "gen_ai.completion"),
+    events=CHUNK_EVENTS,
+)

@@ -30,6 +30,7 @@ from typing import Any, Dict, List
 
 from .._model import MappedSpan
 from . import _common as c
+from ._family import Family
 from ._flatten import collect, groups
 from ._providers import normalize
 
@@ -167,3 +168,41 @@ def _assistant_turn(text: Any, calls: Any) -> Dict[str, Any]:
     parts: List[Dict[str, Any]] = [{"type": "text", "text": text}] if isinstance(text, str) and text else []
     parts.extend({**call, "type": "tool-call"} for call in calls)
     return {"messages": [{"role": "assistant", "content": parts}]}
+
+
+FAMILY = Family(
+    read,
+    markers=("ai.operationId", "ai.model.id"),
+    keys=(
+        *(k for k, _ in USAGE),
+        "ai.response.model",
+        "ai.model.provider",
+        "gen_ai.system",
+        "ai.response.msToFirstChunk",
+        "ai.stream.msToFirstChunk",
+        "ai.prompt.messages",
+        "ai.prompt",
+        "ai.toolCall.args",
+        "ai.values",
+        "ai.value",
+        "ai.response.text",
+        "ai.response.toolCalls",
+        "ai.response.object",
+        "ai.toolCall.result",
+    ),
+    prefixes=_METADATA_PREFIXES,
+    content_keys=(
+        "ai.prompt",
+        "ai.response.text",
+        "ai.response.toolCalls",
+        "ai.response.object",
+        "ai.response.reasoning",
+        "ai.toolCall.args",
+        "ai.toolCall.result",
+        "ai.value",
+        "ai.values",
+        "ai.embedding",
+        "ai.embeddings",
+    ),
+    span_names=("ai.",),
+)
