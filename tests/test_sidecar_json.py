@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterator, List
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opik_standin import OpikStandin
 from sidecar_helpers import SidecarProcess, wait_until
 
@@ -374,3 +376,25 @@ def test_logs_a_bad_value_costs_its_log_record_only() -> None:
     assert [r[5] for r in decoded.records][0] == "kept" and math.isnan(decoded.records[1][5])
     assert decoded.rejected == 2
     assert "an integer of 5000 digits" in decoded.message() and "nested 3002 levels deep" in decoded.message()
+
+
+_GOOD_TEXT = _request(_span(0, "a", "[" + _attr("k", '{"arrayValue": {"values": [{"intValue": "1"}, {"doubleValue": 2.5}]}}') + "]"),
+                      _span(1, "b", "[" + _attr("s", '{"stringValue": "x, [y] {z} \\\\\\" w"}') + "]"), _span(2, "c"))
+_JUNK = ["NaN", "-Infinity", "7" * 4400, str(TEN_40), "1e400", "[[[[", "]]", "{", "}", '"', ",", ":", "\\ud800", "\xff", "null", "[" * 1100]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=len(_GOOD_TEXT)), st.sampled_from(_JUNK)), min_size=1, max_size=3))
+def test_junk_anywhere_in_the_text_decodes_span_by_span_or_fails_cleanly(edits: List[Any]) -> None:
+    """Whatever is inserted wherever: a DecodeError, or every span decoded or rejected (never an exception)."""
+    from opentelemetry.exporter.opik._otlp import DecodeError
+
+    text = _GOOD_TEXT
+    for at, junk in sorted(edits, reverse=True):
+        text = text[:at] + junk + text[at:]
+    for body in (text, text.encode("utf-8", "surrogatepass")):
+        try:
+            batch = decode_json(body)
+        except DecodeError:
+            continue
+        assert batch.rejected + len(batch.records) == batch.span_count
