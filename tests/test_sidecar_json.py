@@ -398,3 +398,31 @@ def test_junk_anywhere_in_the_text_decodes_span_by_span_or_fails_cleanly(edits: 
         except DecodeError:
             continue
         assert batch.rejected + len(batch.records) == batch.span_count
+
+
+def test_without_orjson_the_stdlib_gives_the_same_answers() -> None:
+    """The stdlib-only install (no ``fast`` extra): same rejections, same exact integers, same NaN message."""
+    import subprocess
+    import sys
+
+    body = _request(
+        _span(0, "huge-int", "[" + _attr("n", '{"intValue": ' + "7" * 5000 + "}") + "]"),
+        _span(1, "deep", "[" + _attr("d", _deep(1000)) + "]"),
+        _span(2, "big", "[" + _attr("b", '{"intValue": ' + str(TEN_40) + "}") + "]"),
+        _span(3, "nan", "[" + _attr("x", '{"doubleValue": NaN}') + "]"),
+    )
+    script = (
+        "import sys, json\n"
+        "sys.modules['orjson'] = None\n"
+        "from opentelemetry.exporter.opik._json import using_orjson\n"
+        "from opentelemetry.exporter.opik._otlp import decode_json\n"
+        "b = decode_json(sys.stdin.buffer.read())\n"
+        "print(json.dumps({'orjson': using_orjson(), 'names': [r.name for r in b.records], 'reasons': b.reasons,\n"
+        "                  'big': b.records[0].attributes.get('b'), 'message': b.message()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], input=body.encode(), capture_output=True, timeout=120, check=True)
+    got = json.loads(done.stdout)
+    assert got["orjson"] is False
+    assert got["names"] == ["big", "nan"] and got["big"] == str(TEN_40)
+    assert "('huge-int'): an integer of 5000 digits" in got["reasons"][0] and "('deep'): nested 3004 levels deep" in got["reasons"][1]
+    assert "1 numbers were NaN, Infinity" in got["message"]
