@@ -333,3 +333,38 @@ def test_docs_name_every_timeout_and_limit_with_its_default() -> None:
         assert variable is None or variable in section
     assert f"{GRPC_MAX_CONNECTION_AGE_MS // 1000} s" in section
     assert ServeOptions().connection_limits() == ConnectionLimits(max_requests=defaults.max_connections, retry_after=defaults.retry_after)
+
+
+def test_grpc_messages_that_never_arrive_are_cut_off_and_free_their_slots(opik: OpikStandin) -> None:
+    """Before the message deadline, 3 such calls against --max-connections 3 made every export RESOURCE_EXHAUSTED."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+    export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    with SidecarProcess(opik.url, "--max-connections", "3", "--body-timeout", "2") as sidecar:
+        assert sidecar.grpc_port is not None, sidecar.start_line
+        release = threading.Event()
+
+        def nothing() -> Iterator[bytes]:  # headers are sent, the message never is
+            release.wait(30)
+            return
+            yield b""  # pragma: no cover - makes this a generator
+
+        channels = [grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") for _ in range(3)]
+        try:
+            calls = [
+                ch.stream_unary(export, request_serializer=None, response_deserializer=None).future(nothing(), timeout=30)
+                for ch in channels
+            ]
+            for call in calls:
+                with pytest.raises(grpc.RpcError) as err:
+                    call.result(timeout=20)
+                assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "OPIK_OTEL_BODY_TIMEOUT" in (err.value.details() or "")
+            exporter = GrpcExporter(endpoint=f"127.0.0.1:{sidecar.grpc_port}", insecure=True, timeout=10)
+            assert exporter.export(_spans("after-stalled-grpc")) is SpanExportResult.SUCCESS
+            exporter.shutdown()
+        finally:
+            release.set()
+            for ch in channels:
+                ch.close()
+        wait_until(lambda: any(r["name"] == "after-stalled-grpc" for r in opik.spans.values()), 15, "the span stored")

@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
+import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
@@ -178,8 +179,6 @@ class GuardedH11Protocol(H11Protocol):
         self.clock.opened(self.loop, transport)
 
     def data_received(self, data: bytes) -> None:
-        import h11
-
         cycle = self.cycle
         waiting = cycle is None or cycle.response_complete
         # bytes after an early answer (a 401 before the body) finish the old body: timed, not counted
@@ -243,7 +242,7 @@ ProtocolFactory = Callable[..., asyncio.Protocol]
 def protocol_factory(limits: ConnectionLimits, stats: ConnectionStats) -> ProtocolFactory:
     """What uvicorn's ``http=`` gets: the guarded httptools protocol when httptools is installed, else h11
     (the choice uvicorn's ``auto`` makes). uvicorn calls it with ``config``, ``server_state`` and ``app_state``."""
-    cls: Any = GuardedHttpToolsProtocol if HttpToolsProtocol is not None else GuardedH11Protocol
+    cls: Callable[..., asyncio.Protocol] = GuardedHttpToolsProtocol if HttpToolsProtocol is not None else GuardedH11Protocol
 
     def make(config: Config, server_state: ServerState, app_state: Dict[str, Any], _loop: Optional[asyncio.AbstractEventLoop] = None) -> asyncio.Protocol:
         protocol: asyncio.Protocol = cls(config, server_state, app_state, clock=_HeadClock(limits, stats), _loop=_loop)

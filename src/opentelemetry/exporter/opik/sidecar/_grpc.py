@@ -108,6 +108,7 @@ async def start_grpc(
     max_concurrent: int,
     credentials: Any = None,
     connection_options: Sequence[Tuple[str, Any]] = (),
+    interceptors: Sequence[aio.ServerInterceptor] = (),
 ) -> Tuple[aio.Server, int]:
     """Start the gRPC server (TLS with ``credentials``); returns it and the port it bound (useful with port 0)."""
     limit = receiver.limits.max_body_bytes
@@ -119,6 +120,7 @@ async def start_grpc(
             *connection_options,  # timeouts and keepalive (sidecar/_server.py grpc_connection_options)
         ],
         maximum_concurrent_rpcs=max_concurrent,
+        interceptors=list(interceptors),  # the message deadline (sidecar/_grpc_deadline.py)
     )
     service = OtlpGrpcService(receiver, work, auth_token)
     server.add_generic_rpc_handlers((service.handler(), *service.other_handlers()))

@@ -324,12 +324,14 @@ class Sidecar:
         self._server = _Server(config)
         if opts.grpc_port is not None:
             from ._grpc import start_grpc
+            from ._grpc_deadline import MessageDeadline
 
             try:
                 creds = self.reloader.grpc_credentials() if self.reloader.material is not None else None
                 self._grpc, self.grpc_port = await start_grpc(
                     self.receiver, work, opts.host, opts.grpc_port, self._auth(), opts.max_connections, creds,
                     grpc_connection_options(opts),
+                    interceptors=(MessageDeadline(opts.body_timeout),),
                 )
             except OSError:
                 sock.close()

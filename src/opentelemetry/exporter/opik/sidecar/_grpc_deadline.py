@@ -1,0 +1,64 @@
+"""A deadline for a gRPC request message to arrive: the gRPC side of ``--body-timeout``.
+
+grpcio counts an RPC against ``maximum_concurrent_rpcs`` from its headers on, and a unary handler is
+only called once the whole message has arrived; an RPC whose message never comes (headers, then
+nothing, or a message trickled in) held its slot until the connection's maximum age: with
+``--max-connections`` of them every real export was answered RESOURCE_EXHAUSTED. This interceptor
+serves each unary method as a client-streaming one (the same bytes on the wire) so the message is
+read here, within ``seconds``; a message not complete by then is answered DEADLINE_EXCEEDED, its slot
+freed. Everything else (the handler, its serializers) is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Awaitable, Callable, Optional
+
+import grpc
+from grpc import aio
+
+UnaryBehaviour = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
+
+
+class MessageDeadline(aio.ServerInterceptor):  # type: ignore[misc]
+    """Read a unary RPC's one request message within ``seconds`` (``OPIK_OTEL_BODY_TIMEOUT``)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        #: RPCs answered DEADLINE_EXCEEDED because their message did not arrive in time
+        self.expired = 0
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Optional[grpc.RpcMethodHandler]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Optional[grpc.RpcMethodHandler]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.response_streaming or handler.unary_unary is None:
+            return handler
+        return grpc.stream_unary_rpc_method_handler(
+            self._within_deadline(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _within_deadline(self, behaviour: UnaryBehaviour) -> Callable[[AsyncIterator[bytes], aio.ServicerContext], Awaitable[bytes]]:
+        async def read_then_call(requests: AsyncIterator[bytes], context: aio.ServicerContext) -> bytes:
+            try:
+                request = await asyncio.wait_for(requests.__anext__(), self.seconds)
+            except asyncio.TimeoutError:
+                self.expired += 1
+                await context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the request message did not arrive within {self.seconds:g} s (OPIK_OTEL_BODY_TIMEOUT)",
+                )
+                raise AssertionError("unreachable") from None  # pragma: no cover - abort raises
+            except StopAsyncIteration:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without a request message")
+                raise AssertionError("unreachable") from None  # pragma: no cover - abort raises
+            return await behaviour(request, context)
+
+        return read_then_call
+
+
+__all__ = ["MessageDeadline"]
