@@ -91,6 +91,12 @@ def _otel(variant: str, shape: str, n_traces: int, warm: int, sink: str) -> Dict
     before = exporter.stats() if variant == "otel+opik" else None
     res = _measure(lambda: record(n_traces), flush, sink)
     if before is not None:
+        from opentelemetry.exporter.opik import _compress, _json
+
+        res["encoders"] = {
+            "json": "orjson" if _json.using_orjson() else "stdlib",
+            "gzip": "isal" if _compress.using_isal() else "zlib",
+        }
         after = exporter.stats()
         res["delivered_spans"] = after["spans_exported"] - before["spans_exported"]
         res["dropped"] = {

@@ -205,7 +205,8 @@ def _sdk_app(variant: str, shape: str, traces: int, url: str, cpu: int) -> Dict[
     import opik_sdk
 
     opik_variant = variant in opik_sdk.OPIK_VARIANTS
-    exe = _opik_python() if opik_variant else sys.executable
+    # the OTel apps run as the default install has it (installs.py); the Opik SDK in its own venv
+    launch = [_opik_python() or "-"] if opik_variant else installs.launcher(installs.hidden_for("default"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPIK_", "OTEL_"))}
     env["OPIK_CONFIG_PATH"] = os.devnull
     with tempfile.TemporaryDirectory(prefix="opik-home-") as home:
@@ -218,7 +219,7 @@ def _sdk_app(variant: str, shape: str, traces: int, url: str, cpu: int) -> Dict[
                 OPIK_ANALYTICS_ENABLE="false",
                 OPIK_SUPPRESS_BATCHING_UPDATE_WARNING="true",
             )
-        argv = [exe, os.path.join(HERE, "opik_sdk.py"), variant, "--shape", shape, "--traces", str(traces)]
+        argv = launch + [os.path.join(HERE, "opik_sdk.py"), variant, "--shape", shape, "--traces", str(traces)]
         argv += ["--sink", url, "--cpu", str(cpu)]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, cwd=home)
     for line in r.stdout.splitlines():
@@ -233,7 +234,7 @@ def run_opik_sdk(q: bool) -> Dict[str, Any]:
 
     me, other = cpu_pair()
     variants = list(opik_sdk.OTEL_VARIANTS)
-    out: Dict[str, Any] = {"reference": "otel+otlp", "shapes": {}}
+    out: Dict[str, Any] = {"reference": "otel+otlp", "shapes": {}, "otel_install": installs.describe("default")["label"]}
     if _opik_python():
         variants += list(opik_sdk.OPIK_VARIANTS)
         r = subprocess.run(

@@ -301,7 +301,8 @@ def render(results: Dict[str, Any]) -> str:
                 )
         title = (
             f"\nApp process CPU per 1,000 spans, OTel vs Opik's SDK {sdk.get('opik_version', '(not installed)')}"
-            f" (median of {sdk['rounds']} alternating rounds of {sdk['traces_per_run']} traces)"
+            f" (median of {sdk['rounds']} alternating rounds of {sdk['traces_per_run']} traces;"
+            f" the OTel apps as the {sdk.get('otel_install')} has them)"
         )
         if sdk.get("opik_skipped"):
             title += "\n  Opik SDK not measured: " + sdk["opik_skipped"]
