@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .._config import OpikSettings
 from .._json import dumps
 from .._mapping import Mapped
+from .._mapping.conventions import CONTENT_EVENTS, CONTENT_KEYS
 from .._stats import Stats
 from ._scrub import MIN_SECRET_LEN, KeyClass, Scrubber, looks_opaque, marker
 from ._truncate import DEEP, MAX_DEPTH, add_note, cut_string, fit
@@ -477,80 +478,14 @@ class ContentStage:
 
 # -- capture off -------------------------------------------------------------------
 
-#: attribute keys (and prefixes of flattened families) that carry prompts, completions, documents
-_CONTENT_KEYS = (
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.retrieval.documents",
-    "gen_ai.retrieval.query.text",
-    "llm.input_messages",
-    "llm.output_messages",
-    "llm.prompts",
-    "llm.choices",
-    "llm.prompt_template.variables",
-    "llm.function_call",
-    "input.value",
-    "output.value",
-    "input",
-    "output",
-    "retrieval.documents",
-    "reranker.input_documents",
-    "reranker.output_documents",
-    "reranker.query",
-    "embedding.embeddings",
-    "traceloop.entity.input",
-    "traceloop.entity.output",
-    "pydantic_ai.all_messages",
-    "all_messages_events",
-    "events",
-    "final_result",
-    "tool_arguments",
-    "tool_response",
-    "request_data",
-    "response_data",
-    "ai.prompt",
-    "ai.response.text",
-    "ai.response.toolCalls",
-    "ai.response.object",
-    "ai.response.reasoning",
-    "ai.toolCall.args",
-    "ai.toolCall.result",
-    "ai.value",
-    "ai.values",
-    "ai.embedding",
-    "ai.embeddings",
-    "gcp.vertex.agent.llm_request",
-    "gcp.vertex.agent.llm_response",
-    "gcp.vertex.agent.tool_call_args",
-    "gcp.vertex.agent.tool_response",
-    "langfuse.observation.input",
-    "langfuse.observation.output",
-    "langfuse.trace.input",
-    "langfuse.trace.output",
-    "mlflow.spanInputs",
-    "mlflow.spanOutputs",
-)
+#: attribute keys (and roots of flattened ones) that carry prompts, completions, documents: every
+#: family's declared content keys (``Family.content_keys``, see ``_mapping/conventions``)
+_CONTENT_KEYS = CONTENT_KEYS
 _CONTENT_RE = re.compile(
     r"^(" + "|".join(re.escape(k) for k in sorted(_CONTENT_KEYS, key=len, reverse=True)) + r")(?:\.|$)"
 )
-#: span events whose attributes are message contents
-_CONTENT_EVENTS = frozenset(
-    (
-        "gen_ai.content.prompt",
-        "gen_ai.content.completion",
-        "gen_ai.system.message",
-        "gen_ai.user.message",
-        "gen_ai.assistant.message",
-        "gen_ai.tool.message",
-        "gen_ai.choice",
-        "gen_ai.client.inference.operation.details",
-    )
-)
+#: span events whose attributes are message contents (``Family.content_events``)
+_CONTENT_EVENTS = frozenset(CONTENT_EVENTS)
 
 
 def omitted(value: Any) -> Dict[str, Any]:

@@ -20,13 +20,15 @@ from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple, Union
 
 from .._mapping import Mapped
+from .._mapping.conventions import GENAI_KEYS
 from .._stats import Stats
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
 GENAI_TYPES = frozenset(("llm", "tool", "guardrail"))
 #: an agent/workflow span is typed ``general``, and not every reader marks it: these keys do
-_GENAI_KEYS = ("gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.tool.name")
+#: (the families' ``Family.genai_keys``, see ``_mapping/conventions``)
+_GENAI_KEYS = GENAI_KEYS
 
 
 def is_genai(m: Mapped) -> bool:
