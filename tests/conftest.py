@@ -55,3 +55,53 @@ def provider_for(opik: OpikStandin) -> Iterator[ProviderFactory]:
     yield make
     for p in made:
         p.shutdown()
+
+
+# -- the sidecar suite, once plain and once over TLS (issue 22) ----------------------------------
+#: test files whose every test runs twice: against a plain sidecar and against a TLS one
+#: (``SidecarProcess`` serves with the session CA's certificate; the clients trust the CA)
+SIDECAR_TLS_PASS = frozenset({
+    "test_sidecar_admission.py",
+    "test_sidecar_backpressure.py",
+    "test_sidecar_bad_input.py",
+    "test_sidecar_dry_run.py",
+    "test_sidecar_memory.py",
+    "test_sidecar_otlp.py",
+    "test_sidecar_receiver.py",
+    "test_sidecar_shutdown.py",
+    "test_logs_sidecar.py",
+})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if Path(str(metafunc.definition.fspath)).name in SIDECAR_TLS_PASS and "sidecar_transport" in metafunc.fixturenames:
+        metafunc.parametrize("sidecar_transport", ["plain", "tls"], ids=["plaintext", "tls"], indirect=True,
+                             scope="module")
+
+
+@pytest.fixture(scope="session")
+def sidecar_tls_files(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from sidecar_helpers import SidecarTls
+
+    return SidecarTls.make(tmp_path_factory.mktemp("sidecar-tls"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sidecar_transport(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``plain`` (every test outside SIDECAR_TLS_PASS), or ``tls``: sidecars started in this module serve
+    TLS, and httpx, ssl, the official OTLP exporters (``OTEL_EXPORTER_OTLP_CERTIFICATE``) and Node trust
+    the session CA; ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` are cleared (they would override it)."""
+    mode = getattr(request, "param", "plain")
+    if mode != "tls":
+        yield mode
+        return
+    import sidecar_helpers
+
+    tls = request.getfixturevalue("sidecar_tls_files")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            mp.delenv(key, raising=False)
+        for key, value in tls.client_env().items():
+            mp.setenv(key, value)
+        mp.setattr(sidecar_helpers, "DEFAULT_TLS", tls)
+        yield mode

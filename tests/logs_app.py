@@ -63,8 +63,9 @@ elif scenario == "sidecar_grpc":
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-    tp.add_span_processor(BatchSpanProcessor(GrpcSpanExporter(endpoint=target, insecure=True, headers={"projectname": project})))
-    lp.add_log_record_processor(BatchLogRecordProcessor(GrpcLogExporter(endpoint=target, insecure=True)))
+    insecure = not target.startswith("https://")  # TLS: the CA from OTEL_EXPORTER_OTLP_CERTIFICATE
+    tp.add_span_processor(BatchSpanProcessor(GrpcSpanExporter(endpoint=target, insecure=insecure, headers={"projectname": project})))
+    lp.add_log_record_processor(BatchLogRecordProcessor(GrpcLogExporter(endpoint=target, insecure=insecure)))
 else:
     from opentelemetry.exporter.opik import OpikLogExporter, OpikSpanExporter
 

@@ -12,7 +12,6 @@ import json
 import time
 from typing import Any, Dict
 
-import grpc
 import httpx
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
@@ -30,7 +29,7 @@ def _complete(opik: OpikStandin, n: int) -> bool:
 @pytest.mark.parametrize("mode", ["EVENT_ONLY", "SPAN_AND_EVENT", "legacy"])
 def test_openai_v2_through_the_sidecar(mode: str) -> None:
     with OpikStandin() as opik, SidecarProcess(opik.url, env=clean_env(OPIK_PROJECT_NAME="logs-test")) as sidecar:
-        out = run_app("sidecar", mode, sidecar.url)
+        out = run_app("sidecar", mode, sidecar.url, env=sidecar.client_env())
         wait_until(lambda: _complete(opik, 5), 20, "five complete LLM spans")
         sidecar.drain()
         assert check_calls(opik, out["calls"]) == (5, 5)
@@ -42,7 +41,7 @@ def test_openai_v2_through_the_sidecar(mode: str) -> None:
 
 def test_openai_v2_through_the_sidecar_over_grpc() -> None:
     with OpikStandin() as opik, SidecarProcess(opik.url, env=clean_env(OPIK_PROJECT_NAME="logs-test")) as sidecar:
-        out = run_app("sidecar_grpc", "EVENT_ONLY", f"127.0.0.1:{sidecar.grpc_port}")
+        out = run_app("sidecar_grpc", "EVENT_ONLY", sidecar.grpc_url, env=sidecar.client_env())
         wait_until(lambda: _complete(opik, 5), 20, "five complete LLM spans")
         sidecar.drain()
         assert check_calls(opik, out["calls"]) == (5, 5)
@@ -153,7 +152,7 @@ def test_metrics_are_accepted_and_discarded_and_unknown_paths_are_404() -> None:
         r = httpx.post(sidecar.url + "/v1/profiles", json={}, timeout=10)
         assert r.status_code == 404
         assert sidecar.grpc_port is not None
-        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        with sidecar.grpc_channel() as channel:
             metrics = channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
             assert metrics(pb, timeout=10) == b""
             logs = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")

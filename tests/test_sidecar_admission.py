@@ -35,9 +35,8 @@ def _exporter(protocol: str, sidecar: SidecarProcess) -> SpanExporter:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         return HttpExporter(endpoint=sidecar.traces_url, timeout=60)
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-    return GrpcExporter(endpoint=f"127.0.0.1:{sidecar.grpc_port}", insecure=True, timeout=60)
+    return sidecar.otlp_grpc_exporter(timeout=60)
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
@@ -94,7 +93,7 @@ def test_413_only_for_a_request_that_can_never_fit_and_429_when_only_busy(opik: 
         never = _wide_request(1, 6, 500_000)  # about 3 MB of Opik spans: more than the whole queue
         r = httpx.post(sidecar.traces_url, content=never, headers=PB, timeout=30)
         assert r.status_code == 413 and b"more than the sidecar's whole queue holds" in r.content
-        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}", options=[("grpc.max_send_message_length", -1)]) as channel:
+        with sidecar.grpc_channel(options=[("grpc.max_send_message_length", -1)]) as channel:
             call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
             with pytest.raises(grpc.RpcError) as err:
                 call(never, timeout=30)
@@ -114,14 +113,14 @@ def test_a_grpc_message_over_the_limit_is_invalid_argument_not_resource_exhauste
     """Issue 18: RESOURCE_EXHAUSTED for an oversized message made OTLP clients retry it for ever."""
     with SidecarProcess(opik.url, "--max-body-bytes", "1000000") as sidecar:
         body = _wide_request(1, 1, 1_500_000)
-        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}", options=[("grpc.max_send_message_length", -1)]) as channel:
+        with sidecar.grpc_channel(options=[("grpc.max_send_message_length", -1)]) as channel:
             call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
             with pytest.raises(grpc.RpcError) as err:
                 call(body, timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "larger than 1000000 bytes" in (err.value.details() or "")
         small = _wide_request(1, 1, 10)
-        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        with sidecar.grpc_channel() as channel:
             call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
             assert call(small, timeout=30) is not None
         opik.wait_for_counts(traces=1, spans=1)

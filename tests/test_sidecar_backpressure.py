@@ -3,7 +3,6 @@ with a retry delay, and once Opik recovers the OTLP exporter's own retries deliv
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from typing import Any, Iterator, List
@@ -56,7 +55,7 @@ def test_full_queue_answers_429_then_retries_deliver_everything(opik: OpikStandi
         r = httpx.post(sidecar.traces_url, content=protobuf_body(spans), headers={"Content-Type": "application/x-protobuf"})
         assert r.status_code == 429 and r.headers["retry-after"] == "2"
         assert b"queue to Opik is full" in r.content
-        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        with sidecar.grpc_channel() as channel:
             call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
             with pytest.raises(grpc.RpcError) as err:
                 call(protobuf_body(spans), timeout=10)
@@ -89,7 +88,7 @@ def test_too_many_bytes_in_flight_is_503_and_the_slow_upload_still_succeeds(opik
     other_body = protobuf_body(make_spans(lambda t: t.start_span("second-upload", attributes={"blob": big}).end()))
     args = ["--max-body-bytes", "1000000", "--max-inflight-bytes", "1000000"]
     with SidecarProcess(opik.url, *args, grpc=False) as sidecar:
-        with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as slow:
+        with sidecar.connect(timeout=10) as slow:
             head = (
                 f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
                 f"Content-Length: {len(slow_body)}\r\n\r\n"

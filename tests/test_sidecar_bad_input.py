@@ -23,7 +23,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opik_standin import OpikStandin
-from sidecar_helpers import SidecarProcess, clean_env, make_spans, otlp_json, protobuf_body, wait_until
+from sidecar_helpers import SidecarProcess, TransportClient, clean_env, make_spans, otlp_json, protobuf_body, wait_until
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,7 +32,7 @@ JSON = {"Content-Type": "application/json", **AUTH}
 MAX_BODY = 12_000_000
 MAX_SPANS = 50
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-HTTP = httpx.Client(timeout=30)  # one keep-alive client: a new one per request costs ~50 ms
+HTTP = TransportClient(timeout=30)  # one keep-alive client: a new one per request costs ~50 ms
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,7 @@ def test_random_bodies_never_get_a_5xx(sidecar: SidecarProcess, good: Good) -> N
 
 
 def _grpc_call(sidecar: SidecarProcess, body: bytes, metadata: Any = None) -> Any:
-    with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+    with sidecar.grpc_channel() as channel:
         export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
         return export(body, metadata=metadata, timeout=10)
 

@@ -14,19 +14,25 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-import httpx
 import pytest
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opik_standin import OpikStandin
-from sidecar_helpers import SidecarProcess, make_spans, otlp_json, protobuf_body, rows_without_volatile, wait_until
+from sidecar_helpers import (
+    SidecarProcess,
+    TransportClient,
+    make_spans,
+    otlp_json,
+    protobuf_body,
+    rows_without_volatile,
+    wait_until,
+)
 
 from opentelemetry.exporter.opik import OpikSpanExporter
 
-HTTP = httpx.Client(timeout=30)
+HTTP = TransportClient(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +129,8 @@ def test_official_grpc_exporter_through_the_sidecar(sidecar: SidecarProcess, opi
 
     assert sidecar.grpc_port is not None, sidecar.start_line
     spans = make_spans(lambda t: [_agent_trace(t, tag=str(i)) for i in range(2)])
-    exporter = GrpcExporter(
-        endpoint=f"127.0.0.1:{sidecar.grpc_port}", insecure=True, timeout=10,
+    exporter = sidecar.otlp_grpc_exporter(
+        timeout=10,
         compression=GrpcCompression.Gzip if gzip_ else GrpcCompression.NoCompression,
     )
     assert exporter.export(spans) == SpanExportResult.SUCCESS
@@ -274,7 +280,7 @@ def test_node_otel_sdk_through_the_sidecar(sidecar: SidecarProcess, opik: OpikSt
         pytest.skip(f"npm install failed (registry unreachable?): {install.stderr.strip()[-300:]}")
     (app / "app.js").write_text(_NODE_APP)
     run = subprocess.run([node, "app.js"], cwd=app, capture_output=True, text=True, timeout=60,
-                         env={"PATH": str(Path(node).parent), "SIDECAR_URL": sidecar.traces_url})
+                         env={"PATH": str(Path(node).parent), "SIDECAR_URL": sidecar.traces_url, **sidecar.client_env()})
     assert run.returncode == 0, run.stderr
     opik.wait_for_counts(traces=1, spans=2, timeout=15)
     (trace,) = opik.traces_by_id().values()
@@ -287,7 +293,7 @@ def test_node_otel_sdk_through_the_sidecar(sidecar: SidecarProcess, opik: OpikSt
 
 def test_start_line_and_help(sidecar: SidecarProcess, opik: OpikStandin) -> None:
     line = sidecar.start_line
-    assert line.startswith("opik-otel serve: OTLP/HTTP on http://127.0.0.1:") and f"Opik at {opik.url}" in line
+    assert line.startswith(f"opik-otel serve: OTLP/HTTP on {sidecar.scheme}://127.0.0.1:") and f"Opik at {opik.url}" in line
     assert "OTLP/gRPC on 127.0.0.1:" in line
     from sidecar_helpers import opik_otel_command
 

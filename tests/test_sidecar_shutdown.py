@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import signal
 import threading
 import time
@@ -46,7 +45,7 @@ class Stream:
 
     def _run(self) -> None:
         n = 0
-        conn = http.client.HTTPConnection("127.0.0.1", self.sidecar.port, timeout=10)
+        conn = self.sidecar.http_connection(timeout=10)
         while not self._stop.is_set() and self.errors < 20:
             body = self._body(n)
             try:
@@ -57,7 +56,7 @@ class Stream:
                 self.errors += 1
                 conn.close()
                 time.sleep(0.02)
-                conn = http.client.HTTPConnection("127.0.0.1", self.sidecar.port, timeout=10)
+                conn = self.sidecar.http_connection(timeout=10)
                 continue
             self.statuses.append(resp.status)
             if resp.status == 200:

@@ -359,6 +359,7 @@ class Sidecar:
         if on_started is not None:
             on_started(self)
         try:
+            self.reloader.bound_handshakes(loop, opts.header_timeout)  # asyncio's default is 60 s
             await self._server.serve(sockets=[sock])
         finally:
             if self._poll_task is not None:

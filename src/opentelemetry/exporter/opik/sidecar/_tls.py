@@ -17,6 +17,7 @@ flight and the queue are untouched.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import logging
@@ -255,6 +256,26 @@ class Reloader:
 
         base.sni_callback = pick
         return base
+
+    def bound_handshakes(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        """Bound the HTTP listener's TLS handshake by ``seconds`` (the header timeout, as on gRPC).
+
+        asyncio gives a TLS handshake 60 s and uvicorn passes no bound of its own: a client that
+        connects and never sends its ClientHello held its socket for a minute, past
+        ``OPIK_OTEL_HEADER_TIMEOUT`` and ``OPIK_OTEL_IDLE_TIMEOUT`` (which only start once the
+        handshake is done; in plain text they close such a socket). The listener that uvicorn then
+        creates on ``loop`` with ``ssl=`` gets ``ssl_handshake_timeout``. Nothing changes without TLS.
+        """
+        if self.material is None or seconds <= 0:
+            return
+        create_server = loop.create_server
+
+        async def bounded(*args: Any, **kwargs: Any) -> asyncio.AbstractServer:
+            if kwargs.get("ssl") is not None:
+                kwargs.setdefault("ssl_handshake_timeout", seconds)
+            return await create_server(*args, **kwargs)
+
+        loop.create_server = bounded  # type: ignore[method-assign,assignment]
 
     # -- grpc ----------------------------------------------------------------------------
     def grpc_credentials(self) -> Any:
