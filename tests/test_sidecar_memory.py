@@ -125,3 +125,48 @@ def test_one_19_mb_request_peaks_under_the_documented_rss_bound(opik: OpikStandi
         opik.wait_for_counts(traces=1000, spans=19_000, timeout=120)
         peak = _peak_rss_mb(sidecar.pid)
     assert peak < bound, f"peak RSS {peak:.0f} MB for a {len(body) / 1e6:.1f} MB request; docs/cli.md says under {bound} MB"
+
+
+def _grpc_channel(sidecar: SidecarProcess) -> Any:
+    import grpc
+
+    make = getattr(sidecar, "grpc_channel", None)  # follows the sidecar's transport where the helper has it
+    return make() if make is not None else grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}")
+
+
+def _raw_connection(sidecar: SidecarProcess) -> Any:
+    import socket
+
+    connect = getattr(sidecar, "connect", None)
+    return connect(timeout=10) if connect is not None else socket.create_connection(("127.0.0.1", sidecar.port), timeout=10)
+
+
+def test_grpc_messages_count_in_the_same_held_bytes_budget_as_http_bodies(opik: OpikStandin) -> None:
+    """Both receivers share --max-inflight-bytes: while an HTTP upload holds most of it, a gRPC message
+    is answered UNAVAILABLE with a retry delay (kept by the sender), then accepted once the bytes are released."""
+    import grpc
+    from google.rpc.error_details_pb2 import RetryInfo
+
+    export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    slow_body = protobuf_body(make_spans(lambda t: t.start_span("slow-upload", attributes={"blob": _text(700_000)}).end()))
+    message = protobuf_body(make_spans(lambda t: t.start_span("grpc-message", attributes={"blob": _text(500_000)}).end()))
+    args = ["--max-body-bytes", "1000000", "--max-inflight-bytes", "1000000"]
+    with SidecarProcess(opik.url, *args) as sidecar:
+        with _raw_connection(sidecar) as slow, _grpc_channel(sidecar) as channel:
+            call = channel.unary_unary(export, request_serializer=None, response_deserializer=None)
+            head = (
+                f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                f"Content-Length: {len(slow_body)}\r\n\r\n"
+            ).encode()
+            slow.sendall(head + slow_body[:600_000])  # 600 KB held by the sidecar, unfinished
+            time.sleep(0.3)
+            with pytest.raises(grpc.RpcError) as err:
+                call(message, timeout=30)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # retried by OTLP exporters
+            assert "too many request bytes" in (err.value.details() or "")
+            trailing = dict(err.value.trailing_metadata())
+            assert RetryInfo.FromString(trailing["google.rpc.retryinfo-bin"]).retry_delay.seconds == 1
+            slow.sendall(slow_body[600_000:])
+            assert slow.recv(4096).startswith(b"HTTP/1.1 200")
+            assert call(message, timeout=30) is not None  # the bytes are released
+        opik.wait_for_counts(traces=2, spans=2)

@@ -20,7 +20,8 @@ from grpc import aio
 
 from ._auth import bearer_ok
 from ._http import Runner
-from ._outcome import LOGS, METRICS, OK, TOO_LARGE, TRACES, Outcome
+from ._inflight import BUSY_MESSAGE
+from ._outcome import LOGS, METRICS, OK, TOO_LARGE, TRACES, UNAVAILABLE, Outcome
 from ._receiver import Receiver
 from ._sinks import Credentials
 from ._tls import Tokens, as_tokens
@@ -61,22 +62,7 @@ class OtlpGrpcService:
         if not bearer_ok(metadata.get("authorization"), self.token):
             self.receiver.count_response("grpc", "UNAUTHENTICATED", time.perf_counter() - t0)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token: send 'authorization: Bearer <token>'")
-        limit = self.receiver.limits.max_body_bytes
-        if len(request) > limit:
-            outcome = Outcome(TOO_LARGE, f"the message is larger than {limit} bytes (--max-body-bytes); send smaller batches", signal=signal)
-        else:
-            outcome = await self.work(
-                functools.partial(
-                    self.receiver.handle,
-                    request,
-                    "",
-                    PROTOBUF,
-                    metadata.get("projectname"),
-                    signal=signal,
-                    credentials=self._credentials(metadata),
-                    received_at=time.monotonic(),
-                )
-            )
+        outcome = await self._handle(request, metadata, signal)
         if outcome.code == OK:
             self.receiver.count_response("grpc", "OK", time.perf_counter() - t0)
             return success_body(outcome, as_json=False)
@@ -90,6 +76,32 @@ class OtlpGrpcService:
             )
         await context.abort(code, outcome.message, trailing_metadata=trailing)
         raise AssertionError("unreachable")  # pragma: no cover - abort raises
+
+    async def _handle(self, request: bytes, metadata: Dict[str, str], signal: str) -> Outcome:
+        """The message's outcome: over the size limit or the held-bytes budget at once, else from the worker."""
+        limit = self.receiver.limits.max_body_bytes
+        if len(request) > limit:
+            return Outcome(TOO_LARGE, f"the message is larger than {limit} bytes (--max-body-bytes); send smaller batches", signal=signal)
+        budget = self.receiver.inflight
+        if not budget.admits(len(request)):
+            return Outcome(UNAVAILABLE, BUSY_MESSAGE, retry_after=self.receiver.retry_after, signal=signal)
+        budget.take(len(request))
+        try:
+            outcome: Outcome = await self.work(
+                functools.partial(
+                    self.receiver.handle,
+                    request,
+                    "",
+                    PROTOBUF,
+                    metadata.get("projectname"),
+                    signal=signal,
+                    credentials=self._credentials(metadata),
+                    received_at=time.monotonic(),
+                )
+            )
+        finally:
+            budget.release(len(request))
+        return outcome
 
     def _credentials(self, metadata: Dict[str, str]) -> Optional[Credentials]:
         """With ``--pass-credentials``: the Opik key (``authorization``) and ``comet-workspace`` metadata."""

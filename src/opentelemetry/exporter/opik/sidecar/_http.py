@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 from ._auth import UNAUTHENTICATED_MESSAGE, bearer_ok
 from ._decode import JSON_TYPES, PROTOBUF_TYPES
 from ._decompress import ENCODINGS
+from ._inflight import BUSY_MESSAGE
 from ._outcome import LOGS, METRICS, OK, TRACES, Outcome
 from ._receiver import Receiver
 from ._sinks import Credentials
@@ -75,10 +76,10 @@ class OtlpHttpApp:
         self.token = as_tokens(auth_token)  # a token file's set is replaced in place on a reload
         #: more Prometheus lines for /metrics (the TLS/token reload counters)
         self.extra_metrics: Optional[Callable[[], str]] = None
-        limit = receiver.limits.max_body_bytes
-        #: request bytes held at once (read or waiting for the worker); beyond it: 503 + Retry-After
-        self.max_inflight_bytes = max_inflight_bytes or max(4 * limit, 64 * 1024 * 1024)
-        self._inflight = 0  # only touched on the event loop
+        #: request bytes held at once by both receivers (read or waiting for the worker); beyond it: 503 + Retry-After
+        self.inflight = receiver.inflight
+        if max_inflight_bytes:
+            self.inflight.max_bytes = max_inflight_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -158,15 +159,15 @@ class OtlpHttpApp:
             await self._drain(receive, limit)
             await fail(413, GRPC_INVALID_ARGUMENT, too_large)
             return
-        busy = "the sidecar holds too many request bytes right now; retry later"
+        busy = BUSY_MESSAGE
         retry = self.receiver.retry_after
         retry_header = [(b"retry-after", str(max(1, int(round(retry)))).encode())]
         declared = int(length) if length is not None and length.strip().isdigit() else 0
-        if self._inflight and self._inflight + declared > self.max_inflight_bytes:
+        if not self.inflight.admits(declared):
             await self._drain(receive, limit)
             await fail(503, GRPC_UNAVAILABLE, busy, retry_header, retry)
             return
-        held = [0]  # bytes of this request counted in self._inflight
+        held = [0]  # bytes of this request counted in the budget
         try:
             body = await self._read(receive, limit, held)
             if body is None:
@@ -188,7 +189,7 @@ class OtlpHttpApp:
                 )
             )
         finally:
-            self._inflight -= held[0]
+            self.inflight.release(held[0])
         status, payload, extra = answer(outcome, is_json)
         await _respond(send, status, _JSON if is_json else _PB, payload, extra)
         self.receiver.count_response("http", str(status), time.perf_counter() - t0)
@@ -217,9 +218,10 @@ class OtlpHttpApp:
                     if more:
                         await self._drain(receive, limit, size)
                     return None
-                self._inflight += len(chunk)
+                self.inflight.take(len(chunk))
                 held[0] += len(chunk)
-                if self._inflight > self.max_inflight_bytes and self._inflight > held[0]:
+                budget = self.inflight
+                if budget.held > budget.max_bytes and budget.held > held[0]:
                     if more:
                         await self._drain(receive, limit, size)
                     return _OVER_BUDGET

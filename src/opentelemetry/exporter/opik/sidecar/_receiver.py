@@ -26,6 +26,7 @@ from ._admission import Admission
 from ._counters import ReceiverCounters
 from ._decode import Limits, decode
 from ._health import OpikProbe
+from ._inflight import InflightBudget, default_budget
 from ._outcome import LOGS, METRICS, OK, TRACES, UNAUTHENTICATED, UNAVAILABLE, Outcome
 from ._prometheus import render
 from ._sinks import MAX_SINKS, Credentials, SinkPool, Target
@@ -66,6 +67,8 @@ class Receiver:
         self.pass_credentials = pass_credentials
         self.max_wait = max_wait
         self.counters = ReceiverCounters()
+        #: request bytes both receivers hold until answered (``--max-inflight-bytes``; the HTTP app sets it)
+        self.inflight = InflightBudget(default_budget(self.limits.max_body_bytes))
         self._ready_cache_seconds = ready_cache_seconds
         #: GenAI content sent as OTLP logs joins its spans here (sent spans are kept: logs may come any time)
         self.join = LogJoin(getattr(settings, "log_join_window", 2.0), stats, keep_always=True)
