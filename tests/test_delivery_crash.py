@@ -2,7 +2,9 @@
 
 Every span whose ``export()`` returned SUCCESS in the killed process must be stored in Opik exactly
 once (re-writes of the same ids allowed, never a second row), whenever the kill lands: right after
-``export()``, during a POST, during the re-send of a spool, in the middle of an outage under load.
+``export()``, during a POST, during the re-send of a spool, in the middle of an outage under load, after a
+confirmed refusal of the key. The minute-long version of the outage (60 s of steady load through a
+``BatchSpanProcessor``, marked ``slow``) is ``test_delivery_load_crash.py``.
 """
 
 from __future__ import annotations
@@ -56,12 +58,12 @@ class App:
     """The app in its own process; ``kill()`` is SIGKILL (no atexit, no flush)."""
 
     def __init__(self, tmp_path: Path, url: str, spool: Path, mode: str, rounds: int, per_round: int,
-                 deadline: float = 120.0) -> None:
+                 deadline: float = 120.0, **extra_env: str) -> None:
         script = tmp_path / "crash_app.py"
         script.write_text(APP)
         self.acked = tmp_path / "acked.jsonl"
         env = dict(os.environ, TESTS_DIR=str(TESTS), STANDIN_URL=url, SPOOL=str(spool), ACKED=str(self.acked),
-                   DEADLINE=str(deadline))
+                   DEADLINE=str(deadline), **extra_env)
         self.proc = subprocess.Popen([sys.executable, str(script), mode, str(rounds), str(per_round)], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -174,6 +176,27 @@ def test_kill_in_the_middle_of_an_outage_under_load(opik: OpikStandin, tmp_path:
     assert ready and os.listdir(spool / "claimed"), "the kill should find batches past the deadline and in retry"
     opik.faults.remove(down)
     _restart_and_check(opik, spool, app.acked)
+
+
+def test_a_confirmed_401_keeps_everything_on_disk_for_the_next_process(opik: OpikStandin, tmp_path: Path) -> None:
+    """Issue 17: a refusal of the key must not lose data by itself. With a spool, a refusal that lasts the
+    retry deadline (here 1 s) gives the items up to the disk, not to ``dropped``; killed then, the app loses
+    nothing: once the key is accepted again, the next process delivers every acknowledged span once."""
+    spool = tmp_path / "spool"
+    opik.api_key = "the-right-key"
+    app = App(tmp_path, opik.url, spool, "refused", rounds=6, per_round=50, deadline=1.0,
+              OPIK_API_KEY="a-revoked-key")
+    app.wait_for("done")
+
+    def given_up_to_disk() -> bool:
+        ready = [p for p in spool.iterdir() if p.name.endswith(".opikspool")]
+        return bool(ready) and not os.listdir(spool / "claimed")
+
+    wait_until(given_up_to_disk, 30, f"the refused items were not given up to the spool: {opik.summary()}")
+    assert opik.count(status=401) >= 1 and not opik.spans and not opik.traces
+    app.kill()
+    opik.api_key = None  # the key is accepted again (rotated back, or the proxy fixed)
+    _restart_and_check(opik, spool, app.acked, expect_spans=900)
 
 
 def test_power_cut_bound_is_documented() -> None:
