@@ -368,3 +368,4 @@ def test_grpc_messages_that_never_arrive_are_cut_off_and_free_their_slots(opik: 
             for ch in channels:
                 ch.close()
         wait_until(lambda: any(r["name"] == "after-stalled-grpc" for r in opik.spans.values()), 15, "the span stored")
+        assert _metric(sidecar, "opik_otel_grpc_messages_expired_total") == 3

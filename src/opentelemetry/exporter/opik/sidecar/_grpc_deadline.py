@@ -60,5 +60,13 @@ class MessageDeadline(aio.ServerInterceptor):  # type: ignore[misc]
 
         return read_then_call
 
+    def metrics_text(self) -> str:
+        return (
+            "# HELP opik_otel_grpc_messages_expired_total OTLP/gRPC calls answered DEADLINE_EXCEEDED: the request "
+            "message did not arrive within the body timeout\n"
+            "# TYPE opik_otel_grpc_messages_expired_total counter\n"
+            f"opik_otel_grpc_messages_expired_total {self.expired}\n"
+        )
+
 
 __all__ = ["MessageDeadline"]

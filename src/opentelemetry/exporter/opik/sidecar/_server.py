@@ -5,8 +5,7 @@ cache), so it scales by replicas behind a trace-id-aware load balancer
 (the Collector's ``loadbalancing`` exporter): each trace's spans then meet in
 one replica. Stopping (SIGTERM/SIGINT) closes the listeners, lets in-flight
 requests finish, then delivers what was acknowledged within the deadline and
-spools the rest (with a spool dir); it exits 0, or 1 when acknowledged items
-had to be dropped (``_stopping.py``).
+spools the rest (with a spool dir) before exiting 0.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, Callable, Iterator, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
@@ -38,6 +37,9 @@ from ._http import OtlpHttpApp
 from ._receiver import Receiver
 from ._stopping import report_stop
 from ._tls import POLL_INTERVAL, Reloader, TlsConfigError, TlsFiles, expiry_warning
+
+if TYPE_CHECKING:
+    from ._grpc_deadline import MessageDeadline
 
 _logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
 
@@ -253,6 +255,7 @@ class Sidecar:
                 _logger.warning("%s", warning)
         self._poll_task: Optional["asyncio.Task[Any]"] = None
         self.connection_stats = ConnectionStats()
+        self._message_deadline: Optional["MessageDeadline"] = None  # with a gRPC listener
 
     def _auth(self) -> Any:
         """What the receivers check: the token file's set (replaced on reloads), or the one token."""
@@ -276,9 +279,9 @@ class Sidecar:
                 return fn(*args)
 
             return inline
-        # One worker decodes, maps and queues each request (Receiver.handle): Python code holds the
-        # GIL anyway, one thread keeps requests in order and hand-offs few (event loop -> worker ->
-        # the writer's sender), and the event loop stays free to read bodies and answer health checks.
+        # One worker decodes (the receiver's own thread maps): Python code holds the GIL anyway,
+        # one thread keeps requests in order, and the event loop stays free to read bodies and
+        # answer health checks.
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="opik-otel-work")
         executor = self._executor
 
@@ -327,12 +330,13 @@ class Sidecar:
             from ._grpc import start_grpc
             from ._grpc_deadline import MessageDeadline
 
+            self._message_deadline = MessageDeadline(opts.body_timeout)
             try:
                 creds = self.reloader.grpc_credentials() if self.reloader.material is not None else None
                 self._grpc, self.grpc_port = await start_grpc(
                     self.receiver, work, opts.host, opts.grpc_port, self._auth(), opts.max_connections, creds,
                     grpc_connection_options(opts),
-                    interceptors=(MessageDeadline(opts.body_timeout),),
+                    interceptors=(self._message_deadline,),
                 )
             except OSError:
                 sock.close()
@@ -360,7 +364,6 @@ class Sidecar:
         if on_started is not None:
             on_started(self)
         try:
-            self.reloader.bound_handshakes(loop, opts.header_timeout)  # asyncio's default is 60 s
             await self._server.serve(sockets=[sock])
         finally:
             if self._poll_task is not None:
@@ -374,6 +377,8 @@ class Sidecar:
 
     def _extra_metrics(self) -> str:
         text = self.connection_stats.metrics_text()
+        if self._message_deadline is not None:
+            text += self._message_deadline.metrics_text()
         return text + self.reloader.metrics_text() if self.reloader.files.paths() else text
 
     def start_line(self) -> str:
