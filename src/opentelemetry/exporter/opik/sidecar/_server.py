@@ -5,7 +5,8 @@ cache), so it scales by replicas behind a trace-id-aware load balancer
 (the Collector's ``loadbalancing`` exporter): each trace's spans then meet in
 one replica. Stopping (SIGTERM/SIGINT) closes the listeners, lets in-flight
 requests finish, then delivers what was acknowledged within the deadline and
-spools the rest (with a spool dir) before exiting 0.
+spools the rest (with a spool dir); it exits 0, or 1 when acknowledged items
+had to be dropped (``_stopping.py``).
 """
 
 from __future__ import annotations
@@ -279,9 +280,9 @@ class Sidecar:
                 return fn(*args)
 
             return inline
-        # One worker decodes (the receiver's own thread maps): Python code holds the GIL anyway,
-        # one thread keeps requests in order, and the event loop stays free to read bodies and
-        # answer health checks.
+        # One worker decodes, maps and queues each request (Receiver.handle): Python code holds the
+        # GIL anyway, one thread keeps requests in order and hand-offs few (event loop -> worker ->
+        # the writer's sender), and the event loop stays free to read bodies and answer health checks.
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="opik-otel-work")
         executor = self._executor
 
@@ -364,6 +365,7 @@ class Sidecar:
         if on_started is not None:
             on_started(self)
         try:
+            self.reloader.bound_handshakes(loop, opts.header_timeout)  # asyncio's default is 60 s
             await self._server.serve(sockets=[sock])
         finally:
             if self._poll_task is not None:
