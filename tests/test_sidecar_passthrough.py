@@ -6,6 +6,7 @@ Opik stand-in checking keys the way Opik does (each key belongs to one workspace
 
 from __future__ import annotations
 
+from dataclasses import replace as dataclass_replace
 from typing import Any, Dict, Iterator, Optional
 
 import grpc
@@ -165,3 +166,30 @@ def test_at_most_max_sinks_and_the_least_recently_used_is_closed_after_deliverin
         wait_until(lambda: "opik_otel_spans_exported_total 2" in rx.metrics_text(), 10, "both sinks' spans counted")
     finally:
         assert rx.close(10)
+
+
+def test_a_sink_that_cannot_be_opened_is_a_503_for_that_sender_only(keyed: KeyedOpik, tmp_path: Any) -> None:
+    """A sender's spool directory that cannot be made (the spool path is a file): that sender hears why, others go on."""
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._pipeline import Pipeline
+    from opentelemetry.exporter.opik._stats import Stats
+    from opentelemetry.exporter.opik._writer import Writer
+    from opentelemetry.exporter.opik.sidecar._receiver import Receiver
+    from opentelemetry.exporter.opik.sidecar._sinks import Credentials
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    (key_a, ws_a), (key_b, ws_b) = KEYS.items()
+    settings = resolve_settings({"url": keyed.url, "spool_dir": str(blocker), "api_key": key_b, "workspace": ws_b})
+    stats = Stats()
+    own = Writer(dataclass_replace(settings, spool_dir=None), stats=stats)
+    rx = Receiver(settings, Pipeline(settings, stats=stats), own, stats, pass_credentials=True)
+    try:
+        body = protobuf_body(make_spans(lambda t: t.start_span("needs-a-sink").end()))
+        out = rx.handle(body, "", "application/x-protobuf", None, credentials=Credentials(key_a, ws_a))
+        assert out.code == "unavailable" and "could not open a delivery sink" in out.message and out.retry_after > 0
+        assert key_a not in out.message
+        assert rx.handle(body, "", "application/x-protobuf", None).code == "ok"  # the sidecar's own sink goes on
+        keyed.wait_for_counts(traces=1, spans=1)
+    finally:
+        rx.close(5)

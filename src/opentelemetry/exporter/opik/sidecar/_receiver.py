@@ -116,7 +116,12 @@ class Receiver:
             return decoded
         if signal == METRICS:
             return self._metrics()
-        target = self.sinks.target(credentials if self.pass_credentials else None)
+        try:
+            target = self.sinks.target(credentials if self.pass_credentials else None)
+        except Exception as exc:  # noqa: BLE001 - e.g. a sender's spool directory that cannot be made
+            _logger.error("could not open a delivery sink for a sender's credentials: %s", trail(exc))
+            why = f"the sidecar could not open a delivery sink for these credentials ({type(exc).__name__}, see its log)"
+            return self._counted_refusal(Outcome(UNAVAILABLE, why + "; retry later", retry_after=self.retry_after), 0, signal)
         n = decoded.accepted if isinstance(decoded, DecodedBatch) else len(decoded.records) if isinstance(decoded, DecodedLogs) else 0
         refusal = self._refusal(target, signal) if n else None
         if refusal is not None:
