@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from types import FrameType
 from typing import Callable, Optional, Protocol
 
 #: the SDK's default ``force_flush`` timeout, used when the processor passes none
@@ -46,9 +47,14 @@ class ProcessorFlushHook:
         process, or of a forked child, exported by a flush), as its last batch.
         """
         try:
-            frame = sys._getframe(2)
+            start: Optional[FrameType] = sys._getframe(2)
         except ValueError:  # pragma: no cover - no such frame
             return False
+        while start is not None and start.f_locals.get("self") is self._exporter:
+            start = start.f_back  # a subclass's export() that calls super().export(): its caller is the processor
+        if start is None:  # pragma: no cover - export() called by nothing but itself
+            return False
+        frame = start
         caller = frame.f_locals.get("self")
         if caller is None or not self._holds_us(caller):
             return False
