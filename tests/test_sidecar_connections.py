@@ -239,6 +239,47 @@ def test_a_head_sent_byte_by_byte_gets_408_and_a_huge_head_431(opik: OpikStandin
 
 
 @pytest.mark.parametrize("parser", PARSERS)
+def test_a_kept_alive_connection_silent_after_its_response_is_closed_by_the_idle_timeout(opik: OpikStandin, parser: str) -> None:
+    with _sidecar(opik, parser, "--idle-timeout", "1", "--header-timeout", "30", grpc=False) as sidecar:
+        kept = _connect(sidecar.port)
+        body = protobuf_body(_spans("before-idle"))
+        kept.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        answer = _read_until_closed(kept, 10)  # uvicorn's timeout_keep_alive, long before the 30 s head timeout
+        kept.close()
+        assert answer is not None and answer.startswith(b"HTTP/1.1 200 "), answer
+        assert _metric(sidecar, 'opik_otel_http_connections_closed_total{reason="idle"}') == 1
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit(opik: OpikStandin) -> None:
+    """Started with a soft limit of 256 descriptors, the sidecar still holds 550 sockets."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < IDLE_SOCKETS + ENDLESS_BODIES + 100:
+        pytest.skip(f"the hard open-files limit ({hard}) is too low")
+    proc = SidecarProcess(opik.url, "--header-timeout", "20", grpc=False)
+    serve = proc.cmd.index("serve")
+    proc.cmd = [
+        sys.executable,
+        "-c",
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+        "from opentelemetry.exporter.opik._cli import main; sys.exit(main())",
+    ] + proc.cmd[serve:]
+    with proc as sidecar:
+        with open(f"/proc/{sidecar.pid}/limits") as fh:
+            soft = next(line.split()[3] for line in fh if line.startswith("Max open files"))
+        assert soft == ("unlimited" if hard == resource.RLIM_INFINITY else str(hard))
+        socks = [_connect(sidecar.port) for _ in range(IDLE_SOCKETS + ENDLESS_BODIES)]
+        try:
+            wait_until(lambda: _socket_fds(sidecar.pid) >= IDLE_SOCKETS + ENDLESS_BODIES, 10, "the sidecar holding every socket")
+            assert httpx.get(sidecar.url + "/healthz", timeout=5).status_code == 200
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
 def test_full_request_slots_answer_503_while_healthz_and_readyz_answer(opik: OpikStandin, parser: str) -> None:
     with _sidecar(opik, parser, "--max-connections", "5", "--body-timeout", "3", grpc=False) as sidecar:
         bodies = EndlessBodies(sidecar.port, 5)
