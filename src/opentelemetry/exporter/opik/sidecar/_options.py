@@ -154,7 +154,8 @@ OPTIONS: Tuple[ServeOption, ...] = (
                 "time from connecting (or a request's first byte) to the end of its head; then 408 and close "
                 "(gRPC: the handshake)", CONNECTIONS, "SECONDS"),
     ServeOption("body_timeout", "OPIK_OTEL_BODY_TIMEOUT", "float",
-                "time from a request's head to the end of its body; then 408 and close", CONNECTIONS, "SECONDS"),
+                "time from a request's head to the end of its body; then 408 and close (gRPC: DEADLINE_EXCEEDED)",
+                CONNECTIONS, "SECONDS"),
     ServeOption("retry_after", "OPIK_OTEL_RETRY_AFTER", "float",
                 "delay asked of senders when the queue to Opik is full (429 / RESOURCE_EXHAUSTED)", BEHAVIOUR,
                 "SECONDS"),
