@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opik_standin import OpikStandin
-from sidecar_helpers import SidecarProcess, wait_until
+from sidecar_helpers import SidecarProcess, TransportClient, wait_until
 
 from opentelemetry.exporter.opik._otlp import (
     INTS_AS_STRINGS,
@@ -28,7 +28,7 @@ from opentelemetry.exporter.opik._otlp_json import JsonTooLarge
 from opentelemetry.exporter.opik._otlp_json_parse import MAX_INT_DIGITS, estimate_memory
 
 TEN_40 = 10**40
-HTTP = httpx.Client(timeout=120)
+HTTP = TransportClient(timeout=120)
 JSON = {"Content-Type": "application/json"}
 
 

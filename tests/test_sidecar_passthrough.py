@@ -56,7 +56,6 @@ def _send(exporter: SpanExporter, name: str, n: int) -> None:
 
 
 def test_two_senders_with_their_own_keys_each_get_their_spans_stored_with_their_key(keyed: KeyedOpik) -> None:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
     (key_a, ws_a), (key_b, ws_b) = KEYS.items()
@@ -64,9 +63,7 @@ def test_two_senders_with_their_own_keys_each_get_their_spans_stored_with_their_
         http_a = HttpExporter(
             endpoint=sidecar.traces_url, headers={"Authorization": key_a, "Comet-Workspace": ws_a, "projectName": "project-a"}
         )
-        grpc_b = GrpcExporter(
-            endpoint=f"127.0.0.1:{sidecar.grpc_port}",
-            insecure=True,
+        grpc_b = sidecar.otlp_grpc_exporter(
             headers={"authorization": key_b, "comet-workspace": ws_b, "projectname": "project-b"},
         )
         _send(http_a, "sender-a", 3)
@@ -92,7 +89,7 @@ def test_a_sender_whose_passed_key_opik_refuses_is_answered_401_and_nothing_is_s
         r = httpx.post(sidecar.traces_url, content=body, headers={**PB, "Authorization": "not-a-key-000000", "Comet-Workspace": "team-a"})
         assert r.status_code == 401 and b"refused the credentials (HTTP 401)" in r.content
         assert b"Authorization" in r.content and b"not-a-key-000000" not in r.content
-        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        with sidecar.grpc_channel() as channel:
             call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
             with pytest.raises(grpc.RpcError) as err:
                 call(body, timeout=30, metadata=(("authorization", next(iter(KEYS))), ("comet-workspace", "team-b")))
@@ -109,7 +106,7 @@ def test_a_sidecar_opik_refuses_answers_503_and_unavailable_with_the_setting_to_
             r = httpx.post(sidecar.traces_url, content=body, headers=PB)
             assert r.status_code == 503 and r.headers["retry-after"]
             assert b"OPIK_API_KEY" in r.content and b"refused the credentials (HTTP 401)" in r.content
-            with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+            with sidecar.grpc_channel() as channel:
                 call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
                 with pytest.raises(grpc.RpcError) as err:
                     call(body, timeout=30)
