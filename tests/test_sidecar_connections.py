@@ -410,3 +410,37 @@ def test_grpc_messages_that_never_arrive_are_cut_off_and_free_their_slots(opik: 
                 ch.close()
         wait_until(lambda: any(r["name"] == "after-stalled-grpc" for r in opik.spans.values()), 15, "the span stored")
         assert _metric(sidecar, "opik_otel_grpc_messages_expired_total") == 3
+
+
+def test_a_grpc_call_without_the_token_is_refused_before_its_message(opik: OpikStandin) -> None:
+    """It never waits for its message (so holds no RPC slot for the body timeout); the token's holders are served."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+    token = "grpc-connections-token"
+    export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    with SidecarProcess(opik.url, "--body-timeout", "60", env=clean_env(OPIK_OTEL_AUTH_TOKEN=token)) as sidecar:
+        assert sidecar.grpc_port is not None, sidecar.start_line
+        release = threading.Event()
+
+        def nothing() -> Iterator[bytes]:
+            release.wait(60)
+            return
+            yield b""  # pragma: no cover - makes this a generator
+
+        with grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+            call = channel.stream_unary(export, request_serializer=None, response_deserializer=None)
+            pending = call.future(nothing(), timeout=60)
+            try:
+                with pytest.raises(grpc.RpcError) as err:
+                    pending.result(timeout=20)  # long before the 60 s body timeout
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            finally:
+                release.set()
+        exporter = GrpcExporter(
+            endpoint=f"127.0.0.1:{sidecar.grpc_port}", insecure=True, timeout=10, headers={"authorization": f"Bearer {token}"}
+        )
+        assert exporter.export(_spans("authorized-grpc")) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        wait_until(lambda: any(r["name"] == "authorized-grpc" for r in opik.spans.values()), 15, "the span stored")
+        text = httpx.get(sidecar.url + "/metrics", timeout=10).text
+        assert 'opik_otel_receiver_requests_total{protocol="grpc",status="UNAUTHENTICATED"} 1' in text, text

@@ -6,25 +6,35 @@ nothing, or a message trickled in) held its slot until the connection's maximum 
 ``--max-connections`` of them every real export was answered RESOURCE_EXHAUSTED. This interceptor
 serves each unary method as a client-streaming one (the same bytes on the wire) so the message is
 read here, within ``seconds``; a message not complete by then is answered DEADLINE_EXCEEDED, its slot
-freed. Everything else (the handler, its serializers) is unchanged.
+freed. A call without the sidecar's bearer token is refused UNAUTHENTICATED before its message is
+read (the one check of ``_auth``), so it holds its slot no longer than that. Everything else (the
+handler, its serializers) is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Awaitable, Callable, Optional
+from typing import AsyncIterator, Awaitable, Callable, Optional, Union
 
 import grpc
 from grpc import aio
 
+from ._auth import UNAUTHENTICATED_MESSAGE, bearer_ok
+from ._tls import Tokens, as_tokens
+
 UnaryBehaviour = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
+StreamBehaviour = Callable[[AsyncIterator[bytes], aio.ServicerContext], Awaitable[bytes]]
+#: the receiver's response counter: (protocol, status, seconds)
+CountResponse = Callable[[str, str, float], None]
 
 
 class MessageDeadline(aio.ServerInterceptor):  # type: ignore[misc]
     """Read a unary RPC's one request message within ``seconds`` (``OPIK_OTEL_BODY_TIMEOUT``)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, auth_token: Union[str, Tokens, None] = None, count: Optional[CountResponse] = None) -> None:
         self.seconds = seconds
+        self.tokens = as_tokens(auth_token)  # a token file's set is replaced in place on a reload
+        self._count = count
         #: RPCs answered DEADLINE_EXCEEDED because their message did not arrive in time
         self.expired = 0
 
@@ -36,13 +46,25 @@ class MessageDeadline(aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_streaming or handler.response_streaming or handler.unary_unary is None:
             return handler
+        metadata = {k: v for k, v in (handler_call_details.invocation_metadata or ()) if isinstance(v, str)}
+        behaviour = (
+            self._within_deadline(handler.unary_unary)
+            if bearer_ok(metadata.get("authorization"), self.tokens)
+            else self._refuse
+        )
         return grpc.stream_unary_rpc_method_handler(
-            self._within_deadline(handler.unary_unary),
+            behaviour,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _within_deadline(self, behaviour: UnaryBehaviour) -> Callable[[AsyncIterator[bytes], aio.ServicerContext], Awaitable[bytes]]:
+    async def _refuse(self, requests: AsyncIterator[bytes], context: aio.ServicerContext) -> bytes:
+        if self._count is not None:
+            self._count("grpc", "UNAUTHENTICATED", 0.0)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        raise AssertionError("unreachable")  # pragma: no cover - abort raises
+
+    def _within_deadline(self, behaviour: UnaryBehaviour) -> StreamBehaviour:
         async def read_then_call(requests: AsyncIterator[bytes], context: aio.ServicerContext) -> bytes:
             try:
                 request = await asyncio.wait_for(requests.__anext__(), self.seconds)

@@ -331,7 +331,7 @@ class Sidecar:
             from ._grpc import start_grpc
             from ._grpc_deadline import MessageDeadline
 
-            self._message_deadline = MessageDeadline(opts.body_timeout)
+            self._message_deadline = MessageDeadline(opts.body_timeout, self._auth(), self.receiver.count_response)
             try:
                 creds = self.reloader.grpc_credentials() if self.reloader.material is not None else None
                 self._grpc, self.grpc_port = await start_grpc(
