@@ -73,7 +73,6 @@ class Receiver:
         #: GenAI content sent as OTLP logs joins its spans here (sent spans are kept: logs may come any time)
         self.join = LogJoin(getattr(settings, "log_join_window", 2.0), stats, keep_always=True)
         self._logs_seen = False
-        self._metrics_logged = False
         self.admission = Admission(settings, pipeline, self.join, self.counters, retry_after)
         own = Target("own", writer, stats, OpikProbe(settings, probe_transport), passed=False)
         own.deliver = self.admission.deliver_joined
