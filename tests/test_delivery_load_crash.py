@@ -6,7 +6,8 @@ disk, 38,860 in memory). Here a real app process runs the same shape for 60 s of
 first, so some segments were delivered and deleted and the sender holds live connections), is killed with
 SIGKILL, and a second real app process with the same spool dir (Opik up again, exporting new spans of its own)
 delivers. Every span whose ``export()`` returned SUCCESS in either process must be stored exactly once, each
-under a trace row Opik has, and nothing that was never exported may appear.
+under a trace row Opik has (unless the kill took its root span while it was still in the processor's memory,
+which no exporter sees), and nothing that was never exported may appear.
 
 Marked ``slow`` (about 70 s of wall time on purpose): the fast loop deselects it, ``.ci/run`` runs it.
 """
@@ -163,6 +164,8 @@ def test_kill_after_60_s_of_load_under_an_outage_loses_no_acknowledged_span(opik
         # a healthy start: the first batches are delivered (their segments leave the disk)
         wait_until(lambda: len(opik.spans) > 0, 30, f"nothing delivered before the outage: {opik.summary()}")
         down = opik.faults.add(Fault.respond(503, times=None))
+        # one sender thread: once it got a 503, no request of the app is in flight, so nothing more is stored
+        wait_until(lambda: opik.count(status=503) >= 1, 30, "the sender never tried during the outage")
         delivered_before = len(opik.spans)
         acked_at_outage = len(_read(killed.acked)[0])
         outage_end = time.monotonic() + OUTAGE_SECONDS
@@ -182,7 +185,6 @@ def test_kill_after_60_s_of_load_under_an_outage_loses_no_acknowledged_span(opik
     acked_in_outage = len(acked) - acked_at_outage
     # the load went on through the outage, and export() kept acknowledging it (on disk, not dropped)
     assert acked_in_outage >= 0.5 * OUTAGE_SECONDS * TRACES_PER_SECOND * 3, (acked_in_outage, opik.summary())
-    assert opik.count(status=503) >= 1, "the sender never tried during the outage"
     assert len(opik.spans) == delivered_before, "Opik stored spans while it answered 503"
     assert claimed, f"the kill should find the app's segments on disk (ready: {len(ready)})"
 
@@ -214,5 +216,9 @@ def test_kill_after_60_s_of_load_under_an_outage_loses_no_acknowledged_span(opik
     stored_roots = {s for s in stored if s in attempted_roots}
     assert acked_roots | new_roots <= stored_roots
     assert len(traces) == len(stored_roots), "one trace row per stored root span"
+    # A trace whose root span was still in the BatchSpanProcessor's memory at the kill (its children went in an
+    # earlier batch) has no trace row: the root never reached export(). Every other span has its trace row.
+    exported_traces = {trace_id for trace_id, _ in attempted_roots}
     for row in opik.spans.values():
-        assert row["trace_id"] in traces, f"span {row['name']} points to a trace Opik does not have"
+        if row["metadata"]["otel"]["trace_id"] in exported_traces:
+            assert row["trace_id"] in traces, f"span {row['name']} points to a trace Opik does not have"
