@@ -444,3 +444,49 @@ def test_a_grpc_call_without_the_token_is_refused_before_its_message(opik: OpikS
         wait_until(lambda: any(r["name"] == "authorized-grpc" for r in opik.spans.values()), 15, "the span stored")
         text = httpx.get(sidecar.url + "/metrics", timeout=10).text
         assert 'opik_otel_receiver_requests_total{protocol="grpc",status="UNAUTHENTICATED"} 1' in text, text
+
+
+def test_grpc_calls_beyond_the_slots_get_unavailable_with_a_retry_delay(opik: OpikStandin) -> None:
+    """Not grpcio's bare RESOURCE_EXHAUSTED (which the Collector drops): UNAVAILABLE + RetryInfo, retried by every OTLP sender."""
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+    export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    with SidecarProcess(opik.url, "--max-connections", "2", "--body-timeout", "4", "--retry-after", "2") as sidecar:
+        assert sidecar.grpc_port is not None, sidecar.start_line
+        release = threading.Event()
+
+        def nothing() -> Iterator[bytes]:
+            release.wait(30)
+            return
+            yield b""  # pragma: no cover - makes this a generator
+
+        channels = [grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") for _ in range(3)]
+        try:
+            stalled = [
+                ch.stream_unary(export, request_serializer=None, response_deserializer=None).future(nothing(), timeout=30)
+                for ch in channels[:2]
+            ]
+            wait_until(lambda: _metric(sidecar, "opik_otel_grpc_calls_in_progress") == 2, 10, "both slots taken")
+            call = channels[2].unary_unary(export, request_serializer=None, response_deserializer=None)
+            with pytest.raises(grpc.RpcError) as err:
+                call(protobuf_body(_spans("refused-grpc")), timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            trailing = dict(err.value.trailing_metadata())
+            assert RetryInfo.FromString(trailing["google.rpc.retryinfo-bin"]).retry_delay.seconds == 2
+            status = Status.FromString(trailing["grpc-status-details-bin"])
+            assert status.code == 14 and status.details[0].Is(RetryInfo.DESCRIPTOR)
+            for pending in stalled:  # the body timeout frees the slots
+                with pytest.raises(grpc.RpcError) as err:
+                    pending.result(timeout=20)
+                assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        finally:
+            release.set()
+            for ch in channels:
+                ch.close()
+        exporter = GrpcExporter(endpoint=f"127.0.0.1:{sidecar.grpc_port}", insecure=True, timeout=10)
+        assert exporter.export(_spans("after-busy-grpc")) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert _metric(sidecar, "opik_otel_grpc_calls_busy_total") == 1
+        assert _metric(sidecar, "opik_otel_grpc_calls_in_progress") == 0

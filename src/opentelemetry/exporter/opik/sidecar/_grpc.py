@@ -132,7 +132,7 @@ async def start_grpc(
             *connection_options,  # timeouts and keepalive (sidecar/_server.py grpc_connection_options)
         ],
         maximum_concurrent_rpcs=max_concurrent,
-        interceptors=list(interceptors),  # the message deadline (sidecar/_grpc_deadline.py)
+        interceptors=list(interceptors),  # the call guard (sidecar/_grpc_guard.py)
     )
     service = OtlpGrpcService(receiver, work, auth_token)
     server.add_generic_rpc_handlers((service.handler(), *service.other_handlers()))

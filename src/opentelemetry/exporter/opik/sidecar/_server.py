@@ -40,7 +40,7 @@ from ._stopping import report_stop
 from ._tls import POLL_INTERVAL, Reloader, TlsConfigError, TlsFiles, expiry_warning
 
 if TYPE_CHECKING:
-    from ._grpc_deadline import MessageDeadline
+    from ._grpc_guard import CallGuard
 
 _logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
 
@@ -256,7 +256,7 @@ class Sidecar:
                 _logger.warning("%s", warning)
         self._poll_task: Optional["asyncio.Task[Any]"] = None
         self.connection_stats = ConnectionStats()
-        self._message_deadline: Optional["MessageDeadline"] = None  # with a gRPC listener
+        self._call_guard: Optional["CallGuard"] = None  # with a gRPC listener
 
     def _auth(self) -> Any:
         """What the receivers check: the token file's set (replaced on reloads), or the one token."""
@@ -329,15 +329,17 @@ class Sidecar:
         self._server = _Server(config)
         if opts.grpc_port is not None:
             from ._grpc import start_grpc
-            from ._grpc_deadline import MessageDeadline
+            from ._grpc_guard import CallGuard
 
-            self._message_deadline = MessageDeadline(opts.body_timeout, self._auth(), self.receiver.count_response)
+            self._call_guard = CallGuard(
+                opts.body_timeout, opts.max_connections, opts.retry_after, self._auth(), self.receiver.count_response
+            )
             try:
                 creds = self.reloader.grpc_credentials() if self.reloader.material is not None else None
                 self._grpc, self.grpc_port = await start_grpc(
-                    self.receiver, work, opts.host, opts.grpc_port, self._auth(), opts.max_connections, creds,
+                    self.receiver, work, opts.host, opts.grpc_port, self._auth(), self._call_guard.backstop, creds,
                     grpc_connection_options(opts),
-                    interceptors=(self._message_deadline,),
+                    interceptors=(self._call_guard,),
                 )
             except OSError:
                 sock.close()
@@ -379,8 +381,8 @@ class Sidecar:
 
     def _extra_metrics(self) -> str:
         text = self.connection_stats.metrics_text()
-        if self._message_deadline is not None:
-            text += self._message_deadline.metrics_text()
+        if self._call_guard is not None:
+            text += self._call_guard.metrics_text()
         return text + self.reloader.metrics_text() if self.reloader.files.paths() else text
 
     def start_line(self) -> str:
