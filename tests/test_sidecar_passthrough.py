@@ -190,3 +190,38 @@ def test_a_sink_that_cannot_be_opened_is_a_503_for_that_sender_only(keyed: Keyed
         keyed.wait_for_counts(traces=1, spans=1)
     finally:
         rx.close(5)
+
+
+def test_an_llm_span_the_log_join_held_goes_out_with_its_senders_credentials(keyed: KeyedOpik) -> None:
+    """Once OTLP logs are seen, an LLM span without content waits for its log records; when the join
+    releases it (the window ran out), it is delivered through the sink of the sender that sent it."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor as Simple
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._pipeline import Pipeline
+    from opentelemetry.exporter.opik._stats import Stats
+    from opentelemetry.exporter.opik._writer import Writer
+    from opentelemetry.exporter.opik.sidecar._receiver import Receiver
+    from opentelemetry.exporter.opik.sidecar._sinks import Credentials
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(Simple(memory))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    tracer.start_span("chat gpt-4o", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}).end()
+    provider.shutdown()
+    body = protobuf_body(memory.get_finished_spans())
+
+    key_a, ws_a = next(iter(KEYS.items()))
+    settings = resolve_settings({"url": keyed.url, "log_join_window": 0.3})
+    stats = Stats()
+    rx = Receiver(settings, Pipeline(settings, stats=stats), Writer(settings, stats=stats), stats, pass_credentials=True)
+    creds = Credentials(key_a, ws_a)
+    try:
+        assert rx.handle(b"", "", "application/x-protobuf", None, signal="logs", credentials=creds).code == "ok"
+        assert rx.handle(body, "", "application/x-protobuf", None, credentials=creds).code == "ok"
+        keyed.wait_for_counts(spans=1, timeout=20)
+        assert [ws for ws, *_ in keyed.spans] == [ws_a]
+    finally:
+        rx.close(5)

@@ -75,11 +75,11 @@ class Receiver:
         self._logs_seen = False
         self.admission = Admission(settings, pipeline, self.join, self.counters, retry_after)
         own = Target("own", writer, stats, OpikProbe(settings, probe_transport), passed=False)
-        own.deliver = self.admission.deliver_joined
         self.sinks = SinkPool(
             settings,
             own,
             lambda s, st: make_sink(s, st),
+            self.admission.deliver_joined,
             max_sinks=max_sinks,
             before_close=self._release_target,
         )

@@ -39,6 +39,8 @@ EVICT_TIMEOUT = 10.0
 
 MakeSink = Callable[[OpikSettings, Stats], Sink]
 HeldFn = Callable[[], Sequence[Item]]
+#: maps and queues spans the log join releases into a target's sink
+Deliver = Callable[["Target", list, bool], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +68,14 @@ class Target:
         self.probe = probe
         #: the credentials are a sender's (a refusal is the sender's to fix: 401)
         self.passed = passed
-        #: maps and queues spans the log join releases (set by the receiver)
-        self.deliver: Optional[Callable[["Target", list, bool], None]] = None
+        #: maps and queues spans the log join releases (the pool sets it on every target)
+        self.deliver: Optional[Deliver] = None
 
     def deliver_joined(self, records: list, resend: bool) -> None:
-        if self.deliver is not None:
-            self.deliver(self, records, resend)
+        """The join's Owner protocol: spans this target's senders sent, released with their content."""
+        if self.deliver is None:  # pragma: no cover - the pool sets it before any span is joined
+            raise RuntimeError(f"the delivery sink {self.name} has no way to queue joined spans")
+        self.deliver(self, records, resend)
 
 
 def sink_name(creds: Credentials) -> str:
@@ -87,12 +91,15 @@ class SinkPool:
         settings: OpikSettings,
         default: Target,
         make: MakeSink,
+        deliver: Deliver,
         *,
         max_sinks: int = MAX_SINKS,
         before_close: Optional[Callable[[Target], None]] = None,
     ) -> None:
         self.settings = settings
         self.default = default
+        default.deliver = deliver
+        self._deliver = deliver
         self._make = make
         self.max_sinks = max_sinks
         self._before_close = before_close
@@ -137,7 +144,9 @@ class SinkPool:
             fix="check the Authorization (Opik API key) and Comet-Workspace the sender passes",
         )
         _logger.info("opened a delivery sink for a sender's credentials (%s, workspace %r)", name, settings.workspace)
-        return Target(name, sink, stats, probe, passed=True)
+        target = Target(name, sink, stats, probe, passed=True)
+        target.deliver = self._deliver
+        return target
 
     def targets(self) -> List[Target]:
         with self._lock:
