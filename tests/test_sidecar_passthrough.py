@@ -225,3 +225,36 @@ def test_an_llm_span_the_log_join_held_goes_out_with_its_senders_credentials(key
         assert [ws for ws, *_ in keyed.spans] == [ws_a]
     finally:
         rx.close(5)
+
+
+def test_what_a_pipeline_holds_back_is_released_only_into_its_own_senders_sink(keyed: KeyedOpik) -> None:
+    """With the genai span filter a trace's early spans are held until an LLM span of the trace comes. One
+    trace's spans from two senders with different keys: B's LLM span releases nothing of A's into B's workspace."""
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._pipeline import Pipeline
+    from opentelemetry.exporter.opik._stats import Stats
+    from opentelemetry.exporter.opik._writer import Writer
+    from opentelemetry.exporter.opik.sidecar._receiver import Receiver
+    from opentelemetry.exporter.opik.sidecar._sinks import Credentials
+
+    def build(tracer: Any) -> None:
+        with tracer.start_as_current_span("agent-run"):
+            tracer.start_span("db-lookup-of-a").end()
+            tracer.start_span("chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}).end()
+
+    spans = make_spans(build)
+    of_a = protobuf_body([s for s in spans if s.name == "db-lookup-of-a"])
+    of_b = protobuf_body([s for s in spans if s.name == "chat"])
+    (key_a, ws_a), (key_b, ws_b) = KEYS.items()
+    settings = resolve_settings({"url": keyed.url, "span_filter": "genai"})
+    stats = Stats()
+    rx = Receiver(settings, Pipeline(settings, stats=stats), Writer(settings, stats=stats), stats, pass_credentials=True)
+    try:
+        assert rx.handle(of_a, "", "application/x-protobuf", None, credentials=Credentials(key_a, ws_a)).code == "ok"
+        assert rx.handle(of_b, "", "application/x-protobuf", None, credentials=Credentials(key_b, ws_b)).code == "ok"
+        keyed.wait_for_counts(spans=1, timeout=20)  # B's LLM span
+    finally:
+        rx.close(5)
+    stored = {(ws, row["name"]) for (ws, *_), row in keyed.spans.items()}
+    assert ("team-b", "chat") in stored
+    assert not any(name == "db-lookup-of-a" and ws != "team-a" for ws, name in stored), stored

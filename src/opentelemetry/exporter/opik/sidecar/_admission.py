@@ -1,5 +1,8 @@
 """Admission: a decoded request is mapped, then its Opik items are queued all or nothing, by real size.
 
+Each target (delivery sink) has its own pipeline, so what a stage holds back (the ``genai`` span
+filter) is only ever released into the sink of the credentials it came with.
+
 The worker thread maps the request first and admits it by what it really costs: the number of Opik
 items and their encoded bytes, checked against the sink's bounds (queued plus in flight) and queued in
 one step under one lock, so the queue never holds more than ``max_queue_items`` / ``max_queue_bytes``
@@ -27,7 +30,6 @@ from .._errors import trail
 from .._join import LogJoin
 from .._mapping._time import iso_ns
 from .._otlp import DecodedBatch
-from .._pipeline import Pipeline
 from ._counters import ReceiverCounters
 from ._outcome import BUSY, OK, TOO_LARGE, UNAVAILABLE, Outcome
 from ._sinks import Target
@@ -40,16 +42,15 @@ FULL = "the sidecar's queue to Opik is full (Opik is slower than the span rate o
 class Admission:
     """Thread-safe: the worker admits requests while the log join's thread delivers joined spans."""
 
-    def __init__(self, settings: OpikSettings, pipeline: Pipeline, join: LogJoin, counters: ReceiverCounters, retry_after: float) -> None:
+    def __init__(self, settings: OpikSettings, join: LogJoin, counters: ReceiverCounters, retry_after: float) -> None:
         self.settings = settings
-        self.pipeline = pipeline
         self.join = join
         self.counters = counters
         self.retry_after = retry_after
         self.draining = False
         #: the bounds check and the submit are one step (all or nothing, never past the bounds)
         self._submit_lock = threading.Lock()
-        #: the pipeline maps on one thread at a time (the worker, the join's thread)
+        #: one pipeline maps at a time (the worker, the join's thread): they hold the GIL anyway
         self._map_lock = threading.Lock()
 
     def export(self, batch: DecodedBatch, project: Optional[str], target: Target) -> Outcome:
@@ -66,10 +67,10 @@ class Admission:
         records = batch.materialize()
         try:
             with self._map_lock:
-                processed = self.pipeline.process(self.join.spans(records, target), project)
+                processed = target.pipeline.process(self.join.spans(records, target), project)
         except Exception as exc:  # noqa: BLE001 - the mapper isolates spans; this is a bug, never a 5xx
             _logger.error("unexpected error while mapping %d spans; they are dropped: %s", len(records), trail(exc))
-            self.pipeline.stats.add("spans_rejected", len(records))
+            target.pipeline.stats.add("spans_rejected", len(records))
             return Outcome(
                 OK,
                 f"{len(records)} spans could not be mapped ({type(exc).__name__}: an internal error, see the sidecar log)",
@@ -101,7 +102,7 @@ class Admission:
         """
         updated = iso_ns(time.time_ns()) if resend else None
         with self._map_lock:
-            items = self.pipeline.process(records, updated_at=updated).items
+            items = target.pipeline.process(records, updated_at=updated).items
         if items:
             with self._submit_lock:
                 target.sink.submit(items, force=True)

@@ -73,12 +73,13 @@ class Receiver:
         #: GenAI content sent as OTLP logs joins its spans here (sent spans are kept: logs may come any time)
         self.join = LogJoin(getattr(settings, "log_join_window", 2.0), stats, keep_always=True)
         self._logs_seen = False
-        self.admission = Admission(settings, pipeline, self.join, self.counters, retry_after)
-        own = Target("own", writer, stats, OpikProbe(settings, probe_transport), passed=False)
+        self.admission = Admission(settings, self.join, self.counters, retry_after)
+        own = Target("own", pipeline, writer, stats, OpikProbe(settings, probe_transport), passed=False)
         self.sinks = SinkPool(
             settings,
             own,
             lambda s, st: make_sink(s, st),
+            lambda s, st: Pipeline(s, stats=st),
             self.admission.deliver_joined,
             max_sinks=max_sinks,
             before_close=self._release_target,
@@ -206,8 +207,8 @@ class Receiver:
             self.join.forget_owner(target)
 
     def close(self, timeout: float) -> bool:
-        """Close every sink within ``timeout`` (the pipeline's held items go to the sidecar's own)."""
-        return self.sinks.close(timeout, getattr(self.pipeline, "close", None))
+        """Close every sink within ``timeout`` (what each pipeline holds goes to its own sink first)."""
+        return self.sinks.close(timeout)
 
     # -- health and metrics ----------------------------------------------------------------
     def readiness(self) -> Tuple[bool, str]:

@@ -21,11 +21,11 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 from .._config import OpikSettings
 from .._delivery.sink import Sink, close_sink
-from .._items import Item
+from .._pipeline import Pipeline
 from .._stats import Stats
 from .._transport import Transport
 from ._health import OpikProbe
@@ -38,9 +38,9 @@ MAX_SINKS = 16
 EVICT_TIMEOUT = 10.0
 
 MakeSink = Callable[[OpikSettings, Stats], Sink]
-HeldFn = Callable[[], Sequence[Item]]
 #: maps and queues spans the log join releases into a target's sink
 Deliver = Callable[["Target", list, bool], None]
+MakePipeline = Callable[[OpikSettings, Stats], Pipeline]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,11 +58,14 @@ class Credentials:
 
 
 class Target:
-    """One sink and what belongs to it: its credentials' probe, its stats; the join's owner of its spans."""
+    """One sink and what belongs to it: its pipeline, its credentials' probe, its stats; the join's owner
+    of its spans."""
 
-    def __init__(self, name: str, sink: Sink, stats: Stats, probe: OpikProbe, passed: bool) -> None:
+    def __init__(self, name: str, pipeline: Pipeline, sink: Sink, stats: Stats, probe: OpikProbe, passed: bool) -> None:
         #: ``own`` or ``sender-<hash>``; never the key
         self.name = name
+        #: maps this target's spans; what its stages hold back is released into this sink only
+        self.pipeline = pipeline
         self.sink = sink
         self.stats = stats
         self.probe = probe
@@ -91,6 +94,7 @@ class SinkPool:
         settings: OpikSettings,
         default: Target,
         make: MakeSink,
+        make_pipeline: MakePipeline,
         deliver: Deliver,
         *,
         max_sinks: int = MAX_SINKS,
@@ -101,6 +105,7 @@ class SinkPool:
         default.deliver = deliver
         self._deliver = deliver
         self._make = make
+        self._make_pipeline = make_pipeline
         self.max_sinks = max_sinks
         self._before_close = before_close
         self._lock = threading.Lock()
@@ -144,7 +149,7 @@ class SinkPool:
             fix="check the Authorization (Opik API key) and Comet-Workspace the sender passes",
         )
         _logger.info("opened a delivery sink for a sender's credentials (%s, workspace %r)", name, settings.workspace)
-        target = Target(name, sink, stats, probe, passed=True)
+        target = Target(name, self._make_pipeline(settings, stats), sink, stats, probe, passed=True)
         target.deliver = self._deliver
         return target
 
@@ -155,18 +160,19 @@ class SinkPool:
     # -- closing ----------------------------------------------------------------------
     def _close_later(self, target: Target) -> None:
         """Close an evicted sink off the request path (it may take up to EVICT_TIMEOUT to deliver)."""
-        t = threading.Thread(target=self._close_one, args=(target, EVICT_TIMEOUT, None), name="opik-otel-close-sink", daemon=True)
+        t = threading.Thread(target=self._close_one, args=(target, EVICT_TIMEOUT), name="opik-otel-close-sink", daemon=True)
         with self._lock:
             self._closing = [c for c in self._closing if c.is_alive()] + [t]
         t.start()
 
-    def _close_one(self, target: Target, timeout: float, held: Optional[HeldFn]) -> bool:
+    def _close_one(self, target: Target, timeout: float) -> bool:
+        """The one shutdown sequence for one target: what its pipeline holds is released into its sink."""
         if self._before_close is not None:
             try:
                 self._before_close(target)
             except Exception:  # noqa: BLE001 - closing goes on
                 _logger.exception("could not release the spans a closing sink's senders wait with")
-        done = close_sink(target.sink, timeout, held)
+        done = close_sink(target.sink, timeout, target.pipeline.close)
         target.probe.close()
         if target is not self.default:
             self._retire(target.stats)
@@ -182,8 +188,8 @@ class SinkPool:
             elif isinstance(value, (int, float)) and not isinstance(value, bool) and not key.startswith("queue_") and not key.endswith("_max"):
                 self._retired.add(key, value)
 
-    def close(self, timeout: float, held: Optional[HeldFn] = None) -> bool:
-        """At shutdown: every sink at once within ``timeout`` (``held`` is released into the default one)."""
+    def close(self, timeout: float) -> bool:
+        """At shutdown: every sink at once within ``timeout``."""
         end = time.monotonic() + timeout
         with self._lock:
             passed = list(self._passed.values())
@@ -192,10 +198,10 @@ class SinkPool:
         results: Dict[str, bool] = {}
         threads = []
         for target in passed:
-            t = threading.Thread(target=lambda tg=target: results.__setitem__(tg.name, self._close_one(tg, timeout, None)), daemon=True)
+            t = threading.Thread(target=lambda tg=target: results.__setitem__(tg.name, self._close_one(tg, timeout)), daemon=True)
             t.start()
             threads.append(t)
-        done = self._close_one(self.default, timeout, held)
+        done = self._close_one(self.default, timeout)
         for t in threads + closing:
             t.join(max(end - time.monotonic(), 0.0) + 1.0)
         return done and all(results.get(t.name, False) for t in passed)
