@@ -10,7 +10,9 @@ included). So the sidecar runs without ``limit_concurrency`` and adds:
 - :class:`GuardedHttpToolsProtocol` / :class:`GuardedH11Protocol` (uvicorn's own HTTP/1.1 protocols,
   whichever uvicorn's ``auto`` would pick): from the moment a connection opens, and from the first
   byte after a response, the request head must be complete within ``header_timeout`` (else 408 and
-  the connection is closed) and within ``max_header_bytes`` (else 431 and closed).
+  the connection is closed; a connection that never sent a byte is closed without an answer, which
+  a client could take for its next request's) and within ``max_header_bytes`` (else 431 and closed).
+  The gRPC listener has the same timeouts from grpcio's options and ``_grpc_guard``.
 - :class:`ConnectionGuard`, an ASGI wrapper: ``/healthz`` is answered on the event loop before
   anything else; a request takes one of ``max_requests`` slots when it first reads its body (so after
   the receiver's bearer check: unauthenticated requests never hold one) and keeps it until it
