@@ -149,3 +149,44 @@ def test_slow_heads_endless_bodies_and_idle_keep_alives_over_tls(opik: OpikStand
         assert samples.get(closed % "header_timeout") == 1, samples
         assert samples.get(closed % "body_timeout") == 1, samples
         assert samples.get(closed % "idle", 0) >= 1, samples
+
+
+def test_grpc_messages_that_never_arrive_over_tls_are_cut_off_and_free_their_slots(opik: OpikStandin,
+                                                                                   tmp_path: Path) -> None:
+    """As in plain text: 3 calls that send headers and never a message, against --max-connections 3, end
+    DEADLINE_EXCEEDED after the body timeout, and a real export over TLS then succeeds."""
+    import threading
+
+    import grpc
+
+    export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    tls = SidecarTls.make(tmp_path)
+    with SidecarProcess(opik.url, "--max-connections", "3", "--body-timeout", "2", tls=tls) as sidecar:
+        release = threading.Event()
+
+        def nothing() -> Iterator[bytes]:  # headers are sent, the message never is
+            release.wait(30)
+            return
+            yield b""  # pragma: no cover - makes this a generator
+
+        channels = [sidecar.grpc_channel() for _ in range(3)]
+        try:
+            calls = [
+                ch.stream_unary(export, request_serializer=None, response_deserializer=None).future(nothing(), timeout=30)
+                for ch in channels
+            ]
+            for call in calls:
+                with pytest.raises(grpc.RpcError) as err:
+                    call.result(timeout=20)
+                assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "OPIK_OTEL_BODY_TIMEOUT" in (err.value.details() or "")
+            exporter = sidecar.otlp_grpc_exporter(timeout=10)
+            assert exporter.export(_span("after-stalled-grpc-over-tls")) is SpanExportResult.SUCCESS
+            exporter.shutdown()
+        finally:
+            release.set()
+            for ch in channels:
+                ch.close()
+        wait_until(lambda: any(r["name"] == "after-stalled-grpc-over-tls" for r in opik.spans.values()), 15,
+                   "the span stored")
+        assert sidecar.metric("opik_otel_grpc_messages_expired_total") == 3
