@@ -76,7 +76,7 @@ SIDECAR_TLS_PASS = frozenset({
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if Path(str(metafunc.definition.fspath)).name in SIDECAR_TLS_PASS and "sidecar_transport" in metafunc.fixturenames:
+    if metafunc.definition.path.name in SIDECAR_TLS_PASS and "sidecar_transport" in metafunc.fixturenames:
         metafunc.parametrize("sidecar_transport", ["plain", "tls"], ids=["plaintext", "tls"], indirect=True,
                              scope="module")
 
