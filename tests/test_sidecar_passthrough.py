@@ -6,6 +6,7 @@ Opik stand-in checking keys the way Opik does (each key belongs to one workspace
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace as dataclass_replace
 from typing import Any, Dict, Iterator, Optional
 
@@ -258,3 +259,65 @@ def test_what_a_pipeline_holds_back_is_released_only_into_its_own_senders_sink(k
     stored = {(ws, row["name"]) for (ws, *_), row in keyed.spans.items()}
     assert ("team-b", "chat") in stored
     assert not any(name == "db-lookup-of-a" and ws != "team-a" for ws, name in stored), stored
+
+
+def _content_logs(trace_id: str, span_id: str, answer: str) -> bytes:
+    """OTLP/JSON logs: the assistant answer of one LLM span, as an instrumentation sends it."""
+    import json
+
+    record = {
+        "timeUnixNano": str(time.time_ns()),
+        "traceId": trace_id,
+        "spanId": span_id,
+        "attributes": [{"key": "event.name", "value": {"stringValue": "gen_ai.choice"}}],
+        "body": {"kvlistValue": {"values": [
+            {"key": "index", "value": {"intValue": "0"}},
+            {"key": "message", "value": {"kvlistValue": {"values": [
+                {"key": "role", "value": {"stringValue": "assistant"}},
+                {"key": "content", "value": {"stringValue": answer}},
+            ]}}},
+        ]}},
+    }
+    return json.dumps({"resourceLogs": [{"resource": {}, "scopeLogs": [{"scope": {"name": "app"}, "logRecords": [record]}]}]}).encode()
+
+
+def test_a_log_record_joins_only_spans_of_its_own_senders_credentials(keyed: KeyedOpik) -> None:
+    """Sender A's log record naming sender B's span (same ids) brings no content to B's span in B's workspace;
+    B's own record does."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor as Simple
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._pipeline import Pipeline
+    from opentelemetry.exporter.opik._stats import Stats
+    from opentelemetry.exporter.opik._writer import Writer
+    from opentelemetry.exporter.opik.sidecar._receiver import Receiver
+    from opentelemetry.exporter.opik.sidecar._sinks import Credentials
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(Simple(memory))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    tracer.start_span("chat gpt-4o", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}).end()
+    provider.shutdown()
+    (span,) = memory.get_finished_spans()
+    tid, sid = f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
+    (key_a, ws_a), (key_b, ws_b) = KEYS.items()
+    a, b = Credentials(key_a, ws_a), Credentials(key_b, ws_b)
+    settings = resolve_settings({"url": keyed.url, "log_join_window": 0.3})
+    stats = Stats()
+    rx = Receiver(settings, Pipeline(settings, stats=stats), Writer(settings, stats=stats), stats, pass_credentials=True)
+
+    def stored_output() -> str:
+        return " ".join(str(row.get("output")) for (ws, *_), row in keyed.spans.items() if ws == ws_b)
+
+    try:
+        assert rx.handle(protobuf_body([span]), "", "application/x-protobuf", None, credentials=b).code == "ok"
+        keyed.wait_for_counts(spans=1, timeout=20)
+        assert rx.handle(_content_logs(tid, sid, "answer sent by A"), "", "application/json", None, signal="logs", credentials=a).code == "ok"
+        assert rx.handle(_content_logs(tid, sid, "answer sent by B"), "", "application/json", None, signal="logs", credentials=b).code == "ok"
+        wait_until(lambda: "answer sent by B" in stored_output(), 20, "B's own answer joined to B's span")
+        assert "answer sent by A" not in stored_output()
+        assert all(ws == ws_b for ws, *_ in keyed.spans)
+    finally:
+        rx.close(5)

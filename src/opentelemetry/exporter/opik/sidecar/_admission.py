@@ -1,7 +1,8 @@
 """Admission: a decoded request is mapped, then its Opik items are queued all or nothing, by real size.
 
-Each target (delivery sink) has its own pipeline, so what a stage holds back (the ``genai`` span
-filter) is only ever released into the sink of the credentials it came with.
+Each target (delivery sink) has its own pipeline and log join, so what a stage holds back (the
+``genai`` span filter) and the content a log record brings only ever go into the sink of the
+credentials they came with.
 
 The worker thread maps the request first and admits it by what it really costs: the number of Opik
 items and their encoded bytes, checked against the sink's bounds (queued plus in flight) and queued in
@@ -27,7 +28,6 @@ from typing import List, Optional
 
 from .._config import OpikSettings
 from .._errors import trail
-from .._join import LogJoin
 from .._mapping._time import iso_ns
 from .._otlp import DecodedBatch
 from ._counters import ReceiverCounters
@@ -42,9 +42,8 @@ FULL = "the sidecar's queue to Opik is full (Opik is slower than the span rate o
 class Admission:
     """Thread-safe: the worker admits requests while the log join's thread delivers joined spans."""
 
-    def __init__(self, settings: OpikSettings, join: LogJoin, counters: ReceiverCounters, retry_after: float) -> None:
+    def __init__(self, settings: OpikSettings, counters: ReceiverCounters, retry_after: float) -> None:
         self.settings = settings
-        self.join = join
         self.counters = counters
         self.retry_after = retry_after
         self.draining = False
@@ -67,7 +66,7 @@ class Admission:
         records = batch.materialize()
         try:
             with self._map_lock:
-                processed = target.pipeline.process(self.join.spans(records, target), project)
+                processed = target.pipeline.process(target.join.spans(records, target), project)
         except Exception as exc:  # noqa: BLE001 - the mapper isolates spans; this is a bug, never a 5xx
             _logger.error("unexpected error while mapping %d spans; they are dropped: %s", len(records), trail(exc))
             target.pipeline.stats.add("spans_rejected", len(records))

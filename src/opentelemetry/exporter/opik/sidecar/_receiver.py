@@ -70,16 +70,22 @@ class Receiver:
         #: request bytes both receivers hold until answered (``--max-inflight-bytes``; the HTTP app sets it)
         self.inflight = InflightBudget(default_budget(self.limits.max_body_bytes))
         self._ready_cache_seconds = ready_cache_seconds
-        #: GenAI content sent as OTLP logs joins its spans here (sent spans are kept: logs may come any time)
-        self.join = LogJoin(getattr(settings, "log_join_window", 2.0), stats, keep_always=True)
-        self._logs_seen = False
-        self.admission = Admission(settings, self.join, self.counters, retry_after)
-        own = Target("own", pipeline, writer, stats, OpikProbe(settings, probe_transport), passed=False)
+        self.admission = Admission(settings, self.counters, retry_after)
+        window = getattr(settings, "log_join_window", 2.0)
+
+        def make_join(st: Stats) -> LogJoin:
+            # GenAI content sent as OTLP logs joins its spans (sent spans are kept: logs may come any time)
+            return LogJoin(window, st, keep_always=True)
+
+        #: the sidecar's own credentials' log join
+        self.join = make_join(stats)
+        own = Target("own", pipeline, self.join, writer, stats, OpikProbe(settings, probe_transport), passed=False)
         self.sinks = SinkPool(
             settings,
             own,
             lambda s, st: make_sink(s, st),
             lambda s, st: Pipeline(s, stats=st),
+            make_join,
             self.admission.deliver_joined,
             max_sinks=max_sinks,
             before_close=self._release_target,
@@ -127,7 +133,7 @@ class Receiver:
         if refusal is not None:
             return self._counted_refusal(refusal, n if signal == TRACES else 0, signal)
         if isinstance(decoded, DecodedLogs):
-            return self._logs(decoded)
+            return self._logs(decoded, target)
         assert isinstance(decoded, DecodedBatch)
         project = project.strip() if project else None
         return self.admission.export(decoded, project or None, target)
@@ -167,16 +173,16 @@ class Receiver:
         )
 
     # -- OTLP logs and metrics ----------------------------------------------------------------
-    def _logs(self, decoded: DecodedLogs) -> Outcome:
+    def _logs(self, decoded: DecodedLogs, target: Target) -> Outcome:
         """Join decoded log records to their spans (``_join.py``); nothing of a log record is sent on its own."""
         records = decoded.records
         if records and not self.writer.has_capacity(1, 0):
             return self._counted_refusal(self.admission.busy(), 0, LOGS)  # a joined span would be queued: the sender keeps its logs
-        if not self._logs_seen:
-            self._logs_seen = True
-            self.join.attach_logs()  # from now on LLM spans without content wait for their logs
+        if not target.logs_seen:
+            target.logs_seen = True
+            target.join.attach_logs()  # from now on LLM spans without content wait for their logs
         try:
-            self.join.logs(records)
+            target.join.logs(records)
         except Exception as exc:  # noqa: BLE001 - a join bug never becomes a 5xx
             _logger.error("unexpected error while joining %d log records: %s", len(records), trail(exc))
             return Outcome(OK, f"{len(records)} log records could not be joined (see the sidecar log)", len(records), signal=LOGS)
@@ -198,13 +204,14 @@ class Receiver:
 
     def finish_join(self) -> None:
         """At shutdown: spans still waiting for their logs are sent with what arrived."""
-        self.join.release_owner(None)
+        for target in self.sinks.targets():
+            target.join.release_owner(None)
 
     def _release_target(self, target: Target) -> None:
         """A sink is closing: the spans its senders' logs were awaited for go now, with what arrived."""
         if target is not self.sinks.default:
-            self.join.release_owner(target)
-            self.join.forget_owner(target)
+            target.join.release_owner(None)
+            target.join.forget_owner(target)
 
     def close(self, timeout: float) -> bool:
         """Close every sink within ``timeout`` (what each pipeline holds goes to its own sink first)."""

@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional
 
 from .._config import OpikSettings
 from .._delivery.sink import Sink, close_sink
+from .._join import LogJoin
 from .._pipeline import Pipeline
 from .._stats import Stats
 from .._transport import Transport
@@ -41,6 +42,7 @@ MakeSink = Callable[[OpikSettings, Stats], Sink]
 #: maps and queues spans the log join releases into a target's sink
 Deliver = Callable[["Target", list, bool], None]
 MakePipeline = Callable[[OpikSettings, Stats], Pipeline]
+MakeJoin = Callable[[Stats], LogJoin]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +63,15 @@ class Target:
     """One sink and what belongs to it: its pipeline, its credentials' probe, its stats; the join's owner
     of its spans."""
 
-    def __init__(self, name: str, pipeline: Pipeline, sink: Sink, stats: Stats, probe: OpikProbe, passed: bool) -> None:
+    def __init__(self, name: str, pipeline: Pipeline, join: LogJoin, sink: Sink, stats: Stats, probe: OpikProbe, passed: bool) -> None:
         #: ``own`` or ``sender-<hash>``; never the key
         self.name = name
         #: maps this target's spans; what its stages hold back is released into this sink only
         self.pipeline = pipeline
+        #: GenAI content these senders send as OTLP logs joins their spans here, and only here
+        self.join = join
+        #: OTLP logs came for this target: its LLM spans without content wait for them
+        self.logs_seen = False
         self.sink = sink
         self.stats = stats
         self.probe = probe
@@ -95,6 +101,7 @@ class SinkPool:
         default: Target,
         make: MakeSink,
         make_pipeline: MakePipeline,
+        make_join: MakeJoin,
         deliver: Deliver,
         *,
         max_sinks: int = MAX_SINKS,
@@ -106,6 +113,7 @@ class SinkPool:
         self._deliver = deliver
         self._make = make
         self._make_pipeline = make_pipeline
+        self._make_join = make_join
         self.max_sinks = max_sinks
         self._before_close = before_close
         self._lock = threading.Lock()
@@ -149,7 +157,7 @@ class SinkPool:
             fix="check the Authorization (Opik API key) and Comet-Workspace the sender passes",
         )
         _logger.info("opened a delivery sink for a sender's credentials (%s, workspace %r)", name, settings.workspace)
-        target = Target(name, self._make_pipeline(settings, stats), sink, stats, probe, passed=True)
+        target = Target(name, self._make_pipeline(settings, stats), self._make_join(stats), sink, stats, probe, passed=True)
         target.deliver = self._deliver
         return target
 
