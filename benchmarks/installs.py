@@ -35,16 +35,41 @@ STDLIB_HIDDEN = ("orjson", "isal")
 INSTALLS = ("every-extra", "default", "stdlib")
 
 
-def runtime_dependencies(src_root: str = ROOT) -> List[str]:
+#: set by ``use_tree``: the tree measured as "this tree" when it is not this checkout
+_TREE_ENV = "OPIK_BENCH_TREE"
+
+
+def tree() -> str:
+    """The root of the tree measured as the current one (``use_tree``), else this checkout."""
+    return os.environ.get(_TREE_ENV) or ROOT
+
+
+def use_tree(src: Optional[str]) -> None:
+    """Measure the package in ``src`` (a tree's ``src/``, e.g. a ``git worktree``) instead of this checkout's.
+
+    Sets ``PYTHONPATH`` (found before the editable install) for every process started
+    afterwards, and the tree whose ``pyproject.toml`` labels the installs.
+    """
+    if not src:
+        return
+    src = os.path.abspath(src)
+    if not os.path.isdir(os.path.join(src, "opentelemetry", "exporter", "opik")):
+        raise SystemExit(f"--src {src}: no opentelemetry/exporter/opik package there (give the tree's src/)")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = src + (os.pathsep + old if old else "")
+    os.environ[_TREE_ENV] = os.path.dirname(src)
+
+
+def runtime_dependencies(src_root: Optional[str] = None) -> List[str]:
     """Distribution names in ``[project] dependencies`` of ``src_root/pyproject.toml``."""
     import tomllib
 
-    with open(os.path.join(src_root, "pyproject.toml"), "rb") as f:
+    with open(os.path.join(src_root or tree(), "pyproject.toml"), "rb") as f:
         deps = tomllib.load(f)["project"].get("dependencies", [])
     return [re.split(r"[\s<>=!~;\[]", d, maxsplit=1)[0].lower() for d in deps]
 
 
-def hidden_for(install: str, src_root: str = ROOT) -> Tuple[str, ...]:
+def hidden_for(install: str, src_root: Optional[str] = None) -> Tuple[str, ...]:
     """The import names hidden to imitate ``install`` for the tree at ``src_root``."""
     if install == "every-extra":
         return ()
@@ -57,7 +82,7 @@ def hidden_for(install: str, src_root: str = ROOT) -> Tuple[str, ...]:
     return tuple(hidden)
 
 
-def describe(install: str, src_root: str = ROOT) -> Dict[str, object]:
+def describe(install: str, src_root: Optional[str] = None) -> Dict[str, object]:
     """The install's label and what it has, for tables and JSON."""
     hidden = hidden_for(install, src_root)
     have = [m for m in OPTIONAL if m not in hidden]
@@ -82,7 +107,7 @@ EXPORTER_MODULES = ("orjson", "isal")
 SIDECAR_MODULES = ("orjson", "isal", "httptools")
 
 
-def groups(relevant: Sequence[str], src_root: str = ROOT) -> List[Tuple[List[str], Tuple[str, ...]]]:
+def groups(relevant: Sequence[str], src_root: Optional[str] = None) -> List[Tuple[List[str], Tuple[str, ...]]]:
     """The installs that differ for code using only ``relevant`` modules, each measured once.
 
     Returns ``(install names, modules to hide)`` pairs: installs that hide the same
@@ -102,7 +127,7 @@ def groups(relevant: Sequence[str], src_root: str = ROOT) -> List[Tuple[List[str
     return out
 
 
-def group_label(names: Sequence[str], src_root: str = ROOT) -> str:
+def group_label(names: Sequence[str], src_root: Optional[str] = None) -> str:
     """One label for installs measured together, e.g. ``default install (...) = every extra``."""
     return " = ".join(str(describe(n, src_root)["label"]) for n in names)
 
@@ -133,6 +158,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.argv = args[1:]
         sys.path.insert(0, os.path.dirname(os.path.abspath(args[1])))
         runpy.run_path(args[1], run_name="__main__")
+
+
+def git_commit(root: Optional[str] = None) -> str:
+    """Short commit of a tree, with a note when its src/ has uncommitted changes."""
+    import subprocess
+
+    where = root or tree()
+    r = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "src"], capture_output=True, text=True)
+    return (r.stdout.strip() or "?") + (" + uncommitted changes in src/" if dirty.stdout.strip() else "")
 
 
 if __name__ == "__main__":

@@ -138,6 +138,12 @@ def _encoders() -> Dict[str, bool]:
     return {"orjson": flag(_json, "using_orjson", "_orjson"), "isal": flag(_compress, "using_isal", "_isal")}
 
 
+def _package_dir() -> str:
+    import opentelemetry.exporter.opik as package
+
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))))
+
+
 def _child(spec: Dict[str, Any]) -> None:
     """Build the spans, warm every task's path, then run each task between two markers."""
     installs.hide(spec["hide"])
@@ -184,7 +190,7 @@ def _child(spec: Dict[str, Any]) -> None:
             if stats["dropped"] or stats["spans_exported"] != given:
                 raise SystemExit(f"the exporter did not deliver every span ({given} given): {stats}")
         exporter.shutdown()
-    print("RESULT " + json.dumps({"spans": counts, "encoders": _encoders()}), flush=True)
+    print("RESULT " + json.dumps({"spans": counts, "encoders": _encoders(), "src": _package_dir()}), flush=True)
 
 
 # -- the parent: run the children under callgrind -----------------------------------------
@@ -222,6 +228,7 @@ def _count(tasks: Sequence[Task], n: int, sink_url: str, hidden: Sequence[str], 
         "spans": result["spans"],
         "per_span": per_span,
         "encoders": result["encoders"],
+        "src": result["src"],
     }
 
 
@@ -278,10 +285,7 @@ def _plan(quick: bool, baseline: Optional[str]) -> List[Dict[str, Any]]:
 
 
 def _git_commit(src: Optional[str]) -> str:
-    where = os.path.dirname(os.path.abspath(src)) if src else ROOT
-    r = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "src"], capture_output=True, text=True)
-    return r.stdout.strip() + (" + uncommitted changes in src/" if dirty.stdout.strip() else "")
+    return installs.git_commit(os.path.dirname(os.path.abspath(src)) if src else None)
 
 
 def _assemble(jobs: List[Dict[str, Any]], results: List[Dict[str, Any]], baseline: Optional[str]) -> Dict[str, Any]:
@@ -289,6 +293,8 @@ def _assemble(jobs: List[Dict[str, Any]], results: List[Dict[str, Any]], baselin
     out: Dict[str, Any] = {"exporters": {}, "per_trace": {}, "installs": {}}
     for job, res in zip(jobs, results):
         enc = res["encoders"]
+        if res["src"] not in out.setdefault("package_src", []):  # where each process imported the package from
+            out["package_src"].append(res["src"])
         for (section, key), task, per_span, spans in zip(job["labels"], res["tasks"], res["per_span"], res["spans"]):
             shape, per_trace, mode = task
             if section == "exporters":
@@ -383,6 +389,9 @@ def main(argv: List[str]) -> int:
     )
     ap.add_argument("--out", help="also write the figures as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--src", help="measure this tree's src/ (e.g. a git worktree of one commit) instead of this checkout's"
+    )
     args = ap.parse_args(argv)
     if args.child:
         _child(json.loads(args.child))
@@ -394,6 +403,7 @@ def main(argv: List[str]) -> int:
         ap.error(
             f"--baseline-src {args.baseline_src}: no opentelemetry/exporter/opik package there (give the tree's src/)"
         )
+    installs.use_tree(args.src)
     n = 24 if args.quick else args.spans
     jobs = _plan(args.quick, args.baseline_src)
     workers = args.jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)

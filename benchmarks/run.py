@@ -234,7 +234,11 @@ def run_opik_sdk(q: bool) -> Dict[str, Any]:
 
     me, other = cpu_pair()
     variants = list(opik_sdk.OTEL_VARIANTS)
-    out: Dict[str, Any] = {"reference": "otel+otlp", "shapes": {}, "otel_install": installs.describe("default")["label"]}
+    out: Dict[str, Any] = {
+        "reference": "otel+otlp",
+        "shapes": {},
+        "otel_install": installs.describe("default")["label"],
+    }
     if _opik_python():
         variants += list(opik_sdk.OPIK_VARIANTS)
         r = subprocess.run(
@@ -352,7 +356,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--baseline-src",
         help="the sidecar section also runs this tree's sidecar beside ours (git worktree add /tmp/base <commit>; its src/)",
     )
+    ap.add_argument(
+        "--src",
+        help="measure the package in this tree's src/ (e.g. a git worktree of one commit) instead of this checkout's",
+    )
     args = ap.parse_args(argv)
+    installs.use_tree(args.src)
     global BASELINE_SRC
     BASELINE_SRC = args.baseline_src
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -364,6 +373,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "quick": args.quick,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
+        "commit": installs.git_commit(),
+        "load_average_start": list(os.getloadavg()),
         "targets": TARGETS,
         "sections": {},
     }
@@ -374,6 +385,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         results["sections"][name] = RUNNERS[name](args.quick)
         results["sections"][name]["elapsed_s"] = round(time.monotonic() - s0, 1)
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
+    results["load_average_end"] = list(os.getloadavg())
     results["summary"] = table.summary(results)
     print(table.render(results))
     if args.out:

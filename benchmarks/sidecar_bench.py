@@ -222,11 +222,6 @@ def _median(xs: List[float]) -> float:
     return s[k // 2] if k % 2 else (s[k // 2 - 1] + s[k // 2]) / 2
 
 
-def _git_commit(src: str) -> str:
-    r = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return r.stdout.strip() or "?"
-
-
 def run_baseline(baseline_src: str, quick: bool, me: int, other: int, rounds: int = 0) -> Dict[str, Any]:
     """This tree's sidecar and ``baseline_src``'s side by side on one core, alternating rounds.
 
@@ -248,8 +243,8 @@ def run_baseline(baseline_src: str, quick: bool, me: int, other: int, rounds: in
     ]
     out: Dict[str, Any] = {
         "baseline_src": baseline_src,
-        "baseline_commit": _git_commit(base_root),
-        "current_commit": _git_commit(os.path.dirname(HERE)),
+        "baseline_commit": installs.git_commit(base_root).split(" ")[0],
+        "current_commit": installs.git_commit(),
         "rounds": rounds,
         "requests_per_run": n,
         "installs": {},
@@ -316,7 +311,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--rounds", type=int, default=0, help="alternating rounds (default 5, 2 with --quick)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="also write the figures as JSON")
+    ap.add_argument("--src", help="measure this tree's src/ as the current one instead of this checkout's")
     args = ap.parse_args(argv)
+    installs.use_tree(args.src)
     from run import cpu_pair
 
     me, other = cpu_pair()

@@ -292,6 +292,9 @@ def main() -> None:
 
     res["json_encoder"] = "orjson" if _json.using_orjson() else "stdlib"
     res["gzip"] = "isal" if _compress.using_isal() else "zlib"
+    import opentelemetry.exporter.opik as package
+
+    res["package"] = os.path.dirname(os.path.abspath(package.__file__))
     res["pid"] = os.getpid()
     sys.stdout.write("RESULT " + json.dumps(res) + "\n")
     sys.stdout.flush()
