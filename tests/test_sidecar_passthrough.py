@@ -321,3 +321,30 @@ def test_a_log_record_joins_only_spans_of_its_own_senders_credentials(keyed: Key
         assert all(ws == ws_b for ws, *_ in keyed.spans)
     finally:
         rx.close(5)
+
+
+def test_refused_keys_open_no_sink_and_evict_no_good_one(keyed: KeyedOpik) -> None:
+    """Keys Opik refuses are checked before a sink is opened: 401, no sink, and a good sender's sink stays."""
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._pipeline import Pipeline
+    from opentelemetry.exporter.opik._stats import Stats
+    from opentelemetry.exporter.opik._writer import Writer
+    from opentelemetry.exporter.opik.sidecar._receiver import Receiver
+    from opentelemetry.exporter.opik.sidecar._sinks import Credentials
+
+    key_a, ws_a = next(iter(KEYS.items()))
+    settings = resolve_settings({"url": keyed.url})
+    stats = Stats()
+    rx = Receiver(settings, Pipeline(settings, stats=stats), Writer(settings, stats=stats), stats, pass_credentials=True, max_sinks=1)
+    body = protobuf_body(make_spans(lambda t: t.start_span("kept-sink").end()))
+    try:
+        assert rx.handle(body, "", "application/x-protobuf", None, credentials=Credentials(key_a, ws_a)).code == "ok"
+        good = rx.sinks.targets()[1]
+        for i in range(3):
+            out = rx.handle(body, "", "application/x-protobuf", None, credentials=Credentials(f"guessed-key-{i:04d}", ws_a))
+            assert out.code == "unauthenticated" and "HTTP 401" in out.message and f"guessed-key-{i:04d}" not in out.message
+        assert rx.sinks.targets() == [rx.sinks.default, good]  # still open, never evicted
+        assert rx.counters.spans_refused == 3
+        keyed.wait_for_counts(traces=1, spans=1)
+    finally:
+        rx.close(5)

@@ -29,7 +29,7 @@ from ._health import OpikProbe
 from ._inflight import InflightBudget, default_budget
 from ._outcome import LOGS, METRICS, OK, TRACES, UNAUTHENTICATED, UNAVAILABLE, Outcome
 from ._prometheus import render
-from ._sinks import MAX_SINKS, Credentials, SinkPool, Target
+from ._sinks import MAX_SINKS, Credentials, CredentialsRefused, SinkPool, Target
 
 _logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
 
@@ -122,13 +122,16 @@ class Receiver:
             return decoded
         if signal == METRICS:
             return self._metrics()
+        n = decoded.accepted if isinstance(decoded, DecodedBatch) else len(decoded.records) if isinstance(decoded, DecodedLogs) else 0
         try:
             target = self.sinks.target(credentials if self.pass_credentials else None)
+        except CredentialsRefused as refused:
+            outcome = Outcome(UNAUTHENTICATED, f"{refused}; nothing was accepted", signal=signal)
+            return self._counted_refusal(outcome, n if signal == TRACES else 0, signal)
         except Exception as exc:  # noqa: BLE001 - e.g. a sender's spool directory that cannot be made
             _logger.error("could not open a delivery sink for a sender's credentials: %s", trail(exc))
             why = f"the sidecar could not open a delivery sink for these credentials ({type(exc).__name__}, see its log)"
             return self._counted_refusal(Outcome(UNAVAILABLE, why + "; retry later", retry_after=self.retry_after), 0, signal)
-        n = decoded.accepted if isinstance(decoded, DecodedBatch) else len(decoded.records) if isinstance(decoded, DecodedLogs) else 0
         refusal = self._refusal(target, signal) if n else None
         if refusal is not None:
             return self._counted_refusal(refusal, n if signal == TRACES else 0, signal)

@@ -37,6 +37,14 @@ _logger = logging.getLogger("opentelemetry.exporter.opik.sidecar")
 MAX_SINKS = 16
 #: an evicted sink gets this long to deliver what it holds (the rest is spooled or counted)
 EVICT_TIMEOUT = 10.0
+#: credentials Opik refused are remembered (at most this many, for this long) and opened no sink
+MAX_REFUSED = 64
+REFUSED_SECONDS = 5.0
+_FIX = "check the Authorization (Opik API key) and Comet-Workspace the sender passes"
+
+
+class CredentialsRefused(Exception):
+    """Opik refuses credentials a sender passed: no sink is opened (none is evicted for them)."""
 
 MakeSink = Callable[[OpikSettings, Stats], Sink]
 #: maps and queues spans the log join releases into a target's sink
@@ -118,11 +126,15 @@ class SinkPool:
         self._before_close = before_close
         self._lock = threading.Lock()
         self._passed: "collections.OrderedDict[Credentials, Target]" = collections.OrderedDict()
+        #: probes of credentials Opik refused, newest last (bounded by MAX_REFUSED)
+        self._refused: "collections.OrderedDict[Credentials, OpikProbe]" = collections.OrderedDict()
         self._closing: List[threading.Thread] = []
         #: counters of sinks closed so far (so /metrics never goes down)
         self._retired = Stats()
 
     def target(self, creds: Optional[Credentials]) -> Target:
+        """The target of ``creds`` (the default one for None or the sidecar's own); new credentials are
+        checked with Opik first: refused, they raise :class:`CredentialsRefused` and open no sink."""
         if creds is None:
             return self.default
         s = self.settings
@@ -134,7 +146,14 @@ class SinkPool:
             if found is not None:
                 self._passed.move_to_end(creds)
                 return found
-            target = self._create(creds)
+        settings = self._settings_for(creds)
+        probe = self._check(creds, settings)  # blocking, outside the lock (only the worker opens sinks)
+        with self._lock:
+            found = self._passed.get(creds)
+            if found is not None:
+                probe.close()
+                return found
+            target = self._create(creds, settings, probe)
             self._passed[creds] = target
             if len(self._passed) > self.max_sinks:
                 _, evicted = self._passed.popitem(last=False)
@@ -142,20 +161,33 @@ class SinkPool:
             self._close_later(evicted)
         return target
 
-    def _create(self, creds: Credentials) -> Target:
+    def _settings_for(self, creds: Credentials) -> OpikSettings:
         s = self.settings
+        spool = os.path.join(s.spool_dir, "senders", sink_name(creds)[len("sender-"):]) if s.spool_dir else None
+        return dataclasses.replace(s, api_key=creds.api_key or s.api_key, workspace=creds.workspace or s.workspace, spool_dir=spool)
+
+    def _check(self, creds: Credentials, settings: OpikSettings) -> OpikProbe:
+        """A probe of ``creds`` that Opik did not refuse; raises :class:`CredentialsRefused`."""
+        with self._lock:
+            probe = self._refused.get(creds)
+        if probe is None:
+            probe = OpikProbe(settings, None if settings.dry_run else Transport(settings), fix=_FIX)
+        result = probe.check(REFUSED_SECONDS)
+        with self._lock:
+            if not result.refused:
+                self._refused.pop(creds, None)
+                return probe
+            self._refused[creds] = probe
+            self._refused.move_to_end(creds)
+            stale = self._refused.popitem(last=False)[1] if len(self._refused) > MAX_REFUSED else None
+        if stale is not None:
+            stale.close()
+        raise CredentialsRefused(result.why)
+
+    def _create(self, creds: Credentials, settings: OpikSettings, probe: OpikProbe) -> Target:
         name = sink_name(creds)
-        spool = os.path.join(s.spool_dir, "senders", name[len("sender-"):]) if s.spool_dir else None
-        settings = dataclasses.replace(
-            s, api_key=creds.api_key or s.api_key, workspace=creds.workspace or s.workspace, spool_dir=spool
-        )
         stats = Stats()
         sink = self._make(settings, stats)
-        probe = OpikProbe(
-            settings,
-            None if settings.dry_run else Transport(settings),
-            fix="check the Authorization (Opik API key) and Comet-Workspace the sender passes",
-        )
         _logger.info("opened a delivery sink for a sender's credentials (%s, workspace %r)", name, settings.workspace)
         target = Target(name, self._make_pipeline(settings, stats), self._make_join(stats), sink, stats, probe, passed=True)
         target.deliver = self._deliver
@@ -203,6 +235,10 @@ class SinkPool:
             passed = list(self._passed.values())
             self._passed.clear()
             closing = list(self._closing)
+            refused = list(self._refused.values())
+            self._refused.clear()
+        for probe in refused:
+            probe.close()
         results: Dict[str, bool] = {}
         threads = []
         for target in passed:
