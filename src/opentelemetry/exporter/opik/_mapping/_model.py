@@ -14,10 +14,10 @@ from typing import Any, Dict, List, Optional, Set
 from .._json import parse_json_like
 from .._record import SpanRecord
 
-#: ``MappedSpan.present`` bits of keys that ``core.read`` and ``conventions.finish`` look for
-#: (the bits below them are the families', see ``conventions._index``)
-SIGN_OPIK = 1 << 48
-SIGN_PROMPT = 1 << 49
+#: ``MappedSpan.present`` bits of keys that ``core.read`` and ``conventions.finish`` look for (the bits
+#: below them are the families', see ``conventions._index``); all below 2**30, CPython's one-digit ints
+SIGN_OPIK = 1 << 27
+SIGN_PROMPT = 1 << 28
 
 EMPTY_STRINGS = frozenset(("", "{}", "null", "[]", '""'))
 

@@ -104,8 +104,11 @@ def read(out: MappedSpan) -> None:
         if v is not None:
             used.add(key)
             out.set_environment(v)
-    for key in ENV_KEYS:
-        out.set_environment(res.get(key))
+    if out.environment is None:
+        for key in ENV_KEYS:
+            v = res.get(key)
+            if v is not None:
+                out.set_environment(v)
     v = get("tag.tags")
     if v is not None:
         used.add("tag.tags")

@@ -76,6 +76,10 @@ _PROMPT_KEYS = (
 )
 
 
+#: Opik's own key, then the standard ones
+_THREAD_KEYS = ("opik.thread_id", *core.THREAD_KEYS)
+
+
 def _prompt_info(out: MappedSpan) -> None:
     """The prompt's name and version (GenAI, Langfuse, OpenInference spellings) under one metadata key."""
     attrs = out.record.attributes
@@ -96,7 +100,7 @@ def finish(out: MappedSpan) -> None:
     attrs = out.record.attributes
     if out.thread_id is None:
         # Opik's own key, then the standard keys, outrank the family-specific ones the readers collected
-        for key in ("opik.thread_id", *core.THREAD_KEYS):
+        for key in _THREAD_KEYS:
             v = attrs.get(key)
             if v is not None:
                 out.used.add(key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..._json import parse_json_like
 from ..._record import EventRecord
@@ -104,7 +104,25 @@ def set_ttft_ms_attr(out: MappedSpan, key: str) -> bool:
     return False
 
 
-def read_usage(out: MappedSpan, pairs: Iterable[Tuple[str, str]], skip_zero_extras: bool = True) -> None:
+class UsageKeys:
+    """``(attribute, opik key)`` pairs in priority order, indexed once: a span without any costs one C-level pass."""
+
+    __slots__ = ("pairs", "_keys")
+
+    def __init__(self, pairs: Iterable[Tuple[str, str]]) -> None:
+        self.pairs: Tuple[Tuple[str, str], ...] = tuple(pairs)
+        self._keys = frozenset(a for a, _ in self.pairs)
+
+    def __iter__(self) -> Iterator[Tuple[str, str]]:
+        return iter(self.pairs)
+
+    def present(self, attrs: Mapping[str, Any]) -> List[Tuple[str, str]]:
+        """The pairs whose attribute the span carries, in priority order."""
+        hits = self._keys.intersection(attrs)
+        return [p for p in self.pairs if p[0] in hits] if hits else []
+
+
+def read_usage(out: MappedSpan, pairs: "UsageKeys | Iterable[Tuple[str, str]]", skip_zero_extras: bool = True) -> None:
     """Copy ``(attribute, opik key)`` pairs into usage; consumed keys are marked used.
 
     Does nothing on spans whose usage repeats their children's (the keys then
@@ -114,6 +132,10 @@ def read_usage(out: MappedSpan, pairs: Iterable[Tuple[str, str]], skip_zero_extr
     if out.usage_is_aggregate:
         return
     attrs = out.record.attributes
+    if isinstance(pairs, UsageKeys):
+        pairs = pairs.present(attrs)
+        if not pairs:
+            return
     usage = out.usage
     for attr, key in pairs:
         v = attrs.get(attr)

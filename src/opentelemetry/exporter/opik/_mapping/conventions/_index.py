@@ -9,15 +9,22 @@ priority order; a span of an unrelated library (HTTP, DB) runs none.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .._model import MappedSpan
 from . import _common as c
 from . import _flatten
 from ._family import Family, Reader
 
-#: index bit of a marker key that is also a flattened key (``gen_ai.prompt.0.role``): group it as well
-_GROUP = 1 << 62
+#: index bit of an indexed key that is also a flattened key (``gen_ai.prompt.0.role``): group it as well
+_GROUP = 1 << 29
+#: index bit of a key whose value may be a family's sign (``gen_ai.system = strands-agents``)
+_VALUE = 1 << 25
+_SPECIAL = _GROUP | _VALUE
+#: the families' bits are below the signs' (``SIGN_OPIK``...)
+_MAX_FAMILIES = 24
+#: ``out.groups`` of a span without flattened keys (shared: readers only read groups)
+_NO_GROUPS: Dict[str, List[str]] = {}
 _MAX_PLANS = 4096
 
 
@@ -26,8 +33,10 @@ class FamilyIndex:
 
     def __init__(self, families: Sequence[Family], signs: Mapping[str, int]) -> None:
         """``signs``: extra keys -> bits above the families' (read by ``finish``/``core`` from ``out.present``)."""
-        if len(families) > 40:
-            raise ValueError("at most 40 families: their bits must stay below the sign bits")
+        if len(families) > _MAX_FAMILIES:
+            raise ValueError(f"at most {_MAX_FAMILIES} families: their bits must stay below the sign bits")
+        if any(bit < 1 << (_MAX_FAMILIES + 2) or bit & _SPECIAL for bit in signs.values()):
+            raise ValueError("sign bits must be above the families' and below the group bit")
         self.families = tuple(families)
         self.prefixes: Tuple[str, ...] = tuple(dict.fromkeys(p for f in families for p in f.prefixes))
         self._table = _flatten.PrefixTable(self.prefixes)
@@ -47,26 +56,31 @@ class FamilyIndex:
             for k, v in f.values:
                 values.setdefault(k, []).append((v, bit))
             names.extend((n, bit) for n in f.span_names)
+        for k in values:
+            keys[k] = keys.get(k, 0) | _VALUE
         for k in keys:
             if self._table.prefix_of(k) is not None:
                 keys[k] |= _GROUP  # an indexed key that is also a flattened one (gen_ai.prompt.0.role)
         self._keys = keys
         self._scopes = scopes
         self._events = events
-        self._values = tuple((k, tuple(pairs)) for k, pairs in values.items())
+        self._values = {k: tuple(pairs) for k, pairs in values.items()}
         self._names = tuple(names)
-        self._name_starts = tuple(n for n, _ in names)
+        self._name_starts = tuple(n for n, _ in names)  # () matches no name
         self._family_bits = (1 << len(families)) - 1
         self._plans: Dict[int, Tuple[Reader, ...]] = {}
 
-    def scan(self, out: MappedSpan) -> int:
-        """The one pass: sets ``out.present`` (family and sign bits) and ``out.groups``; returns the family bits."""
+    def readers(self, out: MappedSpan) -> Tuple[Reader, ...]:
+        """The one pass over the span's keys: the readers of the families it carries a sign of, in priority order.
+
+        Also sets ``out.present`` (family and sign bits) and ``out.groups`` (its flattened keys).
+        """
         rec = out.record
         attrs = rec.attributes
         get = self._keys.get
         starts = self._table.prefixes
         mask = 0
-        found: Dict[str, List[str]] = {}
+        found: Optional[Dict[str, List[str]]] = None
         for k in attrs:
             b = get(k)
             if b is None:
@@ -74,38 +88,41 @@ class FamilyIndex:
                     continue
             else:
                 mask |= b
+                if not b & _SPECIAL:
+                    continue
+                if b & _VALUE:
+                    mask |= self._value_bits(k, attrs[k])
                 if not b & _GROUP:
                     continue
+            if found is None:
+                found = {}
             self._table.add(found, k)
-        out.groups = found
-        for k, pairs in self._values:
-            v = attrs.get(k)
-            if v is not None:
-                for value, bit in pairs:
-                    if v == value:
-                        mask |= bit
+        out.groups = found if found is not None else _NO_GROUPS
         b = self._scopes.get(rec.scope_name)
         if b is not None:
             mask |= b
-        if self._name_starts and rec.name.startswith(self._name_starts):
+        if rec.name.startswith(self._name_starts):
             for n, bit in self._names:
                 if rec.name.startswith(n):
                     mask |= bit
-        if rec.events and self._events:
+        if rec.events:
             ev_bits = self._events.get
             for name in c.events(out):
                 b = ev_bits(name)
                 if b is not None:
                     mask |= b
-        out.present = mask & ~_GROUP
-        return mask & self._family_bits
-
-    def readers(self, out: MappedSpan) -> Tuple[Reader, ...]:
-        """The readers of the families ``out``'s span carries a sign of, in priority order."""
-        mask = self.scan(out)
+        out.present = mask & ~_SPECIAL
+        mask &= self._family_bits
         plan = self._plans.get(mask)
         if plan is None:
             plan = tuple(f.read for i, f in enumerate(self.families) if mask >> i & 1)
             if len(self._plans) < _MAX_PLANS:
                 self._plans[mask] = plan
         return plan
+
+    def _value_bits(self, key: str, value: object) -> int:
+        bits = 0
+        for v, bit in self._values[key]:
+            if value == v:
+                bits |= bit
+        return bits

@@ -70,7 +70,7 @@ _MARKERS = (
     "gen_ai.completion",
 )
 
-USAGE = (
+USAGE = c.UsageKeys((
     ("gen_ai.usage.input_tokens", c.PROMPT),
     ("gen_ai.usage.prompt_tokens", c.PROMPT),
     ("gen_ai.usage.output_tokens", c.COMPLETION),
@@ -89,7 +89,7 @@ USAGE = (
         for modality in ("text", "image", "audio", "video")
         for kind in ("input", "output")
     ),
-)
+))
 
 EV_PROMPT = "gen_ai.content.prompt"
 EV_COMPLETION = "gen_ai.content.completion"

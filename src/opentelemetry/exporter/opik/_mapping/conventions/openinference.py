@@ -47,14 +47,14 @@ _GENAI_KINDS = frozenset(("LLM", "EMBEDDING", "TOOL", "AGENT", "GUARDRAIL", "RER
 _AGGREGATE_KINDS = frozenset(("AGENT", "CHAIN"))
 _NODE_REPR = re.compile(r"<\w*(Node|Document)\w*\(")
 
-USAGE = (
+USAGE = c.UsageKeys((
     ("llm.token_count.prompt", c.PROMPT),
     ("llm.token_count.completion", c.COMPLETION),
     ("llm.token_count.total", c.TOTAL),
     ("llm.token_count.prompt_details.cache_read", c.CACHE_READ),
     ("llm.token_count.prompt_details.cache_write", c.CACHE_WRITE),
     ("llm.token_count.completion_details.reasoning", c.REASONING),
-)
+))
 _MODEL_KEYS = (
     "llm.response.model_name",
     "llm.model_name",

@@ -40,7 +40,7 @@ _OUTER = frozenset(
 _INNER_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
 FIRST_CHUNK_EVENT = "ai.stream.firstChunk"
 
-USAGE = (
+USAGE = c.UsageKeys((
     ("ai.usage.inputTokens", c.PROMPT),
     ("ai.usage.promptTokens", c.PROMPT),
     ("ai.usage.tokens", c.PROMPT),
@@ -52,7 +52,7 @@ USAGE = (
     ("ai.usage.inputTokenDetails.cacheWriteTokens", c.CACHE_WRITE),
     ("ai.usage.reasoningTokens", c.REASONING),
     ("ai.usage.outputTokenDetails.reasoningTokens", c.REASONING),
-)
+))
 _METADATA_PREFIXES = ("ai.telemetry.metadata.", "ai.settings.context.")
 
 
