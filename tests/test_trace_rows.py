@@ -128,22 +128,22 @@ def test_the_root_in_a_later_batch_still_reads_them() -> None:
     assert opik_ui.table_text(trace["output"], "output") == ANSWER
 
 
-def test_only_a_shared_trace_row_is_its_root_span_twin() -> None:
-    """The privacy stage passes a root span on its trace row's verdict only when they share their content."""
+def test_a_derived_trace_row_has_its_own_content_and_a_readable_one_shares_the_root_spans() -> None:
+    """Derived text is the trace row's own object (the root span keeps its fields); otherwise they share them."""
     mapper = Mapper(resolve_settings({}, env={}))
     derived = Recorder()
     _agent_trace(derived, {})
     items = mapper.map([from_readable_span(s) for s in derived.finished()]).items
     (root,) = [m for m in items if m.kind == "span" and m.data["name"] == "agent run"]
     (trace,) = [m for m in items if m.kind == "trace"]
-    assert root.twin is None and trace.data["input"] is not root.data.get("input")
+    assert trace.data["input"] is not root.data.get("input")
     own = Recorder()
     own.span("chat gpt-4o-mini", _chat_attrs([USER], [{"role": "assistant", "parts": [{"type": "text", "content": ANSWER}]}]),
              0, 10)
     items = mapper.map([from_readable_span(s) for s in own.finished()]).items
     (span,) = [m for m in items if m.kind == "span"]
     (trace,) = [m for m in items if m.kind == "trace"]
-    assert span.twin is trace and trace.data["input"] is span.data["input"]
+    assert trace.data["input"] is span.data["input"] and trace.data["metadata"] is span.data["metadata"]
     assert opik_ui.problems(trace.data, QUESTION, ANSWER) == []  # a single call: the trace reads like the call
 
 

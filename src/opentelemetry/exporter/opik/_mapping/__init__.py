@@ -129,7 +129,7 @@ def _readable_trace(trace: Dict[str, Any], info: TraceInfo) -> bool:
 class Mapped:
     """One Opik item: ``kind`` is ``trace``, ``span`` or ``span_score``."""
 
-    __slots__ = ("kind", "data", "label_key", "mapped", "twin")
+    __slots__ = ("kind", "data", "label_key", "mapped")
 
     def __init__(self, kind: str, data: Dict[str, Any], label: Label, mapped: MappedSpan) -> None:
         self.kind = kind
@@ -137,10 +137,6 @@ class Mapped:
         #: passed on to the encoded :class:`Item` as it is; formatted only for a log line
         self.label_key = label
         self.mapped = mapped
-        #: for a root span: its trace row, whose content fields (input, output, metadata,
-        #: tags, error_info, name) are the very same objects; a stage that judged the trace
-        #: row as it is need not judge them again. None otherwise, and on every copy.
-        self.twin: Optional[Mapped] = None
 
     @property
     def label(self) -> str:
@@ -386,11 +382,9 @@ class Mapper:
                 trace["ttft"] = out.ttft_ms
             elif info.first_token_ns is not None and info.first_token_ns >= rec.start_ns:
                 trace["ttft"] = (info.first_token_ns - rec.start_ns) / 1e6
-            shared = not self._reshape or _readable_trace(trace, info)
-            trace_m = Mapped("trace", trace, label, out)
-            if shared:  # the content fields are the span's own objects
-                span_m.twin = trace_m
-            traces.append(trace_m)
+            if self._reshape:
+                _readable_trace(trace, info)
+            traces.append(Mapped("trace", trace, label, out))
         for score in out.feedback_scores:
             s = dict(score)
             s["id"] = span_id

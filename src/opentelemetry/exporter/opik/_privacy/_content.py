@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from .._config import OpikSettings
 from .._json import dumps
 from .._mapping import Mapped
 from .._mapping.conventions import CONTENT_EVENTS, CONTENT_KEYS
 from .._stats import Stats
-from ._scrub import MIN_SECRET_LEN, KeyClass, Scrubber, looks_opaque, marker
-from ._truncate import DEEP, MAX_DEPTH, add_note, cut_string, fit
+from ._scrub import Scrubber
+from ._truncate import add_note, cut_string, fit
+from ._walk import WalkState, make_walk
 
 #: top-level fields walked for secrets and blobs (``name`` is not: a span name is not content)
 WALKED = ("input", "output", "metadata", "error_info", "tags", "reason")
@@ -47,16 +48,8 @@ _MAGIC = (
 #: JSON bytes one dict/list entry can take besides its long strings: a key of at most 200
 #: characters (longer keys are counted as characters), a short value, punctuation
 _ENTRY_BOUND = 200 * 6 + 16 * 6 + 8
-
-
-class _State:
-    __slots__ = ("chars", "nodes", "blobs", "scrubbed")
-
-    def __init__(self) -> None:
-        self.chars = 0  # characters of strings long enough to matter
-        self.nodes = 0  # entries of dicts and lists
-        self.blobs = 0
-        self.scrubbed = 0
+#: JSON bytes of the walked fields' own keys and punctuation
+_FIELDS_BOUND = 64 * len(WALKED)
 
 
 def blob_placeholder(s: str, parent: Any, max_bytes: int) -> Optional[str]:
@@ -100,7 +93,7 @@ def _attachments_on(settings: OpikSettings) -> bool:
 
 
 class ContentStage:
-    """Scrub credentials, replace large blobs, cap each field's size."""
+    """Scrub credentials, replace large blobs, cap each field's size: one walk of the item (:mod:`._walk`)."""
 
     def __init__(self, settings: OpikSettings, stats: Optional[Stats] = None) -> None:
         own = (settings.api_key,) if settings.api_key else ()
@@ -113,188 +106,70 @@ class ContentStage:
             # a run at or over it was uploaded (now a reference) or is of no recognised type: placeholder
             self.blob_max = max(self.blob_max, settings.attachment_min_chars - 1)
         self.field_max = settings.field_max_bytes
-        # shorter strings need nothing (not a secret, not a blob) and are covered by the per-entry size bound
-        self._min = MIN_SECRET_LEN
+        #: a string of more characters may be over the size cap (4 bytes per character at most)
+        self._name_chars = self.field_max // 4
         self.stats = stats
-        self._resource_memo: Tuple[Any, Any] = (None, None)
-        #: the last item found clean as it is (a trace row, for its root span)
-        self._clean_item: Optional[Mapped] = None
-        self._scan = self._make_scan()
+        blob_max = self.blob_max
+
+        def blob(s: str, parent: Any) -> Optional[str]:
+            return blob_placeholder(s, parent, blob_max)
+
+        self._walk = make_walk(WALKED, self.scrubber, blob_max, blob, scrub=False)
+        self._scrub_walk = make_walk(WALKED, self.scrubber, blob_max, blob, scrub=True)
+        #: the last item that passed unchanged (a root span comes right after its trace row,
+        #: whose content fields are its very objects), and its ``metadata.otel.resource`` (the
+        #: process's, shared by every span). The walk is a function of the value alone and never
+        #: changes an object in place: the very same objects would pass unchanged again.
+        self._passed: Dict[str, Any] = {}
+        self._passed_resource: Any = None
 
     def __call__(self, m: Mapped) -> Mapped:
-        if m.twin is not None and m.twin is self._clean_item:
-            # a root span right after its trace row, found clean unchanged: the span's
-            # content fields are the trace row's own objects (its extra keys are ids,
-            # type, model, provider, usage, cost and ttft, which are not content)
-            return m
-        # Fast path: a read-only scan (keys checked in C, long strings collected) and one
-        # check over all collected text at once. Most spans end here, unchanged.
-        strs: List[str] = []
-        if self._scan_item(m.data, strs):
-            return self._rewrite(m)
-        if strs and self.scrubber is not None and self.scrubber.any_might_hold_secret(strs):
-            return self._rewrite(m)
-        self._clean_item = m
-        return m
-
-    def _scan_item(self, d: Dict[str, Any], strs: List[str]) -> bool:
-        """True when the item may need a change (secret key, blob, size, odd type); ``strs``
-        receives the strings long enough to be judged for secrets."""
-        scan = self._scan
-        cap = self.field_max
-        cnt = [0]
-        fields = 0
-        for f in WALKED:
-            v = d.get(f)
-            if v is None:
-                continue
-            fields += 1
-            if f == "metadata" and type(v) is dict and type(v.get("otel")) is dict:
-                if self._scan_metadata(v, strs, cnt):
-                    return True
-            elif scan(v, 0, strs, cnt):
-                return True
-        # one bound for all fields together: if they fit, each does (else measured on the slow path)
-        bound = cnt[0] * _ENTRY_BOUND + 64 * fields
-        if bound > cap or sum(map(len, strs)) * 6 > cap - bound:
-            return True
-        for f in CAPPED_STRINGS:
-            v = d.get(f)
-            if type(v) is str and len(v) * 4 > cap:
-                return True
-        return False
-
-    def _scan_metadata(self, md: Dict[str, Any], strs: List[str], cnt: List[int]) -> bool:
-        scan = self._scan
-        otel = md["otel"]
-        # the sender's parts of metadata.otel; ids, kind and scope are the mapper's own
-        for k in ("resource", "events", "status"):
-            x = otel.get(k)
-            if x is None:
-                continue
-            if k == "resource":
-                memo = self._resource_memo
-                if memo[0] is x and memo[1] is x:
-                    continue  # the process's resource, found clean before
-                first = len(strs)
-                if scan(x, 1, strs, cnt):
-                    return True
-                res_strs = strs[first:]
-                if self.scrubber is None or not res_strs or not self.scrubber.any_might_hold_secret(res_strs):
-                    self._resource_memo = (x, x)
-                else:
-                    return True
-            elif scan(x, 1, strs, cnt):
-                return True
-        # the rest of metadata: like scan() on a dict, minus the "otel" entry
-        cnt[0] += len(md)
-        scr = self.scrubber
-        if scr is not None and not scr.clean.issuperset(md):
-            for k in md:
-                if k not in scr.clean:
-                    cls = scr.classify(k)
-                    if (cls is not None and not cls.allow) or type(k) is not str or len(k) > 200:
-                        return True
-        elif scr is None and any(type(k) is not str or len(k) > 200 for k in md):
-            return True
-        minlen = MIN_SECRET_LEN
-        blob_max = self.blob_max
-        for x in md.values():
-            tx = type(x)
-            if tx is str:
-                if len(x) >= minlen:
-                    if len(x) > blob_max:
-                        return True
-                    strs.append(x)
-            elif tx is int or tx is float or tx is bool or x is None or x is otel:
-                continue
-            elif scan(x, 1, strs, cnt):
-                return True
-        return False
-
-    def _make_scan(self) -> Any:
-        scr = self.scrubber
-        clean = scr.clean if scr is not None else None
-        classify = scr.classify if scr is not None else None
-        minlen = MIN_SECRET_LEN
-        blob_max = self.blob_max
-
-        def scan(v: Any, depth: int, strs: List[str], cnt: List[int]) -> bool:
-            if depth >= MAX_DEPTH:
-                return True
-            t = type(v)
-            if t is dict:
-                cnt[0] += len(v)
-                if clean is not None:
-                    if not clean.issuperset(v):
-                        for k in v:
-                            if k not in clean:
-                                cls = classify(k)  # type: ignore[misc]
-                                if cls is not None and not cls.allow:
-                                    return True
-                                if type(k) is not str or len(k) > 200:
-                                    return True  # odd or long keys: the slow path counts them
-                elif any(type(k) is not str or len(k) > 200 for k in v):
-                    return True
-                vals: Any = v.values()
-            elif t is list or t is tuple:
-                cnt[0] += len(v)
-                vals = v
-            elif t is str:
-                if len(v) >= minlen:
-                    if len(v) > blob_max:
-                        return True
-                    strs.append(v)
-                return False
-            elif t is int or t is float or t is bool or v is None:
-                return False
-            elif isinstance(v, Mapping):  # SDK attribute mappings
-                return scan(dict(v), depth, strs, cnt)
-            else:
-                return True  # bytes, other objects: the slow path handles them
-            for x in vals:
-                tx = type(x)
-                if tx is str:
-                    if len(x) >= minlen:
-                        if len(x) > blob_max:
-                            return True
-                        strs.append(x)
-                elif tx is int or tx is float or tx is bool or x is None:
-                    continue
-                elif scan(x, depth + 1, strs, cnt):
-                    return True
-            return False
-
-        return scan
-
-    def _rewrite(self, m: Mapped) -> Mapped:
-        """The slow path: a copy-on-write walk that scrubs, replaces blobs and caps sizes."""
         d = m.data
-        new: Optional[Dict[str, Any]] = None
-        originals: Dict[str, int] = {}
-        cap = self.field_max
-        st = _State()
+        passed = self._passed
         for f in WALKED:
-            v = d.get(f)
-            if v is None:
-                continue
-            chars, nodes = st.chars, st.nodes
-            tv = type(v)
-            if tv is dict:
-                v2 = self._dict(v, 0, st, f == "metadata")
-            elif tv is list:
-                v2 = self._list(v, 0, st)
-            else:
-                v2 = self._value(v, 0, st, None)
-            # cheap upper bound first (6 bytes per char covers escapes); exact size only when it may be over
-            if (st.chars - chars) * 6 + (st.nodes - nodes) * _ENTRY_BOUND + 64 > cap:
-                size = len(dumps(v2))
+            if d.get(f) is not passed.get(f):
+                break
+        else:
+            return self._finish(m, None, None, False) if self._long_names(d) else m
+        st = WalkState(self._passed_resource)
+        new = self._walk(d, st)
+        strs = st.strs
+        # one batched look at every collected string; only a possible secret costs a second walk
+        # (the same walk, scrubbing each string it collects)
+        if strs and self.scrubber is not None and self.scrubber.any_might_hold_secret(strs):
+            st = WalkState(self._passed_resource)
+            new = self._scrub_walk(d, st)
+        # a bound on all walked fields' JSON together: 6 bytes per character covers escapes, and
+        # every entry besides its long strings fits _ENTRY_BOUND; only over it is each measured
+        over = (st.chars + sum(map(len, st.strs))) * 6 + st.nodes * _ENTRY_BOUND + _FIELDS_BOUND > self.field_max
+        if new is None and not over and not self._long_names(d):
+            self._passed = d
+            self._passed_resource = st.resource
+            return m
+        return self._finish(m, new, st, over)
+
+    def _long_names(self, d: Dict[str, Any]) -> bool:
+        """A field of ``CAPPED_STRINGS`` (``name``, ``thread_id``) that may be over the size cap."""
+        lim = self._name_chars
+        name, thread = d.get("name"), d.get("thread_id")
+        return (type(name) is str and len(name) > lim) or (type(thread) is str and len(thread) > lim)
+
+    def _finish(self, m: Mapped, new: Optional[Dict[str, Any]], st: Optional[WalkState], measure: bool) -> Mapped:
+        """Cap the fields' sizes (each one measured if ``measure``), note what was cut, count what changed."""
+        d = m.data
+        cap = self.field_max
+        originals: Dict[str, int] = {}
+        if measure:
+            src = d if new is None else new
+            for f in WALKED:
+                v = src.get(f)
+                if v is None:
+                    continue
+                size = len(dumps(v))
                 if size > cap:
-                    v2, originals[f] = fit(v2, cap, size, keep_keys=(f == "error_info"))
-            if v2 is not v:
-                if new is None:
-                    new = dict(d)
-                new[f] = v2
+                    if new is None:
+                        new = dict(d)
+                    new[f], originals[f] = fit(v, cap, size, keep_keys=(f == "error_info"))
         for f in CAPPED_STRINGS:
             v = d.get(f)
             if type(v) is str and len(v) * 4 > cap:
@@ -309,171 +184,15 @@ class ContentStage:
                 new = dict(d)
             new["metadata"] = add_note(new.get("metadata"), originals, cap)
         stats = self.stats
-        if stats is not None and (st.blobs or st.scrubbed or originals):
-            if st.blobs:
-                stats.add("blobs_omitted", st.blobs)
-            if st.scrubbed:
-                stats.add("values_scrubbed", st.scrubbed)
+        blobs, scrubbed = (st.blobs, st.scrubbed) if st is not None else (0, 0)
+        if stats is not None and (blobs or scrubbed or originals):
+            if blobs:
+                stats.add("blobs_omitted", blobs)
+            if scrubbed:
+                stats.add("values_scrubbed", scrubbed)
             if originals:
                 stats.add("fields_truncated", len(originals))
         return m if new is None else Mapped(m.kind, new, m.label_key, m.mapped)
-
-    # -- the walk ----------------------------------------------------------------
-    def _value(self, x: Any, depth: int, st: _State, parent: Any) -> Any:
-        """Any value; the dict and list walkers handle the common types inline."""
-        t = type(x)
-        if t is str:
-            if len(x) < self._min:
-                return x
-            return self._str(x, st, parent)
-        if t is int or t is float or t is bool or x is None:
-            return x
-        if t is dict:
-            return self._dict(x, depth + 1, st, False)
-        if t is list or t is tuple:
-            return self._list(x, depth + 1, st)
-        if isinstance(x, Mapping):
-            return self._dict(x, depth + 1, st, False)
-        if isinstance(x, (bytes, bytearray)):
-            s = bytes(x).decode("utf-8", "replace")
-            y = self._value(s, depth, st, parent)
-            return x if y == s else y
-        if isinstance(x, (list, tuple)):
-            return self._list(x, depth + 1, st)
-        return x
-
-    def _str(self, x: str, st: _State, parent: Any) -> str:
-        n = len(x)
-        st.chars += n
-        if n > self.blob_max:
-            b = blob_placeholder(x, parent, self.blob_max)
-            if b is not None:
-                st.blobs += 1
-                return b
-        scr = self.scrubber
-        if scr is None:
-            return x
-        y = scr.scrub_str(x)
-        if y is not x:
-            st.scrubbed += 1
-        return y
-
-    def _dict(self, d: Any, depth: int, st: _State, top_metadata: bool) -> Any:
-        if depth >= MAX_DEPTH:
-            return DEEP
-        st.nodes += len(d)
-        scr = self.scrubber
-        if scr is None:
-            fast = True
-            st.chars += sum(len(k) for k in d if type(k) is str and len(k) > 200)
-        else:
-            # the clean set holds keys of at most 200 characters only, so the size bound stays true
-            fast = scr.clean.issuperset(d)
-        minlen = self._min
-        out: Optional[Dict[str, Any]] = None
-        for k, x in d.items():
-            if fast:
-                cls: Optional[KeyClass] = None
-            else:
-                cls = scr.classify(k)  # type: ignore[union-attr]
-                if type(k) is str and len(k) > 200:
-                    st.chars += len(k)
-            if cls is None:
-                t = type(x)
-                if t is str:
-                    if len(x) < minlen:
-                        continue
-                    y: Any = self._str(x, st, d)
-                elif t is int or t is float or t is bool or x is None:
-                    continue
-                elif t is dict:
-                    y = self._otel(x, st) if top_metadata and k == "otel" else self._dict(x, depth + 1, st, False)
-                elif t is list or t is tuple:
-                    y = self._list(x, depth + 1, st)
-                else:
-                    y = self._value(x, depth, st, d)
-            elif cls.allow:
-                continue
-            elif cls.strong:
-                y = self._secret(x, cls.label, depth)
-                if y is not x:
-                    st.scrubbed += 1
-            else:  # a weak hint: only opaque strings go
-                if type(x) is str and looks_opaque(x):
-                    y = marker(cls.label)
-                    st.scrubbed += 1
-                else:
-                    y = self._value(x, depth, st, d)
-            if y is not x:
-                if out is None:
-                    out = dict(d)
-                out[k if type(k) is str else str(k)] = y
-        return d if out is None else out
-
-    def _list(self, v: Any, depth: int, st: _State) -> Any:
-        if depth >= MAX_DEPTH:
-            return DEEP
-        st.nodes += len(v)
-        minlen = self._min
-        out: Optional[List[Any]] = None
-        for i, x in enumerate(v):
-            t = type(x)
-            if t is str:
-                if len(x) < minlen:
-                    continue
-                y: Any = self._str(x, st, None)
-            elif t is int or t is float or t is bool or x is None:
-                continue
-            elif t is dict:
-                y = self._dict(x, depth + 1, st, False)
-            elif t is list or t is tuple:
-                y = self._list(x, depth + 1, st)
-            else:
-                y = self._value(x, depth, st, None)
-            if y is not x:
-                if out is None:
-                    out = list(v)
-                out[i] = y
-        return v if out is None else out
-
-    def _otel(self, o: Dict[str, Any], st: _State) -> Dict[str, Any]:
-        """The mapper's ``metadata.otel``: ids and kind are ours; resource, events and status are the sender's."""
-        out: Optional[Dict[str, Any]] = None
-        for k in ("resource", "events", "status"):
-            x = o.get(k)
-            if x is None:
-                continue
-            if k == "resource":
-                memo = self._resource_memo
-                if memo[0] is x:
-                    y = memo[1]
-                else:
-                    y = self._value(x, 1, st, o)
-                    self._resource_memo = (x, y)
-            else:
-                y = self._value(x, 1, st, o)
-            if y is not x:
-                if out is None:
-                    out = dict(o)
-                out[k] = y
-        return o if out is None else out
-
-    def _secret(self, x: Any, label: str, depth: int) -> Any:
-        """Everything under a key that names a secret: leaves become markers, the shape stays."""
-        t = type(x)
-        if x is None or t is bool:
-            return x
-        if t is str or isinstance(x, (bytes, bytearray)):
-            return marker(label) if len(x) else x
-        if t is int or t is float:
-            return marker(label)
-        if depth >= MAX_DEPTH:
-            return DEEP
-        if isinstance(x, Mapping):
-            return {str(k): self._secret(v, label, depth + 1) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [self._secret(v, label, depth + 1) for v in x]
-        return marker(label)
 
 
 # -- capture off -------------------------------------------------------------------
