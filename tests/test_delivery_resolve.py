@@ -75,7 +75,8 @@ def test_early_bursts_of_5xx_and_dropped_connections_then_recovery_within_the_sh
     t0 = time.monotonic()
     provider.shutdown()  # 30 s timeout: the sender may be in a long backoff wait
     took = time.monotonic() - t0
-    assert took < 2.0, f"shutdown took {took:.1f} s"
+    # not a speed check: under the 4 s backoff base, so the wait was cut short rather than slept out
+    assert took < exporter._writer.backoff_base, f"shutdown took {took:.1f} s"  # type: ignore[union-attr]
     assert len(opik.traces) == 200 and len(opik.spans) == 400
     assert exporter.stats()["dropped"] == {}
     assert opik.duplicates() == {}
