@@ -160,3 +160,19 @@ def test_sigterm_with_opik_down_and_a_spool_exits_zero(opik: OpikStandin, tmp_pa
     assert code == 0, log[-2000:]
     assert "acknowledged items while stopping" not in log
     assert any(p.name.endswith(".opikspool") for p in spool.iterdir())
+
+
+def test_readyz_says_not_ready_while_the_queue_to_opik_is_full(opik: OpikStandin) -> None:
+    """/readyz reflects whether the sidecar can take work: a full queue (Opik not taking spans) is 503, then ready again."""
+    down = [opik.faults.add(Fault.respond(503, times=None, path=p)) for p in ("/v1/private/spans/batch", "/v1/private/traces/batch")]
+    args = ["--set", "max_queue_items=10", "--set", "timeout=0.5", "--set", "retry_deadline=60"]
+    with SidecarProcess(opik.url, *args, grpc=False) as sidecar:
+        assert httpx.get(sidecar.url + "/readyz").status_code == 200
+        fill = protobuf_body(make_spans(lambda t: [t.start_span(f"fill-{i}").end() for i in range(5)]))  # 5 traces + 5 spans
+        assert httpx.post(sidecar.traces_url, content=fill, headers=PB, timeout=30).status_code == 200
+        r = httpx.get(sidecar.url + "/readyz")
+        assert r.status_code == 503 and "queue to Opik is full" in r.text
+        for fault in down:
+            opik.faults.remove(fault)
+        wait_until(lambda: httpx.get(sidecar.url + "/readyz").status_code == 200, 120, "ready once Opik takes the queue")
+        opik.wait_for_counts(traces=5, spans=5)

@@ -225,6 +225,12 @@ class Receiver:
         """Opik reachable and accepting the sidecar's credentials; cached for a few seconds. Blocking."""
         if self.draining:
             return False, "shutting down"
+        if not self.writer.has_capacity(1, 0):
+            s = self.settings
+            return False, (
+                f"the queue to Opik is full ({s.max_queue_items} items / {s.max_queue_bytes} bytes): requests are "
+                "answered 429 until Opik takes more"
+            )
         result = self.sinks.default.probe.check(self._ready_cache_seconds)
         if result.refused and self.pass_credentials:
             # Opik answers; senders bring their own credentials, checked per request
