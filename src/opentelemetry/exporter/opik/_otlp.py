@@ -285,26 +285,26 @@ class _PbReader:
             else ()
         )
         status = sp.status
-        return SpanRecord(
-            trace_id=trace_id,
-            span_id=span_id,
-            parent_span_id=parent,
-            parent_is_remote=parent is not None and flags & _HAS_IS_REMOTE != 0 and flags & _IS_REMOTE != 0,
-            name=_utf8(sp.name),
-            kind=sp.kind,
-            start_ns=start,
-            end_ns=sp.end_time_unix_nano or start,
-            attributes=attributes,
-            events=events,
-            status_code=status.code,
-            status_message=_utf8(status.message),
-            resource=resource,
-            scope_name=scope_name,
-            scope_version=scope_version,
-            dropped_attributes=sp.dropped_attributes_count + cut,
-            dropped_events=sp.dropped_events_count,
-            dropped_links=sp.dropped_links_count,
-            trace_start_hint_ms=_trace_state_hint(_utf8(ts)) if ts else None,
+        return SpanRecord(  # positionally, in SpanRecord's order (keywords cost 0.6 us per span)
+            trace_id,
+            span_id,
+            parent,  # parent_span_id
+            _utf8(sp.name),
+            start,
+            sp.end_time_unix_nano or start,  # end_ns
+            attributes,
+            events,
+            sp.kind,
+            status.code,
+            _utf8(status.message),
+            resource,
+            scope_name,
+            scope_version,
+            parent is not None and flags & _HAS_IS_REMOTE != 0 and flags & _IS_REMOTE != 0,  # parent_is_remote
+            sp.dropped_attributes_count + cut,
+            sp.dropped_events_count,
+            sp.dropped_links_count,
+            _trace_state_hint(_utf8(ts)) if ts else None,  # trace_start_hint_ms
         )
 
     def resource(self, rs: Any) -> Dict[str, Any]:
