@@ -1,6 +1,7 @@
 """JSON encoding and lenient parsing in one place.
 
-orjson is used when installed (the ``fast`` extra); the stdlib is the fallback.
+orjson (a dependency) is used when it imports; the stdlib is the fallback, for
+a platform without an orjson wheel.
 Both accept every value OTel allows (huge ints, NaN, lone surrogates, bytes,
 non-string keys) and give the same JSON, with one difference: an integer
 beyond 64 bits is a string with orjson and a number with the stdlib (both
