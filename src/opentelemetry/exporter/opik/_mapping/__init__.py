@@ -16,7 +16,7 @@ from .._errors import where
 from .._ids import span_uuid, trace_uuid
 from .._items import Label, label_text
 from .._json import parse_json_like
-from .._record import STATUS_UNSET, SpanRecord
+from .._record import SPAN_KIND_NAMES, STATUS_UNSET, SpanRecord
 from . import core, messages
 from ._model import MappedSpan
 from ._prompts import PROMPT_INFO, PromptLinker
@@ -44,6 +44,16 @@ def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int)
 
 
 _TEXT_CAP = 32_768
+
+
+def _otel_trace_id(trace_id: int, info: Optional[TraceInfo]) -> str:
+    """The OTel trace id in hex (``metadata.otel.trace_id``), formatted once per trace."""
+    if info is None:
+        return f"{trace_id:032x}"
+    h = info.otel_trace_id
+    if h is None:
+        h = info.otel_trace_id = f"{trace_id:032x}"
+    return h
 
 
 def _end_ns(rec: SpanRecord) -> int:
@@ -268,20 +278,29 @@ class Mapper:
                 return svc.strip()
         return self.settings.project_name
 
-    def _metadata(self, out: MappedSpan) -> Dict[str, Any]:
+    def _metadata(self, out: MappedSpan, info: Optional[TraceInfo] = None) -> Dict[str, Any]:
         rec = out.record
         md = out.metadata
         used = out.used
         for k, v in rec.attributes.items():
-            if k in used or k in md or v == "":
+            if k in used or k in md:
                 continue
-            if isinstance(v, str) and v[:1] in ("{", "["):
-                v, _ = parse_json_like(v)
+            if type(v) is str:
+                if not v:
+                    continue
+                if v[0] in "{[":
+                    v, _ = parse_json_like(v)
+            elif isinstance(v, str):  # a str subclass: what it compares equal to decides
+                if v == "":
+                    continue
+                if v[:1] in ("{", "["):
+                    v, _ = parse_json_like(v)
             md[k] = v
+        kind = rec.kind
         otel: Dict[str, Any] = {
-            "trace_id": f"{rec.trace_id:032x}",
+            "trace_id": _otel_trace_id(rec.trace_id, info),
             "span_id": f"{rec.span_id:016x}",
-            "span_kind": rec.kind_name,
+            "span_kind": SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else str(kind),
         }
         if rec.parent_span_id:
             otel["parent_span_id"] = f"{rec.parent_span_id:016x}"
@@ -293,13 +312,14 @@ class Mapper:
             otel["scope"] = {"name": rec.scope_name, "version": rec.scope_version} if rec.scope_version else {"name": rec.scope_name}
         if rec.resource:
             otel["resource"] = rec.resource
-        events = [
-            {"name": e.name, "time": iso_ns(e.time_ns), "attributes": e.attributes} if e.attributes else {"name": e.name, "time": iso_ns(e.time_ns)}
-            for e in rec.events
-            if e.name != "exception" and "event:" + e.name not in used
-        ]
-        if events:
-            otel["events"] = events
+        if rec.events:
+            events = [
+                {"name": e.name, "time": iso_ns(e.time_ns), "attributes": e.attributes} if e.attributes else {"name": e.name, "time": iso_ns(e.time_ns)}
+                for e in rec.events
+                if e.name != "exception" and "event:" + e.name not in used
+            ]
+            if events:
+                otel["events"] = events
         if rec.dropped_attributes or rec.dropped_events or rec.dropped_links:
             otel["dropped"] = {
                 "attributes": rec.dropped_attributes,
@@ -340,7 +360,7 @@ class Mapper:
             "start_time": start,
             "end_time": end,
             "last_updated_at": end,
-            "metadata": self._metadata(out),
+            "metadata": self._metadata(out, info),
         }
         if out.input is not None:
             common["input"] = out.input

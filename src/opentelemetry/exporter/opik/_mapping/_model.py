@@ -14,8 +14,9 @@ from typing import Any, Dict, List, Optional, Set
 from .._json import parse_json_like
 from .._record import SpanRecord
 
-#: ``MappedSpan.present`` bits of keys that ``core.read`` and ``conventions.finish`` look for (the bits
+#: ``MappedSpan.present`` bits of keys that ``core.read``, ``conventions.finish`` and the usage tables look for (the bits
 #: below them are the families', see ``conventions._index``); all below 2**30, CPython's one-digit ints
+SIGN_USAGE = 1 << 26
 SIGN_OPIK = 1 << 27
 SIGN_PROMPT = 1 << 28
 

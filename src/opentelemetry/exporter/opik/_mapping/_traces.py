@@ -22,12 +22,14 @@ MAX_COUNTED_BELOW = 1024
 
 class TraceInfo:
     __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched", "opik_id", "question", "answer",
-                 "counted_below")
+                 "counted_below", "otel_trace_id")
 
     def __init__(self, start_ms: int, now: float) -> None:
         self.start_ms = start_ms
         #: the trace's Opik UUIDv7 (fixed by ``start_ms``), computed once for all its spans
         self.opik_id: Optional[str] = None
+        #: the OTel trace id in hex, for every span's ``metadata.otel.trace_id``
+        self.otel_trace_id: Optional[str] = None
         self.thread_id: Optional[str] = None
         self.first_token_ns: Optional[int] = None
         self.genai = False

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from .. import _prompts, core
-from .._model import SIGN_OPIK, SIGN_PROMPT, MappedSpan, is_empty
+from .._model import SIGN_OPIK, SIGN_PROMPT, SIGN_USAGE, MappedSpan, is_empty
 from . import _common as c
 from . import (
     _flatten,
@@ -166,10 +166,15 @@ CONTENT_EVENTS: Tuple[str, ...] = _unique(e for f in FAMILIES for e in f.content
 GENAI_KEYS: Tuple[str, ...] = _unique(k for f in FAMILIES for k in f.genai_keys)
 
 _flatten.use_prefixes([p for f in FAMILIES for p in f.prefixes])
-INDEX = FamilyIndex(
-    FAMILIES,
-    {**{k: SIGN_OPIK for k in core.OPIK_KEYS}, **{k: SIGN_PROMPT for k, _ in _PROMPT_KEYS}},
-)
+_SIGNS: Dict[str, int] = {}
+for _bit, _keys in (
+    (SIGN_OPIK, core.OPIK_KEYS),
+    (SIGN_PROMPT, [k for k, _ in _PROMPT_KEYS]),
+    (SIGN_USAGE, [k for table in c.USAGE_TABLES for k, _ in table]),
+):
+    for _k in _keys:
+        _SIGNS[_k] = _SIGNS.get(_k, 0) | _bit
+INDEX = FamilyIndex(FAMILIES, _SIGNS)
 
 
 def read(out: MappedSpan) -> None:

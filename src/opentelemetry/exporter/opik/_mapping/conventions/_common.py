@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..._json import parse_json_like
 from ..._record import EventRecord
-from .._model import MappedSpan, is_empty
+from .._model import SIGN_USAGE, MappedSpan, is_empty
 
 #: Opik usage keys
 PROMPT = "prompt_tokens"
@@ -104,22 +104,21 @@ def set_ttft_ms_attr(out: MappedSpan, key: str) -> bool:
     return False
 
 
-class UsageKeys:
-    """``(attribute, opik key)`` pairs in priority order, indexed once: a span without any costs one C-level pass."""
+#: every :class:`UsageKeys` table: the family index gives a span carrying any of their keys ``SIGN_USAGE``
+USAGE_TABLES: List["UsageKeys"] = []
 
-    __slots__ = ("pairs", "_keys")
+
+class UsageKeys:
+    """``(attribute, opik key)`` pairs in priority order; a span carrying none of them is not probed for them."""
+
+    __slots__ = ("pairs",)
 
     def __init__(self, pairs: Iterable[Tuple[str, str]]) -> None:
         self.pairs: Tuple[Tuple[str, str], ...] = tuple(pairs)
-        self._keys = frozenset(a for a, _ in self.pairs)
+        USAGE_TABLES.append(self)
 
     def __iter__(self) -> Iterator[Tuple[str, str]]:
         return iter(self.pairs)
-
-    def present(self, attrs: Mapping[str, Any]) -> List[Tuple[str, str]]:
-        """The pairs whose attribute the span carries, in priority order."""
-        hits = self._keys.intersection(attrs)
-        return [p for p in self.pairs if p[0] in hits] if hits else []
 
 
 def read_usage(out: MappedSpan, pairs: "UsageKeys | Iterable[Tuple[str, str]]", skip_zero_extras: bool = True) -> None:
@@ -131,11 +130,9 @@ def read_usage(out: MappedSpan, pairs: "UsageKeys | Iterable[Tuple[str, str]]", 
     """
     if out.usage_is_aggregate:
         return
+    if isinstance(pairs, UsageKeys) and not out.present & SIGN_USAGE:
+        return  # the family index saw none of the usage tables' keys
     attrs = out.record.attributes
-    if isinstance(pairs, UsageKeys):
-        pairs = pairs.present(attrs)
-        if not pairs:
-            return
     usage = out.usage
     for attr, key in pairs:
         v = attrs.get(attr)
