@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.exporter.opik._check import settings_markdown
 from opentelemetry.exporter.opik._config import SPECS, known_env_names
 from opentelemetry.exporter.opik.sidecar._cli import _UsageError, add_serve_arguments, serve_options
-from opentelemetry.exporter.opik.sidecar._options import NOT_OPTIONS, OPTIONS, ServeOption
+from opentelemetry.exporter.opik.sidecar._options import OPTIONS, ServeOption
 from opentelemetry.exporter.opik.sidecar._server import ServeOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 def test_every_serve_options_field_is_an_option_of_the_table() -> None:
     fields = {f.name for f in dataclasses.fields(ServeOptions)}
     rows = {o.field for o in OPTIONS}
-    assert fields - NOT_OPTIONS <= rows, sorted(fields - NOT_OPTIONS - rows)
+    assert fields <= rows, sorted(fields - rows)
     assert len(rows) == len(OPTIONS) and len({o.env for o in OPTIONS}) == len(OPTIONS)  # no row twice
 
 
@@ -65,3 +65,19 @@ def test_a_bad_value_names_the_variable_or_option_and_never_the_value(option: Se
     if o.kind in ("int", "float"):
         with pytest.raises(_UsageError, match=re.escape(o.flag) + " must be positive"):
             serve_options(_parser().parse_args(["--no-grpc", o.flag, "0"]), env={})
+
+
+def test_the_retired_max_pending_spans_is_accepted_and_says_it_has_no_effect(caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik.sidecar._server import Sidecar
+
+    settings = resolve_settings({"dry_run": True}, env={"OPIK_CONFIG_PATH": "/dev/null"})
+    quiet = Sidecar(settings, ServeOptions(grpc_port=None))
+    assert not [r for r in caplog.records if "max-pending-spans" in r.getMessage()]
+    options = serve_options(_parser().parse_args(["--no-grpc", "--max-pending-spans", "100"]), env={})
+    with caplog.at_level("WARNING", logger="opentelemetry.exporter.opik.sidecar"):
+        loud = Sidecar(settings, options)
+    (warning,) = [r.getMessage() for r in caplog.records if "max-pending-spans" in r.getMessage()]
+    assert "OPIK_OTEL_MAX_PENDING_SPANS" in warning and "no effect" in warning and "MAX_QUEUE_BYTES" in warning
+    for sidecar in (quiet, loud):
+        sidecar.receiver.close(5)

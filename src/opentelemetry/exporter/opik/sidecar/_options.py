@@ -171,8 +171,6 @@ OPTIONS: Tuple[ServeOption, ...] = (
                 choices=("debug", "info", "warning", "error"), default_here="info"),
 )
 BY_FIELD: Dict[str, ServeOption] = {o.field: o for o in OPTIONS}
-#: ServeOptions fields that are not options (set by code and tests, not by users)
-NOT_OPTIONS = frozenset({"inline"})
 
 
 def serve_option_fields() -> Tuple[str, ...]:
@@ -181,4 +179,4 @@ def serve_option_fields() -> Tuple[str, ...]:
     return tuple(o.field for o in OPTIONS if o.field in fields)
 
 
-__all__ = ["BY_FIELD", "GROUPS", "KINDS", "NOT_OPTIONS", "OPTIONS", "ServeOption", "serve_option_fields"]
+__all__ = ["BY_FIELD", "GROUPS", "KINDS", "OPTIONS", "ServeOption", "serve_option_fields"]

@@ -71,8 +71,6 @@ class ServeOptions:
     retry_after: float = 1.0
     #: total seconds for a graceful stop (finish requests, deliver, spool)
     shutdown_timeout: float = 20.0
-    #: decode, map and queue on the event loop before answering (no worker threads; for debugging)
-    inline: bool = False
     #: also print each received trace as a tree (``--console``)
     console: bool = False
     #: TLS on both receivers (PEM chain and key), mTLS with a client CA; reloaded on SIGHUP or a file change
@@ -218,6 +216,12 @@ class Sidecar:
         self.settings = settings
         self.options = options or ServeOptions()
         self.stream = stream or sys.stdout
+        if self.options.max_pending_spans != ServeOptions.max_pending_spans:
+            _logger.warning(
+                "--max-pending-spans (OPIK_OTEL_MAX_PENDING_SPANS) has no effect: requests are mapped before they "
+                "are answered, and the queue to Opik is bounded by OTEL_EXPORTER_OPIK_MAX_QUEUE_ITEMS / "
+                "OTEL_EXPORTER_OPIK_MAX_QUEUE_BYTES; remove the setting"
+            )
         self.stats = Stats()
         self.pipeline = Pipeline(settings, stats=self.stats)
         self.writer = _make_writer(settings, self.stats, self.stream)
@@ -274,12 +278,6 @@ class Sidecar:
 
     # -- running -----------------------------------------------------------------------
     def _runner(self) -> Callable[..., Any]:
-        if self.options.inline:
-
-            async def inline(fn: Callable[..., Any], *args: Any) -> Any:
-                return fn(*args)
-
-            return inline
         # One worker decodes, maps and queues each request (Receiver.handle): Python code holds the
         # GIL anyway, one thread keeps requests in order and hand-offs few (event loop -> worker ->
         # the writer's sender), and the event loop stays free to read bodies and answer health checks.
