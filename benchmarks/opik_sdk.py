@@ -23,7 +23,9 @@ Sentry and analytics reporting are turned off (they would reach the internet),
 and so is its warning about ``end()`` shortly after creation (it would print
 once per span here, where calls take microseconds instead of seconds).
 
-It warms up on a few traces, then measures ``time.process_time()`` (every
+The contents are drawn before the measured window in both cases (the OTel
+apps replay pre-built spans' names, times and attributes through their own
+tracer). It warms up on a few traces, then measures ``time.process_time()`` (every
 thread of the process) from the first trace to the end of the flush, and
 prints ``RESULT {json}``. ``run.py --sections opik-sdk`` alternates the
 variants in rounds.
@@ -61,6 +63,7 @@ def _sink_stats(url: str) -> Dict[str, Any]:
 
 # -- OpenTelemetry ---------------------------------------------------------------------
 def _otel(variant: str, shape: str, n_traces: int, warm: int, sink: str) -> Dict[str, Any]:
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from spans import SpanFactory
 
@@ -75,16 +78,23 @@ def _otel(variant: str, shape: str, n_traces: int, warm: int, sink: str) -> Dict
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=sink + "/v1/traces")
+    # the traces' names, times and attributes are drawn before the window; in it, the app's tracer
+    # starts, fills and ends each span, as instrumentation does (contents are not generated there)
     factory = SpanFactory(seed=3)
-    factory.provider.add_span_processor(BatchSpanProcessor(exporter))
+    traces = [factory.build(shape, 1) for _ in range(warm + n_traces)]
+    provider = TracerProvider(resource=factory.provider.resource)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench.agent", "0.3.1")
+    done = [0]
 
     def flush() -> None:
-        factory.provider.force_flush()
+        provider.force_flush()
         getattr(exporter, "force_flush", lambda: True)()
 
     def record(n: int) -> None:
-        for _ in range(n):
-            factory.build(shape, 1)  # one whole trace, ended span by span as an app does
+        for trace in traces[done[0] : done[0] + n]:
+            _replay(tracer, trace)
+        done[0] += n
 
     record(warm)
     flush()
@@ -102,8 +112,24 @@ def _otel(variant: str, shape: str, n_traces: int, warm: int, sink: str) -> Dict
         res["dropped"] = {
             k: v - before["dropped"].get(k, 0) for k, v in after["dropped"].items() if v - before["dropped"].get(k, 0)
         }
-    factory.provider.shutdown()
+    provider.shutdown()
     return res
+
+
+def _replay(tracer: Any, spans: List[Any]) -> None:
+    """One trace again through ``tracer``: the root started first, each child started and ended, the root ended."""
+    from opentelemetry import trace as trace_api
+
+    root = next(s for s in spans if s.parent is None)
+    top = tracer.start_span(root.name, kind=root.kind, attributes=dict(root.attributes), start_time=root.start_time)
+    ctx = trace_api.set_span_in_context(top)
+    for s in spans:
+        if s is not root:
+            child = tracer.start_span(
+                s.name, context=ctx, kind=s.kind, attributes=dict(s.attributes), start_time=s.start_time
+            )
+            child.end(end_time=s.end_time)
+    top.end(end_time=root.end_time)
 
 
 # -- Opik's SDK ------------------------------------------------------------------------------
@@ -232,9 +258,13 @@ def _opik(variant: str, shape: str, n_traces: int, warm: int, sink: str) -> Dict
         else:
             client.flush()
 
+    contents = [_Contents(rng, shape) for _ in range(warm + n_traces)]  # drawn before the window
+    done = [0]
+
     def record(n: int) -> None:
-        for _ in range(n):
-            one(_Contents(rng, shape))
+        for c in contents[done[0] : done[0] + n]:
+            one(c)
+        done[0] += n
 
     record(warm)
     flush()
