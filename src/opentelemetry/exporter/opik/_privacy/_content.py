@@ -157,19 +157,10 @@ class ContentStage:
     def _finish(self, m: Mapped, new: Optional[Dict[str, Any]], st: Optional[WalkState], measure: bool) -> Mapped:
         """Cap the fields' sizes (each one measured if ``measure``), note what was cut, count what changed."""
         d = m.data
-        cap = self.field_max
         originals: Dict[str, int] = {}
         if measure:
-            src = d if new is None else new
-            for f in WALKED:
-                v = src.get(f)
-                if v is None:
-                    continue
-                size = len(dumps(v))
-                if size > cap:
-                    if new is None:
-                        new = dict(d)
-                    new[f], originals[f] = fit(v, cap, size, keep_keys=(f == "error_info"))
+            new = self._cap_fields(d, new, originals)
+        cap = self.field_max
         for f in CAPPED_STRINGS:
             v = d.get(f)
             if type(v) is str and len(v) * 4 > cap:
@@ -183,16 +174,34 @@ class ContentStage:
             if new is None:
                 new = dict(d)
             new["metadata"] = add_note(new.get("metadata"), originals, cap)
-        stats = self.stats
-        blobs, scrubbed = (st.blobs, st.scrubbed) if st is not None else (0, 0)
-        if stats is not None and (blobs or scrubbed or originals):
-            if blobs:
-                stats.add("blobs_omitted", blobs)
-            if scrubbed:
-                stats.add("values_scrubbed", scrubbed)
-            if originals:
-                stats.add("fields_truncated", len(originals))
+        if self.stats is not None:
+            _count(self.stats, st, originals)
         return m if new is None else Mapped(m.kind, new, m.label_key, m.mapped)
+
+    def _cap_fields(self, d: Dict[str, Any], new: Optional[Dict[str, Any]], originals: Dict[str, int]) -> Optional[Dict[str, Any]]:
+        """Each walked field measured; one over the cap is cut to fit (``originals``: its size before)."""
+        cap = self.field_max
+        src = d if new is None else new
+        for f in WALKED:
+            v = src.get(f)
+            if v is None:
+                continue
+            size = len(dumps(v))
+            if size > cap:
+                if new is None:
+                    new = dict(d)
+                new[f], originals[f] = fit(v, cap, size, keep_keys=(f == "error_info"))
+        return new
+
+
+
+def _count(stats: Stats, st: Optional[WalkState], originals: Dict[str, int]) -> None:
+    if st is not None and st.blobs:
+        stats.add("blobs_omitted", st.blobs)
+    if st is not None and st.scrubbed:
+        stats.add("values_scrubbed", st.scrubbed)
+    if originals:
+        stats.add("fields_truncated", len(originals))
 
 
 # -- capture off -------------------------------------------------------------------

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ._scrub import MIN_SECRET_LEN, Scrubber, looks_opaque, marker
+from ._scrub import MIN_SECRET_LEN, KeyClass, Scrubber, looks_opaque, marker
 from ._truncate import DEEP, MAX_DEPTH
 
 #: the keys of the mapper's ``metadata.otel`` that carry the sender's data (ids, kind, scope are ours)
@@ -77,7 +77,9 @@ def make_walk(
     Built as closures over the settings: this runs on every field of every item,
     and a closure's constants are the cheapest loads Python has.
     """
-    clean = scrubber.clean if scrubber is not None else None
+    # scrubbing off: no key is known harmless, so every dict takes ``keyed`` (which then
+    # only counts long keys and converts odd ones)
+    clean: set = scrubber.clean if scrubber is not None else set()
     classify = scrubber.classify if scrubber is not None else None
     scrub_str = scrubber.scrub_str if scrubber is not None and scrub else None
     minlen = MIN_SECRET_LEN
@@ -119,13 +121,8 @@ def make_walk(
         if depth >= MAX_DEPTH:
             return DEEP
         st.nodes += len(d)
-        if clean is not None:
-            if not clean.issuperset(d):
-                return keyed(d, depth, st, metadata)
-        else:
-            for k in d:
-                if type(k) is not str or len(k) > LONG_KEY:
-                    return keyed(d, depth, st, metadata)
+        if not clean.issuperset(d):
+            return keyed(d, depth, st, metadata)
         # every key is known harmless and at most LONG_KEY characters: the values only, until
         # one changes (then ``keyed`` copies the dict and goes on from that entry)
         strs = st.strs
@@ -171,17 +168,8 @@ def make_walk(
                 cls = classify(k) if classify is not None else None
                 if cls is None:
                     y = otel(x, st) if metadata and k == "otel" and type(x) is dict else value(x, depth, st, d)
-                elif cls.allow:
-                    continue
-                elif cls.strong:
-                    y = secret(x, cls.label, depth)
-                    if y is not x:
-                        st.scrubbed += 1
-                elif type(x) is str and looks_opaque(x):  # a weak hint: only opaque strings go
-                    y = marker(cls.label)
-                    st.scrubbed += 1
                 else:
-                    y = value(x, depth, st, d)
+                    y = judged(cls, x, depth, st, d)
             if y is not x:
                 if out is None:
                     out = dict(d)
@@ -190,6 +178,20 @@ def make_walk(
                     k = str(k)
                 out[k] = y
         return d if out is None else out
+
+    def judged(cls: KeyClass, x: Any, depth: int, st: WalkState, parent: Any) -> Any:
+        """The value ``x`` of a key of class ``cls``."""
+        if cls.allow:
+            return x
+        if cls.strong:
+            y = secret(x, cls.label, depth)
+        elif type(x) is str and looks_opaque(x):  # a weak hint: only opaque strings go
+            y = marker(cls.label)
+        else:
+            return value(x, depth, st, parent)
+        if y is not x:
+            st.scrubbed += 1
+        return y
 
     def walk_list(v: Any, depth: int, st: WalkState) -> Any:
         if depth >= MAX_DEPTH:
@@ -281,14 +283,7 @@ def secret(x: Any, label: str, depth: int) -> Any:
     if depth >= MAX_DEPTH:
         return DEEP
     if isinstance(x, Mapping):
-        changed = False
-        pairs = []
-        for k, v in x.items():
-            y = secret(v, label, depth + 1)
-            if y is not v or type(k) is not str:
-                changed = True
-            pairs.append((k, y))
-        return {str(k): y for k, y in pairs} if changed else x
+        return _secret_mapping(x, label, depth)
     if isinstance(x, (list, tuple)):
         lst: Optional[List[Any]] = None
         for i, v in enumerate(x):
@@ -299,3 +294,14 @@ def secret(x: Any, label: str, depth: int) -> Any:
                 lst[i] = y
         return x if lst is None else lst
     return marker(label)
+
+
+def _secret_mapping(x: Mapping, label: str, depth: int) -> Any:  # type: ignore[type-arg]
+    changed = False
+    pairs = []
+    for k, v in x.items():
+        y = secret(v, label, depth + 1)
+        if y is not v or type(k) is not str:
+            changed = True
+        pairs.append((k, y))
+    return {str(k): y for k, y in pairs} if changed else x
