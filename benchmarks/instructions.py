@@ -29,7 +29,8 @@ Sections:
 * ``per_trace``: the whole exporter on LLM-span traces of 1 and of 100 spans.
 * ``baseline`` (with ``--baseline-src``): the sidecar path and the whole
   exporter of another source tree (``git worktree add /tmp/base <commit>``),
-  on both shapes, against this tree's counts from the same run.
+  on both shapes, in each tree's default install and with every extra in
+  both, against this tree's counts from the same run.
 
     python benchmarks/instructions.py [--spans 1536] [--baseline-src /tmp/base/src] [--out F]
     python benchmarks/instructions.py --quick   # every section on 24 spans in two processes (the test suite)
@@ -276,14 +277,10 @@ def _plan(quick: bool, baseline: Optional[str]) -> List[Dict[str, Any]]:
     )
     if baseline:
         base_root = os.path.dirname(os.path.abspath(baseline))
-        for shape in SHAPES:
-            add(
-                "baseline",
-                "baseline",
-                [(shape, 3, "sidecar"), (shape, 3, "opik-exporter")],
-                installs.hidden_for("default", base_root),
-                baseline,
-            )
+        # each tree's default install, and every extra in both (the code's own gain)
+        for key, hidden in (("shapes", installs.hidden_for("default", base_root)), ("shapes_every_extra", ())):
+            for shape in SHAPES:
+                add("baseline", key, [(shape, 3, "sidecar"), (shape, 3, "opik-exporter")], hidden, baseline)
     return jobs
 
 
@@ -313,8 +310,8 @@ def _assemble(jobs: List[Dict[str, Any]], results: List[Dict[str, Any]], baselin
             elif section == "per_trace":
                 out["per_trace"][str(per_trace)] = {"spans": spans, "opik-exporter": per_span}
             else:
-                out.setdefault("baseline", {"src": baseline, "commit": _git_commit(baseline), "shapes": {}})
-                out["baseline"]["shapes"].setdefault(shape, {})[mode] = {"baseline": per_span}
+                b = out.setdefault("baseline", {"src": baseline, "commit": _git_commit(baseline)})
+                b.setdefault(key, {}).setdefault(shape, {})[mode] = {"baseline": per_span}
     for slot in out["exporters"].values():
         otlp = slot["per_span"]["otlp"]
         slot["ratios"] = {
@@ -330,12 +327,14 @@ def _assemble(jobs: List[Dict[str, Any]], results: List[Dict[str, Any]], baselin
     if "1" in pt and "100" in pt:
         pt["spread_1_vs_100"] = pt["1"]["opik-exporter"] / pt["100"]["opik-exporter"] - 1
     if "baseline" in out:
-        default_key = next(k for k in out["exporters"][SHAPES[0]]["per_span"] if "default" in k.split("+"))
-        for shape, modes in out["baseline"]["shapes"].items():
-            for mode, v in modes.items():
-                v["current"] = out["exporters"][shape]["per_span"][default_key][mode]
-                v["current_over_baseline"] = v["current"] / v["baseline"]
-                v["speedup"] = v["baseline"] / v["current"]
+        keys = list(out["exporters"][SHAPES[0]]["per_span"])
+        for key, install in (("shapes", "default"), ("shapes_every_extra", "every-extra")):
+            current_key = next(k for k in keys if install in k.split("+"))
+            for shape, modes in out["baseline"].get(key, {}).items():
+                for mode, v in modes.items():
+                    v["current"] = out["exporters"][shape]["per_span"][current_key][mode]
+                    v["current_over_baseline"] = v["current"] / v["baseline"]
+                    v["speedup"] = v["baseline"] / v["current"]
     return out
 
 
@@ -369,12 +368,14 @@ def _print(res: Dict[str, Any]) -> None:
         print(f"  100 spans per trace: {pt['100']['opik-exporter']:>10,.0f}   1 vs 100: {pt['spread_1_vs_100']:+.1%}")
     if "baseline" in res:
         b = res["baseline"]
-        print(f"\nagainst {b['commit']} ({b['src']}), default install of each tree:")
-        for shape, modes in b["shapes"].items():
-            for mode, v in modes.items():
-                print(
-                    f"  {shape:7s} {mode:14s} {v['baseline']:>10,.0f} -> {v['current']:>10,.0f}   {v['speedup']:.2f}x fewer"
-                )
+        for key, what in (("shapes", "default install of each tree"), ("shapes_every_extra", "every extra in both")):
+            print(f"\nagainst {b['commit']} ({b['src']}), {what}:")
+            for shape, modes in b.get(key, {}).items():
+                for mode, v in modes.items():
+                    print(
+                        f"  {shape:7s} {mode:14s} {v['baseline']:>10,.0f} -> {v['current']:>10,.0f}"
+                        f"   {v['speedup']:.2f}x fewer"
+                    )
 
 
 def main(argv: List[str]) -> int:
