@@ -183,7 +183,7 @@ SPECS: Tuple[_Spec, ...] = (
     _Spec("batch_max_items", _PREFIX + "BATCH_MAX_ITEMS", _positive_int(1, 1000), 1000, None, "items per request (Opik allows 1000)"),
     _Spec("batch_max_bytes", _PREFIX + "BATCH_MAX_BYTES", _positive_int(1024), 8 * 1024 * 1024, None, "uncompressed bytes per request"),
     _Spec("compression", _PREFIX + "COMPRESSION", _choice("gzip", "none"), "gzip", None, "request body compression"),
-    _Spec("compression_level", _PREFIX + "COMPRESSION_LEVEL", _positive_int(1, 9), 1, None, "gzip level; 1-3 use ISA-L (level 2) when `isal` is installed (the `fast` extra), measured best for CPU and size"),
+    _Spec("compression_level", _PREFIX + "COMPRESSION_LEVEL", _positive_int(1, 9), 1, None, "gzip level; 1-3 use ISA-L (level 2) (a dependency; zlib if it cannot be imported), measured best for CPU and size"),
     _Spec("max_queue_items", _PREFIX + "MAX_QUEUE_ITEMS", _positive_int(1), 100_000, None, "items held for delivery before new ones are dropped"),
     _Spec("max_queue_bytes", _PREFIX + "MAX_QUEUE_BYTES", _positive_int(1024), 64 * 1024 * 1024, None, "encoded bytes held for delivery before new ones are dropped"),
     _Spec("dry_run", _PREFIX + "DRY_RUN", _parse_bool, False, None, "print the Opik traces as a tree instead of sending"),
