@@ -140,6 +140,15 @@ def _setting_overrides(args: argparse.Namespace) -> Dict[str, Any]:
     return out
 
 
+#: the GIL switch interval while serving (CPython's default: 5 ms). The worker maps a request for tens of
+#: ms while the event loop reads the next bodies; at 5 ms the interpreter forces a GIL hand-off between
+#: them every 5 ms of mapping. At 50 ms: about 2% more spans per CPU-second on one core, measured side by
+#: side (sparse and agent spans, 5 alternating rounds each, every round higher), with the p50/p99 latency
+#: at 8,000 and 12,000 spans/s unchanged (a waiting thread gets the GIL when the holder blocks, at the latest
+#: after this interval: a health check waits at most 50 ms behind a big batch).
+SWITCH_INTERVAL = 0.05
+
+
 def run_serve(args: argparse.Namespace, on_started: Optional[Callable[[Sidecar], None]] = None) -> int:
     """Run the sidecar until SIGTERM/SIGINT; returns the exit code."""
     env = os.environ
@@ -166,11 +175,15 @@ def run_serve(args: argparse.Namespace, on_started: Optional[Callable[[Sidecar],
     except (ImportError, ConfigurationError) as exc:  # a spool dir on a build without the spool; a TLS or token file
         print(f"opik-otel serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(max(switch, SWITCH_INTERVAL))
     try:
         return asyncio.run(sidecar.serve(on_started=on_started))
     except OSError as exc:
         print(f"opik-otel serve: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        sys.setswitchinterval(switch)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
