@@ -24,7 +24,19 @@ from opentelemetry.exporter.opik.sidecar._receiver import Receiver
 from opentelemetry.exporter.opik.sidecar._wire import retry_info, status_pb
 
 
-def test_decompress_gzip_members_deflate_and_caps() -> None:
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each decompression test with ISA-L (a dependency) and with the stdlib's zlib (isal not installed)."""
+    from opentelemetry.exporter.opik.sidecar import _decompress
+
+    if request.param == "zlib":
+        monkeypatch.setattr(_decompress, "_decompressobj", zlib.decompressobj)
+        monkeypatch.setattr(_decompress, "_ERRORS", (zlib.error,))
+    assert _decompress.using_isal() == (request.param == "isal")
+    return str(request.param)
+
+
+def test_decompress_gzip_members_deflate_and_caps(inflater: str) -> None:
     data = b"otlp" * 1000
     assert decompress(gzip.compress(data), "gzip", 10_000) == data
     assert decompress(gzip.compress(data) + gzip.compress(b"tail"), "x-gzip", 10_000) == data + b"tail"
@@ -39,9 +51,17 @@ def test_decompress_gzip_members_deflate_and_caps() -> None:
         decompress(gzip.compress(data)[:-12], "gzip", 10_000)
     with pytest.raises(DecodeError, match="not valid gzip"):
         decompress(b"\x1f\x8b\x08\x00" + b"\x00" * 20, "gzip", 10_000)
+    good = gzip.compress(bytes(range(256)) * 40)
+    with pytest.raises(DecodeError, match="not valid gzip"):  # a corrupt block
+        decompress(good[:20] + b"\xff" * 30 + good[50:], "gzip", 20_000)
+    with pytest.raises(DecodeError, match="not valid gzip"):  # a wrong checksum
+        decompress(good[:-8] + b"\0\0\0\0" + good[-4:], "gzip", 20_000)
+    with pytest.raises(DecodeError, match="not valid deflate"):
+        decompress(b"hello, not deflate", "deflate", 10_000)
+    assert decompress(gzip.compress(b""), "gzip", 10) == b""
 
 
-def test_decompress_stops_a_bomb_at_the_cap() -> None:
+def test_decompress_stops_a_bomb_at_the_cap(inflater: str) -> None:
     c = zlib.compressobj(9, zlib.DEFLATED, 31)
     bomb = b"".join(c.compress(bytes(1 << 20)) for _ in range(64)) + c.flush()  # 64 MiB of zeros in ~64 KB
     with pytest.raises(BodyTooLarge):
