@@ -11,9 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from operator import attrgetter
 from typing import Deque, Dict, List, Optional, Sequence
 
 from .._items import Item
+
+_size = attrgetter("size")
 
 
 class MemoryQueue:
@@ -59,6 +62,13 @@ class MemoryQueue:
         """Append the longest prefix of ``items`` within the bounds (all, with ``force``); caller holds ``cond``."""
         n_held = len(self._q) + self._inflight_items
         b_held = self._queued_bytes + self._inflight_bytes
+        total = sum(map(_size, items))
+        if force or (n_held + len(items) <= self.max_items and b_held + total <= self.max_bytes):
+            self._q.extend(items)  # all of them fit (the usual case): no per-item check
+            self._queued_bytes += total
+            if items:
+                self.cond.notify_all()
+            return len(items)
         added = 0
         accepted = 0
         for item in items:
@@ -93,7 +103,7 @@ class MemoryQueue:
         self._queued_bytes -= size
         self._inflight_items += len(out)
         self._inflight_bytes += size
-        self._current = {id(i): i for i in out}
+        self._current = dict(zip(map(id, out), out))
         self._batch_takeovers = self._takeovers
         return out
 
@@ -102,7 +112,7 @@ class MemoryQueue:
         with self.cond:
             self._current.clear()
             self._inflight_items = max(self._inflight_items - len(batch), 0)
-            self._inflight_bytes = max(self._inflight_bytes - sum(i.size for i in batch), 0)
+            self._inflight_bytes = max(self._inflight_bytes - sum(map(_size, batch)), 0)
             self.cond.notify_all()
 
     def resolve(self, items: Sequence[Item]) -> List[Item]:

@@ -16,6 +16,7 @@ meanwhile, so they are not sent again.
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional
 
 from .._items import ENDPOINTS, Item
@@ -24,6 +25,8 @@ from .._transport import Response, safe_url
 from .log import RateLimitedLog
 from .policy import Action, Outcome
 from .retry import GiveUp, RetryLoop
+
+_size = attrgetter("size")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._config import OpikSettings
@@ -106,6 +109,8 @@ class Resolver:
         """Requests of at most ``batch_max_items`` items and the byte budget."""
         max_items = self.settings.batch_max_items
         budget = self.byte_budget
+        if items and len(items) <= max_items and sum(map(_size, items)) <= budget:
+            return [list(items)]  # one request (the usual case): no per-item loop
         out: List[List[Item]] = []
         cur: List[Item] = []
         size = 0

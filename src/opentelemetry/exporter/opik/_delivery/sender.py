@@ -20,6 +20,8 @@ import os
 import threading
 import time
 import weakref
+from itertools import groupby
+from operator import attrgetter
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Union
 
 from .. import _metrics
@@ -50,6 +52,10 @@ ATEXIT_FLUSH = 5.0
 
 def _all(items: List[Item]) -> List[Item]:
     return items
+
+
+_kind = attrgetter("kind")
+_size = attrgetter("size")
 
 
 class Writer:
@@ -182,7 +188,7 @@ class Writer:
             self.stats.drop("shutdown", len(items))
             return 0
         limit = self.settings.max_queue_bytes
-        fit = [i for i in items if i.size <= limit]
+        fit = list(items) if max(map(_size, items)) <= limit else [i for i in items if i.size <= limit]
         if len(fit) < len(items):
             self._drop_too_large([i for i in items if i.size > limit])
         durable = self._durable is not None and self._durable.append(fit)
@@ -434,8 +440,8 @@ class Writer:
         """Send ``batch`` and apply each outcome; with ``leftover`` (a re-send from the spool), what is given
         up is collected there instead of spooled again."""
         by_kind: Dict[str, List[Item]] = {}
-        for item in batch:
-            by_kind.setdefault(item.kind, []).append(item)
+        for kind, run in groupby(batch, _kind):  # runs of one kind (a request's traces, then its spans)
+            by_kind.setdefault(kind, []).extend(run)
         live = self._queue.live if leftover is None else _all
         for kind in KIND_ORDER:
             items = by_kind.pop(kind, None)
