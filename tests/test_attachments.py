@@ -437,3 +437,33 @@ def test_vercel_ai_file_part_becomes_an_attachment(opik: OpikStandin) -> None:
     text = json.dumps(llm["input"])
     assert f"[{key[2]}]" in text and b64[:1000] not in text
     assert opik_ui.problems(llm, "what is this?", "noise") == []
+
+
+def test_a_shared_resource_is_checked_once_and_a_new_one_again() -> None:
+    """_may_hold keeps the answer for the last resource object: spans of one request share it; the next
+    request's resource (long enough to carry a run, or not) is checked on its own."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from opentelemetry.exporter.opik._config import resolve_settings
+    from opentelemetry.exporter.opik._otlp import DecodeLimits, decode_protobuf
+
+    def records(resource_value: str) -> List[Any]:
+        mem = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": "svc", "note": resource_value}))
+        provider.add_span_processor(SimpleSpanProcessor(mem))
+        for name in ("a", "b"):
+            provider.get_tracer("t").start_span(name, attributes={"k": "short"}).end()
+        body = encode_spans(mem.get_finished_spans()).SerializeToString()
+        return list(decode_protobuf(body, DecodeLimits()).materialize())
+
+    stage = _attachments.AttachmentStage(resolve_settings({}), None)  # type: ignore[arg-type]
+    long_value = "A" * (stage.extractor.min_chars + 10)
+    short, long_, short_again = records("x"), records(long_value), records("y")
+    assert short[0].resource is short[1].resource  # what the memo relies on
+    assert [stage._may_hold(r) for r in short] == [False, False]
+    assert [stage._may_hold(r) for r in long_] == [True, True]
+    assert [stage._may_hold(r) for r in short_again] == [False, False]
