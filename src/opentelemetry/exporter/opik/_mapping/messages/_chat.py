@@ -108,8 +108,9 @@ def _build(role: str, source: Dict[str, Any], parts: Parts) -> List[Message]:
         if out:
             return out
         call_id = source.get("tool_call_id") or source.get("id") or source.get("name") or ""
-        content = source.get("content", source.get("parts"))
-        return [{"role": "tool", "tool_call_id": str(call_id), "content": result_text(content)}]
+        text = result_text(source.get("content", source.get("parts")))
+        # like a message of any other role with nothing to show, an empty result is left out
+        return [{"role": "tool", "tool_call_id": str(call_id), "content": text}] if text else []
     msg: Message = {"role": role}
     content = parts.string_content()
     if parts.reasoning:
@@ -185,7 +186,8 @@ def _from_responses_item(m: Dict[str, Any]) -> List[Message]:
         parts.call(m.get("call_id") or m.get("id"), m.get("name"), m.get("arguments"))
         return _build("assistant", {}, parts)
     if t == "function_call_output":
-        return [{"role": "tool", "tool_call_id": str(m.get("call_id") or ""), "content": result_text(m.get("output"))}]
+        text = result_text(m.get("output"))
+        return [{"role": "tool", "tool_call_id": str(m.get("call_id") or ""), "content": text}] if text else []
     if t == "reasoning":
         parts.add(m)
         return _build("assistant", {}, parts)
