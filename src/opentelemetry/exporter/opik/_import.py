@@ -328,13 +328,20 @@ class Progress:
         self._interval = 0.1 if mode == "bar" else 5.0
         self._drawn = False
 
-    def update(self, done_bytes: int, spans: int, traces: int, label: str = "", force: bool = False) -> None:
+    def _due(self, force: bool) -> Optional[float]:
+        """Now, when a line is due (forced, or the interval passed); None when quiet."""
         if self.mode == "none":
-            return
+            return None
         now = time.monotonic()
         if not force and now - self._last < self._interval:
-            return
+            return None
         self._last = now
+        return now
+
+    def update(self, done_bytes: int, spans: int, traces: int, label: str = "", force: bool = False) -> None:
+        now = self._due(force)
+        if now is None:
+            return
         elapsed = max(now - self.start, 1e-6)
         rate = spans / elapsed
         frac = done_bytes / self.total if self.total else None
@@ -358,12 +365,8 @@ class Progress:
 
     def sending(self, delivered: int, total: int, dropped: int, force: bool = False) -> None:
         """The drain after reading: ``sending: N of M delivered`` until the writer is done."""
-        if self.mode == "none":
+        if self._due(force) is None:
             return
-        now = time.monotonic()
-        if not force and now - self._last < self._interval:
-            return
-        self._last = now
         lost = f", {dropped:,} dropped" if dropped else ""
         text = f"sending: {delivered:,} of {total:,} delivered{lost}"
         if self.mode == "bar":
