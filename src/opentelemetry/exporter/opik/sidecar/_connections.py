@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, cast
 
 import h11
 from uvicorn.config import Config
@@ -169,35 +169,52 @@ class _HeadClock:
         transport.close()
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with the request-head deadline and size limit."""
+class _Guarded:
+    """The request-head deadline and size limit, on top of one of uvicorn's HTTP/1.1 protocols.
+
+    A subclass says only whether the bytes about to be read start a new request head (``_counting``)."""
+
+    clock: _HeadClock
+    cycle: Any
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
 
     def __init__(self, config: Config, server_state: ServerState, app_state: Dict[str, Any], *, clock: _HeadClock, _loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self.clock = clock
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.clock.opened(self.loop, transport)
+    def _counting(self, cycle: Any) -> bool:
+        raise NotImplementedError
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self.clock.opened(self.loop, cast(asyncio.Transport, transport))  # uvicorn serves stream sockets
 
     def data_received(self, data: bytes) -> None:
         cycle = self.cycle
         waiting = cycle is None or cycle.response_complete
         # bytes after an early answer (a 401 before the body) finish the old body: timed, not counted
-        counting = waiting and self.conn.their_state is not h11.SEND_BODY
+        counting = self._counting(cycle)
         self.clock.before(waiting)
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[misc]
         if not self.transport.is_closing():
             self.clock.after(self.cycle is not cycle, counting, len(data))
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.clock.stop()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def timeout_keep_alive_handler(self) -> None:
         if not self.transport.is_closing():
             self.clock.stats.closed["idle"] += 1
-        super().timeout_keep_alive_handler()
+        super().timeout_keep_alive_handler()  # type: ignore[misc]
+
+
+class GuardedH11Protocol(_Guarded, H11Protocol):
+    """uvicorn's h11 protocol with the request-head deadline and size limit."""
+
+    def _counting(self, cycle: Any) -> bool:
+        return (cycle is None or cycle.response_complete) and self.conn.their_state is not h11.SEND_BODY
 
 
 try:
@@ -207,35 +224,11 @@ except ImportError:  # httptools is the ``fast`` extra
 
 if HttpToolsProtocol is not None:
 
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
         """uvicorn's httptools protocol with the request-head deadline and size limit."""
 
-        def __init__(self, config: Config, server_state: ServerState, app_state: Dict[str, Any], *, clock: _HeadClock, _loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
-            super().__init__(config, server_state, app_state, _loop)
-            self.clock = clock
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.clock.opened(self.loop, transport)
-
-        def data_received(self, data: bytes) -> None:
-            cycle = self.cycle
-            waiting = cycle is None or cycle.response_complete
-            # bytes after an early answer (a 401 before the body) finish the old body: timed, not counted
-            counting = cycle is None or (cycle.response_complete and not cycle.more_body)
-            self.clock.before(waiting)
-            super().data_received(data)
-            if not self.transport.is_closing():
-                self.clock.after(self.cycle is not cycle, counting, len(data))
-
-        def connection_lost(self, exc: Optional[Exception]) -> None:
-            self.clock.stop()
-            super().connection_lost(exc)
-
-        def timeout_keep_alive_handler(self) -> None:
-            if not self.transport.is_closing():
-                self.clock.stats.closed["idle"] += 1
-            super().timeout_keep_alive_handler()
+        def _counting(self, cycle: Any) -> bool:
+            return cycle is None or (cycle.response_complete and not cycle.more_body)
 
 
 ProtocolFactory = Callable[..., asyncio.Protocol]
