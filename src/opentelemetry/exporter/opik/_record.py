@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _NO_TRACE_STATE
+
 from ._ids import TRACESTATE_KEY, decode_tracestate_start
 
 # OTLP enum values, used for both inputs so metadata is identical.
@@ -136,16 +138,15 @@ def _plain(attrs: Any) -> Attributes:
     A plain dict is read without the ``Mapping`` ABC's Python-level ``get`` and
     is encoded by orjson/stdlib json directly; the wrapper makes the encoder
     fail and fall back to ``sanitize`` for the whole item. Read only, never
-    mutated (an ended span's attributes are immutable anyway).
+    mutated (an ended span's attributes are immutable anyway). The wrapper's
+    own ``__len__`` (a Python call) is never asked: its dict is.
     """
-    if not attrs:
-        return _EMPTY
     if type(attrs) is dict:
-        return attrs
+        return attrs or _EMPTY
     inner = getattr(attrs, "_dict", None)
-    if isinstance(inner, dict):
-        return inner
-    return dict(attrs)
+    if type(inner) is dict:
+        return inner or _EMPTY
+    return dict(attrs) if attrs else _EMPTY
 
 
 def from_readable_span(span: Any) -> SpanRecord:
@@ -154,7 +155,8 @@ def from_readable_span(span: Any) -> SpanRecord:
     One reader: the SDK's own spans are read through their fields (one attribute
     load each instead of a property call, enum values without the ``Enum.value``
     descriptor), and any other object through :class:`_Public`, which presents
-    the public properties under those field names.
+    the public properties under those field names. A ``SpanContext`` is read as
+    the tuple it is (``trace_id, span_id, is_remote, trace_flags, trace_state``).
     """
     try:
         return _read(span)
@@ -162,15 +164,18 @@ def from_readable_span(span: Any) -> SpanRecord:
         return _read(_Public(span))
 
 
-def _hint(ctx: Any) -> Optional[int]:
-    ts = ctx.trace_state
-    return decode_tracestate_start(ts.get(TRACESTATE_KEY)) if ts else None
+def _hint(ts: Any) -> Optional[int]:
+    """The ``opik`` tracestate entry; the SDK's shared empty state is known without asking its ``__len__``."""
+    if ts is _NO_TRACE_STATE or not ts:
+        return None
+    return decode_tracestate_start(ts.get(TRACESTATE_KEY))
 
 
 def _events(events: Any) -> Tuple[EventRecord, ...]:
-    if not events:
+    items = getattr(events, "_dq", events)  # a BoundedList's deque: no Python-level __len__ / locked __iter__ copy
+    if not items:
         return ()
-    return tuple([EventRecord(e.name, e.timestamp or 0, _plain(e.attributes)) for e in events])
+    return tuple([EventRecord(e.name, e.timestamp or 0, _plain(e.attributes)) for e in items])
 
 
 def _read(span: Any) -> SpanRecord:
@@ -182,26 +187,30 @@ def _read(span: Any) -> SpanRecord:
     attrs = span._attributes
     events = span._events
     start = span._start_time or 0
+    if parent is None:
+        parent_id, remote = None, False
+    else:
+        parent_id, remote = parent[1] or None, bool(parent[2])
     return SpanRecord(
-        ctx.trace_id,
-        ctx.span_id,
-        parent.span_id if parent is not None and parent.span_id else None,  # parent_span_id
+        ctx[0],  # trace_id
+        ctx[1],  # span_id
+        parent_id,
         span._name,
         start,
         span._end_time or start,  # end_ns
         _plain(attrs),
         _events(events),
         _KIND_FROM_SDK.get(span._kind._value_, 0),  # kind
-        status.status_code._value_,
-        status.description or "",  # status_message
+        status._status_code._value_,
+        status._description or "",  # status_message
         _plain(res._attributes) if res is not None else _EMPTY,  # resource
-        scope.name if scope is not None else "",
-        (scope.version or "") if scope is not None else "",
-        bool(parent is not None and parent.is_remote),  # parent_is_remote
+        scope._name if scope is not None else "",
+        (scope._version or "") if scope is not None else "",
+        remote,  # parent_is_remote
         getattr(attrs, "dropped", 0),  # dropped_attributes
         getattr(events, "dropped", 0),
         getattr(span._links, "dropped", 0),
-        _hint(ctx),  # trace_start_hint_ms
+        _hint(ctx[4]),  # trace_start_hint_ms
     )
 
 
@@ -241,7 +250,7 @@ class _Public:
 
     @property
     def _status(self) -> Any:
-        return self._span.status
+        return _PublicStatus(self._span.status)
 
     @property
     def _resource(self) -> Any:
@@ -250,7 +259,8 @@ class _Public:
 
     @property
     def _instrumentation_scope(self) -> Any:
-        return self._span.instrumentation_scope
+        scope = self._span.instrumentation_scope
+        return None if scope is None else _PublicScope(scope)
 
     @property
     def _attributes(self) -> Any:
@@ -286,3 +296,19 @@ class _PublicResource:
 
     def __init__(self, res: Any) -> None:
         self._attributes = res.attributes
+
+
+class _PublicStatus:
+    __slots__ = ("_status_code", "_description")
+
+    def __init__(self, status: Any) -> None:
+        self._status_code = status.status_code
+        self._description = status.description
+
+
+class _PublicScope:
+    __slots__ = ("_name", "_version")
+
+    def __init__(self, scope: Any) -> None:
+        self._name = scope.name
+        self._version = scope.version
