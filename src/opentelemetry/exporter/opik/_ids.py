@@ -14,15 +14,28 @@ the mapper's trace cache, a bounded LRU with expiry like Opik's Redis map.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 TRACESTATE_KEY = "opik"
 _UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _MAX_MS = (1 << 48) - 1
 
 
-_sha256 = hashlib.sha256
+
+def _builtin_sha256() -> Callable[[bytes], "hashlib._Hash"]:
+    """CPython's own SHA-256 (``_sha256``, ``_sha2`` from 3.12): for 8-16 bytes it costs ~1.5k
+    instructions less per id than OpenSSL's, whose context setup dominates; the same digest."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256
+
+
+_sha256 = _builtin_sha256()
 # hex digit -> the same digit with the RFC 9562 variant bits (10xx) set
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 #: timestamp ms -> "tttttttt-tttt-7": every id of a trace shares it, so it is formatted once
@@ -53,6 +66,16 @@ def trace_uuid(trace_id: int, trace_start_ms: int) -> str:
 
 def span_uuid(span_id: int, trace_start_ms: int) -> str:
     return uuid7_from_otel_id(span_id, 8, trace_start_ms)
+
+
+def span_hex(span_id: int) -> str:
+    """``metadata.otel.span_id``: 16 lowercase hex digits (to_bytes + hex: half the cost of ``f"{id:016x}"``)."""
+    return span_id.to_bytes(8, "big").hex()
+
+
+def trace_hex(trace_id: int) -> str:
+    """``metadata.otel.trace_id``: 32 lowercase hex digits."""
+    return trace_id.to_bytes(16, "big").hex()
 
 
 def is_uuid7(value: object) -> bool:

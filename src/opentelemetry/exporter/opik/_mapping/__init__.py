@@ -9,19 +9,22 @@ bad span sink the batch: a span that fails to map is counted and reported.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+import operator
+import time
+from itertools import filterfalse
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .._config import OpikSettings
 from .._errors import where
-from .._ids import span_uuid, trace_uuid
+from .._ids import span_hex, span_uuid, trace_hex, trace_uuid
 from .._items import Label, label_text
 from .._json import parse_json_like
 from .._record import SPAN_KIND_NAMES, STATUS_UNSET, SpanRecord
 from . import core, messages
 from ._model import MappedSpan
 from ._prompts import PROMPT_INFO, PromptLinker
-from ._time import iso_ns
-from ._traces import MAX_COUNTED_BELOW, TraceCache, TraceInfo
+from ._time import iso_ns, iso_span
+from ._traces import TraceCache, TraceInfo
 
 _logger = logging.getLogger("opentelemetry.exporter.opik")
 
@@ -35,29 +38,53 @@ def _default_readers() -> Tuple[Reader, ...]:
     return (conventions.read, core.read)
 
 
-def _span_id(memo: Dict[Tuple[int, int], str], otel_span_id: int, start_ms: int) -> str:
-    key = (otel_span_id, start_ms)
-    sid = memo.get(key)
-    if sid is None:
-        sid = memo[key] = span_uuid(otel_span_id, start_ms)
-    return sid
+#: (OTel span id -> (trace start ms, Opik id, OTel id in hex)) of one batch: a parent's ids are
+#: asked by each child and by the parent itself, a SHA-256 each time otherwise
+_SpanIds = Dict[int, Tuple[int, str, str]]
+#: (OTel trace id -> (trace start ms, Opik id, OTel id in hex)) of one batch
+_TraceIds = Dict[int, Tuple[int, str, str]]
+
+
+def _span_ids(memo: _SpanIds, otel_span_id: int, start_ms: int) -> Tuple[int, str, str]:
+    hit = memo.get(otel_span_id)
+    if hit is None or hit[0] != start_ms:
+        hit = memo[otel_span_id] = (start_ms, span_uuid(otel_span_id, start_ms), span_hex(otel_span_id))
+    return hit
+
+
+def _trace_ids(memo: _TraceIds, otel_trace_id: int, start_ms: int) -> Tuple[int, str, str]:
+    """Formatted once per trace and batch (not kept in the trace cache: 170 bytes a trace)."""
+    hit = memo.get(otel_trace_id)
+    if hit is None or hit[0] != start_ms:
+        hit = memo[otel_trace_id] = (start_ms, trace_uuid(otel_trace_id, start_ms), trace_hex(otel_trace_id))
+    return hit
 
 
 _TEXT_CAP = 32_768
+_by_end = operator.attrgetter("end_ns")
 
 
-def _otel_trace_id(trace_id: int, info: Optional[TraceInfo]) -> str:
-    """The OTel trace id in hex (``metadata.otel.trace_id``), formatted once per trace."""
-    if info is None:
-        return f"{trace_id:032x}"
-    h = info.otel_trace_id
-    if h is None:
-        h = info.otel_trace_id = f"{trace_id:032x}"
-    return h
+def _order(records: Iterable[SpanRecord]) -> Tuple[Dict[int, int], List[SpanRecord]]:
+    """The batch's earliest start per trace (the id timestamp when the trace is new) and its mapping order.
 
-
-def _end_ns(rec: SpanRecord) -> int:
-    return rec.end_ns
+    Children first, so a root in the same batch sees their thread and first token, and
+    a parent its LLM descendants' usage (children end first: by end time otherwise).
+    """
+    batch_start: Dict[int, int] = {}
+    roots: List[SpanRecord] = []
+    others: List[SpanRecord] = []
+    for r in records:
+        ms = r.trace_start_hint_ms or r.start_ns // 1_000_000
+        prev = batch_start.get(r.trace_id)
+        if prev is None or ms < prev:
+            batch_start[r.trace_id] = ms
+        if not r.parent_span_id or r.parent_is_remote:  # SpanRecord.is_local_root
+            roots.append(r)
+        else:
+            others.append(r)
+    others.sort(key=_by_end)
+    others += roots
+    return batch_start, others
 
 
 def _note_conversation(cache: TraceCache, info: TraceInfo, out: MappedSpan) -> None:
@@ -69,11 +96,12 @@ def _note_conversation(cache: TraceCache, info: TraceInfo, out: MappedSpan) -> N
     rec = out.record
     q = messages.question(out.input)
     a = messages.answer(out.output)
-    cache.remember(
-        info,
-        (rec.start_ns, q[:_TEXT_CAP]) if q and (info.question is None or rec.start_ns < info.question[0]) else None,
-        (rec.end_ns, a[:_TEXT_CAP]) if a and (info.answer is None or rec.end_ns >= info.answer[0]) else None,
-    )
+    if q and not (info.question is None or rec.start_ns < info.question_ns):
+        q = None
+    if a and not (info.answer is None or rec.end_ns >= info.answer_ns):
+        a = None
+    if q or a:
+        cache.remember(info, q[:_TEXT_CAP] if q else None, rec.start_ns, a[:_TEXT_CAP] if a else None, rec.end_ns)
 
 
 #: ``MappedSpan.scratch`` key a reader sets on an agent span that records no content of its own
@@ -93,8 +121,7 @@ def _count_once(info: TraceInfo, out: MappedSpan) -> None:
     ancestor's count. Call with the cache's lock held.
     """
     rec = out.record
-    below = info.counted_below
-    repeats = below is not None and rec.span_id in below
+    repeats = info.counted_below(rec.span_id)
     if repeats and not out.usage_is_aggregate and (out.usage or out.cost is not None):
         if out.usage:
             out.metadata.setdefault("aggregated_usage", dict(out.usage))
@@ -104,20 +131,16 @@ def _count_once(info: TraceInfo, out: MappedSpan) -> None:
         out.usage_is_aggregate = True
     counts = out.type == "llm" and bool(out.usage) and not out.usage_is_aggregate
     if rec.parent_span_id and (repeats or counts):
-        if below is None:
-            below = info.counted_below = set()
-        if len(below) < MAX_COUNTED_BELOW:
-            below.add(rec.parent_span_id)
+        info.count_below(rec.parent_span_id)
 
 
 def _borrow_conversation(info: TraceInfo, out: MappedSpan) -> None:
     """The trace's first question and last answer so far, when they fall within the span's own time."""
     rec = out.record
-    q, a = info.question, info.answer
-    if out.input is None and q is not None and q[0] >= rec.start_ns:
-        out.input = {"messages": [{"role": "user", "content": q[1]}]}
-    if out.output is None and a is not None and a[0] <= rec.end_ns:
-        out.output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": a[1]}}]}
+    if out.input is None and info.question is not None and info.question_ns >= rec.start_ns:
+        out.input = {"messages": [{"role": "user", "content": info.question}]}
+    if out.output is None and info.answer is not None and info.answer_ns <= rec.end_ns:
+        out.output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": info.answer}}]}
 
 
 def _readable_trace(trace: Dict[str, Any], info: TraceInfo) -> bool:
@@ -128,12 +151,69 @@ def _readable_trace(trace: Dict[str, Any], info: TraceInfo) -> bool:
     """
     unchanged = True
     if info.question is not None and messages.question(trace.get("input")) is None:
-        trace["input"] = {"messages": [{"role": "user", "content": info.question[1]}]}
+        trace["input"] = {"messages": [{"role": "user", "content": info.question}]}
         unchanged = False
     if info.answer is not None and messages.answer(trace.get("output")) is None:
-        trace["output"] = {"choices": [{"index": 0, "message": {"role": "assistant", "content": info.answer[1]}}]}
+        trace["output"] = {"choices": [{"index": 0, "message": {"role": "assistant", "content": info.answer}}]}
         unchanged = False
     return unchanged
+
+
+_KIND_NAMES = dict(enumerate(SPAN_KIND_NAMES))
+
+
+def _otel(rec: SpanRecord, trace_hex: str, span_hex: str, parent_hex: Optional[str], used: Set[str]) -> Dict[str, Any]:
+    """``metadata.otel``: the span's OTel identity, status, scope, resource and the events no reader consumed."""
+    kind = rec.kind
+    otel: Dict[str, Any] = {"trace_id": trace_hex, "span_id": span_hex, "span_kind": _KIND_NAMES.get(kind) or str(kind)}
+    if parent_hex is not None:
+        otel["parent_span_id"] = parent_hex
+        if rec.parent_is_remote:
+            otel["parent_is_remote"] = True
+    if rec.status_code != STATUS_UNSET:
+        otel["status"] = {"code": rec.status_name, "message": rec.status_message} if rec.status_message else {"code": rec.status_name}
+    if rec.scope_name:
+        otel["scope"] = {"name": rec.scope_name, "version": rec.scope_version} if rec.scope_version else {"name": rec.scope_name}
+    if rec.resource:
+        otel["resource"] = rec.resource
+    if rec.events:
+        events = [
+            {"name": e.name, "time": iso_ns(e.time_ns), "attributes": e.attributes} if e.attributes else {"name": e.name, "time": iso_ns(e.time_ns)}
+            for e in rec.events
+            if e.name != "exception" and "event:" + e.name not in used
+        ]
+        if events:
+            otel["events"] = events
+    if rec.dropped_attributes or rec.dropped_events or rec.dropped_links:
+        otel["dropped"] = {
+            "attributes": rec.dropped_attributes,
+            "events": rec.dropped_events,
+            "links": rec.dropped_links,
+        }
+    return otel
+
+
+def _leftovers(out: MappedSpan) -> Dict[str, Any]:
+    """``out.metadata`` plus every attribute no reader consumed (JSON-looking strings parsed, empty ones left out)."""
+    attrs = out.record.attributes
+    md = out.metadata
+    used = out.used
+    for k in filterfalse(used.__contains__, attrs) if used else attrs:
+        if k in md:
+            continue
+        v = attrs[k]
+        if type(v) is str:
+            if not v:
+                continue
+            if v[0] in "{[":
+                v, _ = parse_json_like(v)
+        elif isinstance(v, str):  # a str subclass: what it compares equal to decides
+            if v == "":
+                continue
+            if v[:1] in ("{", "["):
+                v, _ = parse_json_like(v)
+        md[k] = v
+    return md
 
 
 class Mapped:
@@ -192,10 +272,10 @@ class Mapper:
         traces: List[Mapped] = []
         spans: List[Mapped] = []
         scores: List[Mapped] = []
-        by_kind = {"trace": traces, "span": spans, "span_score": scores}
+        by_kind = {"trace": traces.append, "span": spans.append, "span_score": scores.append}
         for items in self.iter_map(records, default_project, result.rejected):
             for m in items:
-                by_kind[m.kind].append(m)
+                by_kind[m.kind](m)
         result.items = traces + spans + scores
         return result
 
@@ -212,56 +292,47 @@ class Mapper:
         cyclic GC (whose collections otherwise cost ~20% of mapping). Spans that
         cannot be mapped are appended to ``rejected`` as ``(label, reason)``.
         """
-        records = list(records)
-        # Earliest start per trace in this batch: the id timestamp when the trace is new.
-        batch_start: Dict[int, int] = {}
-        for r in records:
-            ms = r.trace_start_hint_ms or r.start_ns // 1_000_000
-            prev = batch_start.get(r.trace_id)
-            if prev is None or ms < prev:
-                batch_start[r.trace_id] = ms
-        # Children first, so a root in the same batch sees their thread and first token, and
-        # a parent its LLM descendants' usage (children end first: by end time otherwise).
-        ordered = sorted((r for r in records if not r.is_local_root), key=_end_ns) + [
-            r for r in records if r.is_local_root
-        ]
-        # (OTel span id, trace start ms) -> Opik id in this batch: a parent's id is
-        # asked by each child and by the parent itself, a SHA-256 each time otherwise
-        span_ids: Dict[Tuple[int, int], str] = {}
+        batch_start, ordered = _order(records)
+        span_memo: _SpanIds = {}
+        trace_memo: _TraceIds = {}
+        cache = self.cache
+        lock = cache.lock
+        now = time.monotonic()  # one touch time for the batch: its traces share the float
         for rec in ordered:
-            traces: List[Mapped] = []
-            spans: List[Mapped] = []
-            scores: List[Mapped] = []
             try:
                 out = self.read(rec)
                 if self.prompts is not None and PROMPT_INFO in out.metadata:
                     self.prompts.link(out.metadata)  # a cache lookup; never waits for Opik
-                with self.cache.lock:
-                    info = self.cache.get(rec.trace_id, batch_start[rec.trace_id])
-                    self._note(info, out)
-                    _count_once(info, out)
-                    if self._reshape and out.type == "llm":
-                        _note_conversation(self.cache, info, out)
-                    elif self._reshape and out.scratch is not None and out.scratch.get(BORROW_CONVERSATION):
-                        _borrow_conversation(info, out)
-                trace_row = rec.is_local_root and "trace_id" not in out.opik_ids
-                self._emit(out, info, default_project, trace_row, traces, spans, scores, span_ids)
+                root = not rec.parent_span_id or rec.parent_is_remote
+                lock.acquire()
+                try:
+                    info = cache.get(rec.trace_id, batch_start[rec.trace_id], now)
+                    self._facts(info, out, root)
+                finally:
+                    lock.release()
+                items = self._emit(out, info, default_project, root and not (out.opik_ids and "trace_id" in out.opik_ids),
+                                   span_memo, trace_memo)
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
                 # The exception's text may quote span content: report only its type and where.
                 if rejected is not None:
                     rejected.append((rec.label(), where(exc)))
                 continue
-            yield traces + spans + scores if traces or scores else spans
+            yield items
 
-    @staticmethod
-    def _note(info: TraceInfo, out: MappedSpan) -> None:
-        if out.thread_id is not None and (info.thread_id is None or out.record.is_local_root):
+    def _facts(self, info: TraceInfo, out: MappedSpan, root: bool) -> None:
+        """What the span tells its trace, and what the trace's other spans tell it. Lock held."""
+        if out.thread_id is not None and (info.thread_id is None or root):
             info.thread_id = out.thread_id
         ft = out.first_token_ns
         if ft is not None and (info.first_token_ns is None or ft < info.first_token_ns):
             info.first_token_ns = ft
-        if out.is_genai:
-            info.genai = True
+        if out.usage or info.below is not None:
+            _count_once(info, out)
+        if self._reshape:
+            if out.type == "llm":
+                _note_conversation(self.cache, info, out)
+            elif out.scratch is not None and out.scratch.get(BORROW_CONVERSATION):
+                _borrow_conversation(info, out)
 
     def _project(self, out: MappedSpan, default_project: Optional[str]) -> str:
         if out.project_name:
@@ -278,89 +349,59 @@ class Mapper:
                 return svc.strip()
         return self.settings.project_name
 
-    def _metadata(self, out: MappedSpan, info: Optional[TraceInfo] = None) -> Dict[str, Any]:
-        rec = out.record
-        md = out.metadata
-        used = out.used
-        for k, v in rec.attributes.items():
-            if k in used or k in md:
-                continue
-            if type(v) is str:
-                if not v:
-                    continue
-                if v[0] in "{[":
-                    v, _ = parse_json_like(v)
-            elif isinstance(v, str):  # a str subclass: what it compares equal to decides
-                if v == "":
-                    continue
-                if v[:1] in ("{", "["):
-                    v, _ = parse_json_like(v)
-            md[k] = v
-        kind = rec.kind
-        otel: Dict[str, Any] = {
-            "trace_id": _otel_trace_id(rec.trace_id, info),
-            "span_id": f"{rec.span_id:016x}",
-            "span_kind": SPAN_KIND_NAMES[kind] if 0 <= kind < len(SPAN_KIND_NAMES) else str(kind),
-        }
-        if rec.parent_span_id:
-            otel["parent_span_id"] = f"{rec.parent_span_id:016x}"
-            if rec.parent_is_remote:
-                otel["parent_is_remote"] = True
-        if rec.status_code != STATUS_UNSET:
-            otel["status"] = {"code": rec.status_name, "message": rec.status_message} if rec.status_message else {"code": rec.status_name}
-        if rec.scope_name:
-            otel["scope"] = {"name": rec.scope_name, "version": rec.scope_version} if rec.scope_version else {"name": rec.scope_name}
-        if rec.resource:
-            otel["resource"] = rec.resource
-        if rec.events:
-            events = [
-                {"name": e.name, "time": iso_ns(e.time_ns), "attributes": e.attributes} if e.attributes else {"name": e.name, "time": iso_ns(e.time_ns)}
-                for e in rec.events
-                if e.name != "exception" and "event:" + e.name not in used
-            ]
-            if events:
-                otel["events"] = events
-        if rec.dropped_attributes or rec.dropped_events or rec.dropped_links:
-            otel["dropped"] = {
-                "attributes": rec.dropped_attributes,
-                "events": rec.dropped_events,
-                "links": rec.dropped_links,
-            }
-        md["otel"] = otel
-        return md
-
     def _emit(
         self,
         out: MappedSpan,
         info: TraceInfo,
         default_project: Optional[str],
         trace_row: bool,
-        traces: List[Mapped],
-        spans: List[Mapped],
-        scores: List[Mapped],
-        span_ids: Optional[Dict[Tuple[int, int], str]] = None,
-    ) -> None:
+        span_memo: _SpanIds,
+        trace_memo: _TraceIds,
+    ) -> List[Mapped]:
+        """The span's items: its trace row (when it writes one), the span, its feedback scores."""
         rec = out.record
         start_ms = info.start_ms
+        _, trace_id, otel_trace = _trace_ids(trace_memo, rec.trace_id, start_ms)
+        _, span_id, otel_span = _span_ids(span_memo, rec.span_id, start_ms)
+        parent_id: Optional[str] = None
+        otel_parent: Optional[str] = None
+        if rec.parent_span_id:
+            _, parent_id, otel_parent = _span_ids(span_memo, rec.parent_span_id, start_ms)
         ids = out.opik_ids
-        trace_id = ids.get("trace_id") or info.opik_id
-        if not trace_id:
-            trace_id = info.opik_id = trace_uuid(rec.trace_id, start_ms)
-        memo = span_ids if span_ids is not None else {}
-        span_id = ids.get("span_id") or _span_id(memo, rec.span_id, start_ms)
-        parent_id = ids.get("parent_span_id") or (_span_id(memo, rec.parent_span_id, start_ms) if rec.parent_span_id else None)
+        if ids:
+            trace_id = ids.get("trace_id") or trace_id
+            span_id = ids.get("span_id") or span_id
+            parent_id = ids.get("parent_span_id") or parent_id
         project = self._project(out, default_project)
-        environment = out.environment or self.settings.environment
-        start = iso_ns(rec.start_ns)
-        end = iso_ns(rec.end_ns)
+        md = _leftovers(out)
+        md["otel"] = _otel(rec, otel_trace, otel_span, otel_parent, out.used)
+        common = self._common(out, project, md)
         label = (rec.name, rec.trace_id, rec.span_id)
+        if not trace_row:
+            items = [Mapped("span", _span_row(common, out, span_id, trace_id, parent_id), label, out)]
+        else:
+            span = _span_row(dict(common), out, span_id, trace_id, parent_id)
+            trace = self._trace_row(common, out, info, trace_id)
+            items = [Mapped("trace", trace, label, out), Mapped("span", span, label, out)]
+        for score in out.feedback_scores:
+            s = dict(score)
+            s["id"] = span_id
+            s["project_name"] = project
+            s["source"] = "sdk"
+            items.append(Mapped("span_score", s, label, out))
+        return items
+
+    def _common(self, out: MappedSpan, project: str, md: Dict[str, Any]) -> Dict[str, Any]:
+        """The fields a span and its trace row share (the trace row takes this dict itself)."""
+        rec = out.record
+        start, end = iso_span(rec.start_ns, rec.end_ns)
         common: Dict[str, Any] = {
             "project_name": project,
             "name": out.name or "(unnamed span)",
             "start_time": start,
             "end_time": end,
             "last_updated_at": end,
-            "metadata": self._metadata(out, info),
+            "metadata": md,
         }
         if out.input is not None:
             common["input"] = out.input
@@ -370,44 +411,41 @@ class Mapper:
             common["tags"] = out.tags[:50]
         if out.error_info is not None:
             common["error_info"] = out.error_info
+        environment = out.environment or self.settings.environment
         if environment:
             common["environment"] = environment[:150]
-        span = dict(common)
-        span["id"] = span_id
-        span["trace_id"] = trace_id
-        if parent_id:
-            span["parent_span_id"] = parent_id
-        span["type"] = out.type or "general"
-        span["source"] = "sdk"
+        return common
+
+    def _trace_row(self, trace: Dict[str, Any], out: MappedSpan, info: TraceInfo, trace_id: str) -> Dict[str, Any]:
+        trace["id"] = trace_id
+        trace["source"] = "sdk"
+        thread = out.thread_id or info.thread_id
+        if thread:
+            trace["thread_id"] = thread
         if out.ttft_ms is not None:
-            span["ttft"] = out.ttft_ms
-        if out.model:
-            span["model"] = out.model
-        if out.provider:
-            span["provider"] = out.provider
-        if out.usage and not out.usage_is_aggregate:
-            span["usage"] = out.usage
-        if out.cost is not None:
-            span["total_estimated_cost"] = out.cost
-        span_m = Mapped("span", span, label, out)
-        spans.append(span_m)
-        if trace_row:
-            trace = common
-            trace["id"] = trace_id
-            trace["source"] = "sdk"
-            thread = out.thread_id or info.thread_id
-            if thread:
-                trace["thread_id"] = thread
-            if out.ttft_ms is not None:
-                trace["ttft"] = out.ttft_ms
-            elif info.first_token_ns is not None and info.first_token_ns >= rec.start_ns:
-                trace["ttft"] = (info.first_token_ns - rec.start_ns) / 1e6
-            if self._reshape:
-                _readable_trace(trace, info)
-            traces.append(Mapped("trace", trace, label, out))
-        for score in out.feedback_scores:
-            s = dict(score)
-            s["id"] = span_id
-            s["project_name"] = project
-            s["source"] = "sdk"
-            scores.append(Mapped("span_score", s, label, out))
+            trace["ttft"] = out.ttft_ms
+        elif info.first_token_ns is not None and info.first_token_ns >= out.record.start_ns:
+            trace["ttft"] = (info.first_token_ns - out.record.start_ns) / 1e6
+        if self._reshape:
+            _readable_trace(trace, info)
+        return trace
+
+
+def _span_row(span: Dict[str, Any], out: MappedSpan, span_id: str, trace_id: str, parent_id: Optional[str]) -> Dict[str, Any]:
+    span["id"] = span_id
+    span["trace_id"] = trace_id
+    if parent_id:
+        span["parent_span_id"] = parent_id
+    span["type"] = out.type or "general"
+    span["source"] = "sdk"
+    if out.ttft_ms is not None:
+        span["ttft"] = out.ttft_ms
+    if out.model:
+        span["model"] = out.model
+    if out.provider:
+        span["provider"] = out.provider
+    if out.usage and not out.usage_is_aggregate:
+        span["usage"] = out.usage
+    if out.cost is not None:
+        span["total_estimated_cost"] = out.cost
+    return span

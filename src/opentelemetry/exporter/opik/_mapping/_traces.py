@@ -2,8 +2,13 @@
 
 Spans of one trace arrive in several batches (children end, and are exported,
 before their root). What the trace row needs from other spans (the id
-timestamp, the thread, the first token time) is kept here: a bounded LRU with
-idle expiry, like Opik's own Redis map for its OTel endpoint.
+timestamp, the thread, the first token time, the first question and last
+answer) is kept here: a bounded LRU with idle expiry, like Opik's own Redis
+map for its OTel endpoint.
+
+Each entry is kept small (about 0.3 KB plus the texts): what is cheap to
+recompute per batch (the trace's Opik id, its OTel id in hex) is not kept, and
+the count-once ancestors are one int until a trace has two.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Optional, Set, Tuple
+from typing import Optional, Set, Union
 
 #: characters of remembered question/answer texts over all traces (~2 bytes each at most in
 #: CPython for non-Latin text); past it the least recently seen traces are forgotten first
@@ -21,30 +26,49 @@ MAX_COUNTED_BELOW = 1024
 
 
 class TraceInfo:
-    __slots__ = ("start_ms", "thread_id", "first_token_ns", "genai", "touched", "opik_id", "question", "answer",
-                 "counted_below", "otel_trace_id")
+    __slots__ = ("start_ms", "thread_id", "first_token_ns", "touched", "question_ns", "question", "answer_ns",
+                 "answer", "below")
 
     def __init__(self, start_ms: int, now: float) -> None:
+        #: the trace's start (ms): the timestamp of every Opik id of the trace
         self.start_ms = start_ms
-        #: the trace's Opik UUIDv7 (fixed by ``start_ms``), computed once for all its spans
-        self.opik_id: Optional[str] = None
-        #: the OTel trace id in hex, for every span's ``metadata.otel.trace_id``
-        self.otel_trace_id: Optional[str] = None
         self.thread_id: Optional[str] = None
         self.first_token_ns: Optional[int] = None
-        self.genai = False
-        #: ``(start ns, text)`` of the trace's first LLM call's question and
-        #: ``(end ns, text)`` of its last answer, until the trace row is written
-        self.question: Optional[Tuple[int, str]] = None
-        self.answer: Optional[Tuple[int, str]] = None
+        #: start (ns) and text of the trace's first LLM call's question, end (ns) and text of
+        #: its last answer: the trace row's text when the root span has none of its own
+        self.question_ns = 0
+        self.question: Optional[str] = None
+        self.answer_ns = 0
+        self.answer: Optional[str] = None
         #: OTel span ids of spans with an LLM descendant whose usage counts (children are mapped
-        #: before their parents): such a span's own usage and cost only repeat it (at most
-        #: ``MAX_COUNTED_BELOW`` ids per trace)
-        self.counted_below: Optional[Set[int]] = None
+        #: before their parents): such a span's own usage and cost only repeat it. One id (the usual
+        #: agent root) is the int itself; more are a set of at most ``MAX_COUNTED_BELOW``
+        self.below: Union[None, int, Set[int]] = None
         self.touched = now
 
+    def counted_below(self, span_id: int) -> bool:
+        """Whether ``span_id`` has an LLM descendant whose usage counts."""
+        below = self.below
+        if below is None:
+            return False
+        if type(below) is int:
+            return below == span_id
+        return span_id in below  # type: ignore[operator]
+
+    def count_below(self, span_id: int) -> None:
+        """Remember that ``span_id`` has such a descendant (bounded per trace)."""
+        below = self.below
+        if below is None:
+            self.below = span_id
+        elif type(below) is int:
+            if below != span_id:
+                self.below = {below, span_id}
+        elif len(below) < MAX_COUNTED_BELOW:  # type: ignore[arg-type]
+            below.add(span_id)  # type: ignore[union-attr]
+
     def text_size(self) -> int:
-        return (len(self.question[1]) if self.question else 0) + (len(self.answer[1]) if self.answer else 0)
+        q, a = self.question, self.answer
+        return (len(q) if q is not None else 0) + (len(a) if a is not None else 0)
 
 
 class TraceCache:
@@ -58,12 +82,14 @@ class TraceCache:
         self._data: "OrderedDict[int, TraceInfo]" = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, trace_id: int, candidate_start_ms: int) -> TraceInfo:
+    def get(self, trace_id: int, candidate_start_ms: int, now: Optional[float] = None) -> TraceInfo:
         """The trace's info; first sight remembers ``candidate_start_ms`` as its start.
 
-        Call with :attr:`lock` held.
+        ``now`` (``time.monotonic()``) may be the time of the whole batch: its
+        traces then share one float. Call with :attr:`lock` held.
         """
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         data = self._data
         info = data.get(trace_id)
         if info is not None and now - info.touched <= self._ttl:
@@ -72,10 +98,10 @@ class TraceCache:
             return info
         if info is not None:  # expired
             self._text -= info.text_size()
-        info = TraceInfo(candidate_start_ms, now)
-        data[trace_id] = info
+        info = data[trace_id] = TraceInfo(candidate_start_ms, now)
         data.move_to_end(trace_id)
-        self._evict()
+        if len(data) > self._max:
+            self._evict()
         return info
 
     def peek(self, trace_id: int) -> Optional[TraceInfo]:
@@ -83,14 +109,16 @@ class TraceCache:
         info = self._data.get(trace_id)
         return info if info is not None and time.monotonic() - info.touched <= self._ttl else None
 
-    def remember(self, info: TraceInfo, question: Optional[Tuple[int, str]] = None,
-                 answer: Optional[Tuple[int, str]] = None) -> None:
-        """Set the trace's question and/or answer, within the cache's text budget. Lock held."""
+    def remember(self, info: TraceInfo, question: Optional[str], question_ns: int,
+                 answer: Optional[str], answer_ns: int) -> None:
+        """Set the trace's question and/or answer (``None``: keep it), within the cache's text budget. Lock held."""
         before = info.text_size()
         if question is not None:
             info.question = question
+            info.question_ns = question_ns
         if answer is not None:
             info.answer = answer
+            info.answer_ns = answer_ns
         self._text += info.text_size() - before
         self._evict()
 
