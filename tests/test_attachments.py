@@ -18,6 +18,8 @@ import opik_ui
 import pytest
 from conftest_privacy import make_exporter, provider_for
 from fake_openai import FakeOpenAIServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opik_standin import Fault, OpikStandin
 
 from opentelemetry.exporter.opik import _attachments
@@ -439,31 +441,65 @@ def test_vercel_ai_file_part_becomes_an_attachment(opik: OpikStandin) -> None:
     assert opik_ui.problems(llm, "what is this?", "noise") == []
 
 
-def test_a_shared_resource_is_checked_once_and_a_new_one_again() -> None:
-    """_may_hold keeps the answer for the last resource object: spans of one request share it; the next
-    request's resource (long enough to carry a run, or not) is checked on its own."""
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
+def _stage(min_chars: int) -> Any:
     from opentelemetry.exporter.opik._config import resolve_settings
-    from opentelemetry.exporter.opik._otlp import DecodeLimits, decode_protobuf
 
-    def records(resource_value: str) -> List[Any]:
-        mem = InMemorySpanExporter()
-        provider = TracerProvider(resource=Resource.create({"service.name": "svc", "note": resource_value}))
-        provider.add_span_processor(SimpleSpanProcessor(mem))
-        for name in ("a", "b"):
-            provider.get_tracer("t").start_span(name, attributes={"k": "short"}).end()
-        body = encode_spans(mem.get_finished_spans()).SerializeToString()
-        return list(decode_protobuf(body, DecodeLimits()).materialize())
+    return _attachments.AttachmentStage(resolve_settings({"attachment_min_chars": min_chars}, env={}), None)  # type: ignore[arg-type]
 
-    stage = _attachments.AttachmentStage(resolve_settings({}), None)  # type: ignore[arg-type]
-    long_value = "A" * (stage.extractor.min_chars + 10)
-    short, long_, short_again = records("x"), records(long_value), records("y")
-    assert short[0].resource is short[1].resource  # what the memo relies on
-    assert [stage._may_hold(r) for r in short] == [False, False]
-    assert [stage._may_hold(r) for r in long_] == [True, True]
-    assert [stage._may_hold(r) for r in short_again] == [False, False]
+
+def _span(**fields: Any) -> Any:
+    from opentelemetry.exporter.opik._mapping import Mapped
+
+    return Mapped("span", {"id": "0193c6a2-0000-7000-8000-000000000001", "name": "n", **fields}, "label", None)  # type: ignore[arg-type]
+
+
+def test_an_item_whose_json_is_shorter_than_the_threshold_passes_as_it_is() -> None:
+    """The encoded item's length bounds its longest string: under ``min_chars`` nothing is walked,
+    and the very item comes back; at the threshold the walk decides, wherever the run sits (a
+    string the mapper built, not only a span attribute)."""
+    from opentelemetry.exporter.opik._json import dumps
+
+    stage = _stage(1000)
+    b64 = base64.b64encode(BIG[:3000]).decode()
+    short = _span(input={"text": b64[:900]})
+    assert stage.judge(short, dumps(short.data)) is short
+    long_ = _span(output={"joined": "parts: " + b64}, metadata={"k": 1})
+    out = stage.judge(long_, dumps(long_.data))
+    name = file_name("output", base64.b64decode(b64[: len(b64) // 4 * 4]), "image/png")
+    assert out is not long_ and out.data["output"]["joined"] == f"parts: [{name}]"
+    assert out.data["metadata"]["k"] == 1 and [n["file_name"] for n in out.data["metadata"]["opik_attachments"]] == [name]
+    assert long_.data["output"]["joined"] == "parts: " + b64  # nothing changed in place
+
+
+_TEXT = st.text(alphabet="ab+/=\"\\\n\u00e9\U0001f600 ", max_size=40)
+
+
+@st.composite
+def _item_with_runs(draw: Any) -> Any:
+    """An item with base64 runs of a recognised type, around the threshold in length, at any depth."""
+    b64 = base64.b64encode(BIG[:900]).decode()
+
+    def leaf() -> Any:
+        n = draw(st.sampled_from([0, 10, 396, 399, 400, 401, 404, 600]))
+        return draw(_TEXT) + b64[:n] + draw(_TEXT) if n else draw(st.one_of(_TEXT, st.integers(), st.none()))
+
+    def nest(depth: int) -> Any:
+        if depth > 3 or draw(st.booleans()):
+            return leaf()
+        if draw(st.booleans()):
+            return [nest(depth + 1) for _ in range(draw(st.integers(0, 3)))]
+        return {draw(_TEXT): nest(depth + 1) for _ in range(draw(st.integers(0, 3)))}
+
+    return _span(**{f: nest(0) for f in ("input", "output", "metadata") if draw(st.booleans())})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(m=_item_with_runs())
+def test_the_length_gate_gives_exactly_what_the_walk_gives(m: Any) -> None:
+    from opentelemetry.exporter.opik._json import dumps
+
+    walked, gated = _stage(400), _stage(400)
+    expected = walked(m)  # no body: every item is walked
+    out = gated.judge(m, dumps(m.data))
+    assert out.data == expected.data and (out is m) == (expected is m)
+    assert gated._found.keys() == walked._found.keys()

@@ -211,20 +211,6 @@ class Extractor:
         return "".join(pieces)
 
 
-def _may_hold(attrs: Any, n: int) -> bool:
-    """Some value of ``attrs`` is at least ``n`` long (or of a shape to look into)."""
-    for v in attrs.values():
-        if type(v) is str or isinstance(v, (bytes, bytearray)):
-            if len(v) >= n:
-                return True
-        elif isinstance(v, (list, tuple)):
-            if any(isinstance(x, (str, bytes)) and len(x) >= n for x in v):
-                return True
-        elif not isinstance(v, (int, float, bool)) and v is not None:
-            return True  # a value of another shape (an OTLP kvlist, a mapping): look at the item
-    return False
-
-
 class AttachmentStage:
     """Takes large base64 content out of traces and spans and queues it for upload."""
 
@@ -234,26 +220,6 @@ class AttachmentStage:
         #: (kind, id) -> attachments found, queued by :meth:`settle` once the item is known to leave
         #: (a later stage or the mask hook may still drop it: then nothing is uploaded)
         self._found: Dict[Tuple[str, str], List[Attachment]] = {}
-        #: (the last resource mapping seen, whether it may hold a run)
-        self._resource_memo: Optional[Tuple[Any, bool]] = None
-
-    def _may_hold(self, record: Any) -> bool:
-        """True if some attribute (span, event, resource) is long enough to carry a run (bytes count
-        as their base64 length): what the mappers put in input/output/metadata comes from these.
-
-        The spans of a batch share one resource object: its answer is kept for the last one seen
-        (by identity, holding it, so no other object can take its id)."""
-        n = self.extractor.min_chars * 3 // 4
-        if _may_hold(record.attributes, n):
-            return True
-        resource = getattr(record, "resource", None)
-        if resource:
-            memo = self._resource_memo
-            if memo is None or memo[0] is not resource:
-                memo = self._resource_memo = (resource, _may_hold(resource, n))
-            if memo[1]:
-                return True
-        return any(e.attributes and _may_hold(e.attributes, n) for e in getattr(record, "events", ()) or ())
 
     def settle(self, m: Mapped, sent: bool) -> None:
         if not self._found:
@@ -264,11 +230,13 @@ class AttachmentStage:
                 self.uploader.submit(a)
 
     def __call__(self, m: Mapped) -> Mapped:
-        if m.kind not in ("trace", "span"):
+        return self.judge(m, None)
+
+    def judge(self, m: Mapped, body: Optional[bytes]) -> Mapped:
+        """``m`` with its runs taken out; ``body`` (its JSON, when the caller has it) shorter than
+        ``min_chars`` proves it holds no string that long, so no run: most items end here."""
+        if m.kind not in ("trace", "span") or (body is not None and len(body) < self.extractor.min_chars):
             return m
-        record = getattr(m.mapped, "record", None)
-        if record is not None and not self._may_hold(record):
-            return m  # no attribute long enough to hold a run: most spans end here
         d = m.data
         entity_id = d.get("id")
         if not isinstance(entity_id, str):

@@ -29,7 +29,12 @@ MaskHook = Callable[[Dict[str, Any], str], Optional[Dict[str, Any]]]
 #: (called with each whole batch first, so a trace row can be judged by the spans that
 #: came in the same batch) and ``drain(final) -> list`` (after each batch, and with
 #: ``final=True`` from :meth:`Pipeline.close`) to release or expire what it holds.
+#: A stage of this package may also have ``judge(item, body)``, the same as calling it with
+#: ``body = dumps(item.data)`` at hand: the pipeline encodes an item once, before the first such
+#: stage, and an item they all pass unchanged is sent as those very bytes (see :meth:`Pipeline._run`).
 Stage = Callable[[Mapped], Union[None, Mapped, List[Mapped]]]
+#: ``judge(item, body)``: a stage's call with ``body == dumps(item.data)`` given
+Judge = Callable[[Mapped, bytes], Union[None, Mapped, List[Mapped]]]
 
 
 class Processed:
@@ -60,6 +65,8 @@ class Pipeline:
         self._stage_failed = False
         #: ``settle(item, sent)`` of stages that act only once an item is known to leave (attachments)
         self._settlers = [f for f in (getattr(st, "settle", None) for st in self.stages) if f is not None]
+        #: ``(stages, [stage.judge or None per stage])``, redone if ``stages`` is replaced
+        self._judges: Tuple[List[Stage], List[Optional[Judge]]] = ([], [])
 
     def process(
         self, records: Iterable[SpanRecord], default_project: Optional[str] = None, updated_at: Optional[str] = None
@@ -120,11 +127,26 @@ class Pipeline:
                     self._run(m, i + 1, out)
 
     def _run(self, m: Mapped, start: int, out: List[Item]) -> None:
-        """Send one item through the stages from ``start`` on, then the mask hook and the encoder."""
+        """Send one item through the stages from ``start`` on, then the mask hook and the encoder.
+
+        The item is encoded once, before the first stage with ``judge``; the bytes stay its
+        encoding while every stage hands back the very item (ours never change one in place,
+        and the bytes are dropped before any other stage runs), and are then what is sent.
+        """
         stages = self.stages
+        known = self._judges
+        judges = known[1] if known[0] is stages and len(known[1]) == len(stages) else self._judges_for(stages)
+        body: Optional[bytes] = None  # dumps(m.data), while m is the item it was encoded from
         try:
             for i in range(start, len(stages)):
-                r = stages[i](m)
+                judge = judges[i]
+                if judge is not None:
+                    if body is None:
+                        body = dumps(m.data)
+                    r = judge(m, body)
+                else:
+                    body = None  # a stage of the user's may change the item in place
+                    r = stages[i](m)
                 if r is None:
                     if self._settlers:
                         self._settle(m, False)
@@ -133,19 +155,28 @@ class Pipeline:
                     for m2 in r:
                         self._run(m2, i + 1, out)
                     return
+                if r is not m:
+                    body = None
                 m = r  # type: ignore[assignment]
         except Exception as exc:  # noqa: BLE001 - fail closed: an item a privacy stage could not judge is not sent
-            self.stats.drop("stage_error")
-            if self._settlers:
-                self._settle(m, False)
-            if not self._stage_failed:
-                self._stage_failed = True
-                _logger.error(
-                    "a privacy/filter stage failed on %s; such items are dropped (logged once): %s", m.label, trail(exc)
-                )
+            self._stage_error(m, exc)
             return
+        self._emit(m, body, out)
+
+    def _stage_error(self, m: Mapped, exc: Exception) -> None:
+        self.stats.drop("stage_error")
+        if self._settlers:
+            self._settle(m, False)
+        if not self._stage_failed:
+            self._stage_failed = True
+            _logger.error(
+                "a privacy/filter stage failed on %s; such items are dropped (logged once): %s", m.label, trail(exc)
+            )
+
+    def _emit(self, m: Mapped, body: Optional[bytes], out: List[Item]) -> None:
+        """The mask hook, then the encoded item into ``out`` (``body``: the item's encoding, if known)."""
         if self.mask is not None:
-            data = self._apply_mask(m)
+            data = self._apply_mask(m, body)
             if self._settlers:
                 self._settle(m, data is not None)
             if data is not None:
@@ -153,7 +184,13 @@ class Pipeline:
         else:
             if self._settlers:
                 self._settle(m, True)
-            out.append(Item(m.kind, str(m.data.get("id", "")), dumps(m.data), m.label_key))
+            out.append(Item(m.kind, str(m.data.get("id", "")), dumps(m.data) if body is None else body, m.label_key))
+
+    def _judges_for(self, stages: List[Stage]) -> List[Optional[Judge]]:
+        """Each stage's ``judge`` (None: the stage is called as it is), kept for this list of stages."""
+        judges: List[Optional[Judge]] = [getattr(st, "judge", None) for st in stages]
+        self._judges = (stages, judges)
+        return judges
 
     def _settle(self, m: Mapped, sent: bool) -> None:
         for settle in self._settlers:
@@ -162,8 +199,8 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - the item itself is already decided
                 _logger.error("a stage failed to settle %s: %s", m.label, trail(exc))
 
-    def _apply_mask(self, m: Mapped) -> Optional[Dict[str, Any]]:
-        """Run the user's hook on a private plain-JSON copy of the item.
+    def _apply_mask(self, m: Mapped, body: Optional[bytes]) -> Optional[Dict[str, Any]]:
+        """Run the user's hook on a private plain-JSON copy of the item (``body``: its encoding, if known).
 
         The copy is what would be sent (tuples are lists, SDK mappings are dicts),
         and the hook may change it in place: the trace row and its root span share
@@ -171,7 +208,7 @@ class Pipeline:
         """
         assert self.mask is not None
         try:
-            data = self.mask(loads(dumps(m.data)), m.kind)
+            data = self.mask(loads(dumps(m.data) if body is None else body), m.kind)
         except Exception as exc:  # noqa: BLE001 - fail closed: a broken hook never leaks data
             self.stats.drop("mask_error")
             if m.kind not in self._mask_failed:

@@ -45,13 +45,6 @@ _MAGIC = (
 )
 
 
-#: JSON bytes one dict/list entry can take besides its long strings: a key of at most 200
-#: characters (longer keys are counted as characters), a short value, punctuation
-_ENTRY_BOUND = 200 * 6 + 16 * 6 + 8
-#: JSON bytes of the walked fields' own keys and punctuation
-_FIELDS_BOUND = 64 * len(WALKED)
-
-
 def blob_placeholder(s: str, parent: Any, max_bytes: int) -> Optional[str]:
     """``[blob omitted: image/png, 123456 bytes]`` for a data: URI or a base64 run over ``max_bytes``."""
     if len(s) <= max_bytes:
@@ -124,6 +117,14 @@ class ContentStage:
         self._passed_resource: Any = None
 
     def __call__(self, m: Mapped) -> Mapped:
+        return self.judge(m, dumps(m.data))
+
+    def judge(self, m: Mapped, body: bytes) -> Mapped:
+        """``m`` scrubbed, blobs replaced, fields capped; ``body`` is ``dumps(m.data)``.
+
+        The body's length bounds every field's JSON: only an item longer than the cap, or one the
+        walk changed (a marker may be longer than what it replaced), has its fields measured.
+        """
         d = m.data
         passed = self._passed
         for f in WALKED:
@@ -139,14 +140,12 @@ class ContentStage:
         if strs and self.scrubber is not None and self.scrubber.any_might_hold_secret(strs):
             st = WalkState(self._passed_resource)
             new = self._scrub_walk(d, st)
-        # a bound on all walked fields' JSON together: 6 bytes per character covers escapes, and
-        # every entry besides its long strings fits _ENTRY_BOUND; only over it is each measured
-        over = (st.chars + sum(map(len, st.strs))) * 6 + st.nodes * _ENTRY_BOUND + _FIELDS_BOUND > self.field_max
+        over = len(body) > self.field_max
         if new is None and not over and not self._long_names(d):
             self._passed = d
             self._passed_resource = st.resource
             return m
-        return self._finish(m, new, st, over)
+        return self._finish(m, new, st, over or new is not None)
 
     def _long_names(self, d: Dict[str, Any]) -> bool:
         """A field of ``CAPPED_STRINGS`` (``name``, ``thread_id``) that may be over the size cap."""

@@ -22,8 +22,8 @@ batched check (:meth:`Scrubber.any_might_hold_secret`) and, only when that
 check says a string may hold a secret, walks again with the ``scrub`` walk: the
 same code, so there is no fast path that must agree with a slow one.
 
-The counts in the state (entries, characters) bound each field's JSON size
-without encoding it.
+Sizes are not the walk's business: the caller has the item's JSON, whose length
+bounds every field's.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ from ._truncate import DEEP, MAX_DEPTH
 
 #: the keys of the mapper's ``metadata.otel`` that carry the sender's data (ids, kind, scope are ours)
 OTEL_WALKED = ("resource", "events", "status")
-#: keys longer than this are counted as characters in the size bound (the clean-key cache holds shorter ones)
-LONG_KEY = 200
 
 #: ``blob(string, parent) -> placeholder or None`` for a string over the blob limit
 BlobReplacer = Callable[[str, Any], Optional[str]]
@@ -47,9 +45,9 @@ Walk = Callable[[Dict[str, Any], "WalkState"], Optional[Dict[str, Any]]]
 
 
 class WalkState:
-    """What one walk of one item found: candidate strings, counts, replacements made."""
+    """What one walk of one item found: candidate strings, replacements made."""
 
-    __slots__ = ("known", "resource", "strs", "nodes", "chars", "blobs", "scrubbed")
+    __slots__ = ("known", "resource", "strs", "blobs", "scrubbed")
 
     def __init__(self, known: Any = None) -> None:
         #: a ``metadata.otel.resource`` object known to pass unchanged: walked as it is
@@ -58,10 +56,6 @@ class WalkState:
         self.resource: Any = None
         #: strings of ``MIN_SECRET_LEN``+ characters outside secret keys, as they were before scrubbing
         self.strs: List[str] = []
-        #: entries of dicts and lists
-        self.nodes = 0
-        #: characters not in ``strs``: keys over ``LONG_KEY``, strings replaced by blob placeholders
-        self.chars = 0
         self.blobs = 0
         self.scrubbed = 0
 
@@ -78,7 +72,7 @@ def make_walk(
     and a closure's constants are the cheapest loads Python has.
     """
     # scrubbing off: no key is known harmless, so every dict takes ``keyed`` (which then
-    # only counts long keys and converts odd ones)
+    # only walks the values)
     clean: set = scrubber.clean if scrubber is not None else set()
     classify = scrubber.classify if scrubber is not None else None
     scrub_str = scrubber.scrub_str if scrubber is not None and scrub else None
@@ -89,7 +83,6 @@ def make_walk(
         if len(x) > blob_max:
             b = blob(x, parent)
             if b is not None:
-                st.chars += len(x)
                 st.blobs += 1
                 return b
         st.strs.append(x)
@@ -120,11 +113,10 @@ def make_walk(
     def walk_dict(d: Any, depth: int, st: WalkState, metadata: bool) -> Any:
         if depth >= MAX_DEPTH:
             return DEEP
-        st.nodes += len(d)
         if not clean.issuperset(d):
             return keyed(d, depth, st, metadata)
-        # every key is known harmless and at most LONG_KEY characters: the values only, until
-        # one changes (then ``keyed`` copies the dict and goes on from that entry)
+        # every key is known harmless: the values only, until one changes (then ``keyed``
+        # copies the dict and goes on from that entry)
         strs = st.strs
         own: Any = d.get("otel") if metadata else None
         for x in d.values():
@@ -150,9 +142,9 @@ def make_walk(
         return d
 
     def keyed(d: Any, depth: int, st: WalkState, metadata: bool, changed: Any = _NONE, to: Any = None) -> Any:
-        """A dict whose keys are judged one by one (long keys counted): one with a key not known
-        harmless, or one whose entry ``changed`` (not a key: a value) became ``to``, the first
-        change in it; the entries before that one are unchanged and not walked again."""
+        """A dict whose keys are judged one by one: one with a key not known harmless, or one
+        whose entry ``changed`` (not a key: a value) became ``to``, the first change in it; the
+        entries before that one are unchanged and not walked again."""
         out: Optional[Dict[str, Any]] = None
         skip = changed is not _NONE
         for k, x in d.items():
@@ -163,8 +155,6 @@ def make_walk(
                 skip = False
                 y = to
             else:
-                if type(k) is str and len(k) > LONG_KEY:
-                    st.chars += len(k)
                 cls = classify(k) if classify is not None else None
                 if cls is None:
                     y = otel(x, st) if metadata and k == "otel" and type(x) is dict else value(x, depth, st, d)
@@ -196,7 +186,6 @@ def make_walk(
     def walk_list(v: Any, depth: int, st: WalkState) -> Any:
         if depth >= MAX_DEPTH:
             return DEEP
-        st.nodes += len(v)
         strs = st.strs
         i = -1
         for x in v:
