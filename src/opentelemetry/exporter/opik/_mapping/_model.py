@@ -16,6 +16,10 @@ from .._record import SpanRecord
 
 #: ``MappedSpan.present`` bits of keys that ``core.read``, ``conventions.finish`` and the usage tables look for (the bits
 #: below them are the families', see ``conventions._index``); all below 2**30, CPython's one-digit ints
+SIGN_THREAD = 1 << 20
+SIGN_ENV = 1 << 21
+SIGN_TAGS = 1 << 22
+SIGN_IO = 1 << 23
 SIGN_USAGE = 1 << 26
 SIGN_OPIK = 1 << 27
 SIGN_PROMPT = 1 << 28

@@ -6,14 +6,15 @@ Runs after the convention readers, so it only fills what they left empty.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from .._ids import is_uuid7
 from .._record import STATUS_ERROR
-from ._model import SIGN_OPIK, MappedSpan, is_empty
+from ._model import SIGN_ENV, SIGN_IO, SIGN_OPIK, SIGN_TAGS, SIGN_THREAD, MappedSpan, is_empty
 
 THREAD_KEYS = ("gen_ai.conversation.id", "session.id", "thread_id")
 ENV_KEYS = ("deployment.environment.name", "deployment.environment")
+TAG_KEYS = ("tag.tags",)
 _OPIK_ID_KEYS = (("opik.trace_id", "trace_id"), ("opik.span_id", "span_id"), ("opik.parent_span_id", "parent_span_id"))
 #: Opik's own keys (``out.present`` has ``SIGN_OPIK`` when the span carries one)
 OPIK_KEYS = ("opik.project_name", "opik.tags", "opik.metadata", "opik.thread_id", *(k for k, _ in _OPIK_ID_KEYS))
@@ -83,39 +84,31 @@ def _read_opik(out: MappedSpan) -> None:
                 out.opik_ids[field] = str(v).lower()
 
 
-def read(out: MappedSpan) -> None:
-    rec = out.record
-    attrs = rec.attributes
-    res = rec.resource
-    used = out.used
-    get = attrs.get
+#: (the last resource seen, its environment): every span of a provider shares one resource object
+_last_resource: Tuple[object, Optional[str]] = (None, None)
 
-    # Opik's own keys (as its SDK's OpikSpanProcessor and its OTLP endpoint use them)
-    if out.present & SIGN_OPIK:
-        _read_opik(out)
 
-    for key in THREAD_KEYS:
-        v = get(key)
-        if v is not None:
-            used.add(key)
-            out.set_thread(v)
+def _resource_environment(res: Mapping[str, Any]) -> Optional[str]:
+    """The resource's ``deployment.environment[.name]`` as ``MappedSpan.set_environment`` keeps it."""
+    global _last_resource
+    last, env = _last_resource
+    if last is res:
+        return env
+    env = None
     for key in ENV_KEYS:
-        v = get(key)
-        if v is not None:
-            used.add(key)
-            out.set_environment(v)
-    if out.environment is None:
-        for key in ENV_KEYS:
-            v = res.get(key)
-            if v is not None:
-                out.set_environment(v)
-    v = get("tag.tags")
-    if v is not None:
-        used.add("tag.tags")
-        out.add_tags(v)
+        v = res.get(key)
+        if v is not None and not is_empty(v):
+            env = str(v)[:150]
+            break
+    _last_resource = (res, env)
+    return env
 
-    # Generic input/output keys, when no convention reader claimed them (the OpenInference
-    # reader claims an input.value/output.value it read as nothing: a failed call's empty result).
+
+def _read_io(out: MappedSpan) -> None:
+    """Generic input/output keys, when no convention reader claimed them (the OpenInference
+    reader claims an input.value/output.value it read as nothing: a failed call's empty result)."""
+    get = out.record.attributes.get
+    used = out.used
     for key in ("input.value", "gen_ai.input.messages"):
         v = get(key)
         if v is not None and not (key == "input.value" and key in used):
@@ -125,6 +118,31 @@ def read(out: MappedSpan) -> None:
         if v is not None and not (key == "output.value" and key in used):
             out.set_output(v, key)
 
+
+def _read_keys(out: MappedSpan, keys: Tuple[str, ...], setter: Callable[[Any], None]) -> None:
+    get = out.record.attributes.get
+    for key in keys:
+        v = get(key)
+        if v is not None:
+            out.used.add(key)
+            setter(v)
+
+
+def read(out: MappedSpan) -> None:
+    present = out.present  # the family index's sign bits of the keys the span carries (-1: all)
+    # Opik's own keys (as its SDK's OpikSpanProcessor and its OTLP endpoint use them)
+    if present & SIGN_OPIK:
+        _read_opik(out)
+    if present & SIGN_THREAD:
+        _read_keys(out, THREAD_KEYS, out.set_thread)
+    if present & SIGN_ENV:
+        _read_keys(out, ENV_KEYS, out.set_environment)
+    if out.environment is None:
+        out.environment = _resource_environment(out.record.resource)
+    if present & SIGN_TAGS:
+        _read_keys(out, TAG_KEYS, out.add_tags)
+    if present & SIGN_IO:
+        _read_io(out)
     if out.error_info is None:
         out.error_info = error_info(out)
     if out.type is None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from .. import _prompts, core
-from .._model import SIGN_OPIK, SIGN_PROMPT, SIGN_USAGE, MappedSpan, is_empty
+from .._model import SIGN_ENV, SIGN_IO, SIGN_OPIK, SIGN_PROMPT, SIGN_TAGS, SIGN_THREAD, SIGN_USAGE, MappedSpan, is_empty
 from . import _common as c
 from . import (
     _flatten,
@@ -100,7 +100,7 @@ def finish(out: MappedSpan) -> None:
     attrs = out.record.attributes
     if out.thread_id is None:
         # Opik's own key, then the standard keys, outrank the family-specific ones the readers collected
-        for key in _THREAD_KEYS:
+        for key in _THREAD_KEYS if out.present & SIGN_THREAD else ():
             v = attrs.get(key)
             if v is not None:
                 out.used.add(key)
@@ -171,6 +171,10 @@ for _bit, _keys in (
     (SIGN_OPIK, core.OPIK_KEYS),
     (SIGN_PROMPT, [k for k, _ in _PROMPT_KEYS]),
     (SIGN_USAGE, [k for table in c.USAGE_TABLES for k, _ in table]),
+    (SIGN_THREAD, _THREAD_KEYS),
+    (SIGN_ENV, core.ENV_KEYS),
+    (SIGN_TAGS, core.TAG_KEYS),
+    (SIGN_IO, core.CONTENT_KEYS),
 ):
     for _k in _keys:
         _SIGNS[_k] = _SIGNS.get(_k, 0) | _bit

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from itertools import compress
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..._json import parse_json_like
@@ -59,6 +60,9 @@ def mark(out: MappedSpan, *keys: str) -> None:
     out.used.update(keys)
 
 
+_INFINITIES = (float("inf"), float("-inf"))
+
+
 def to_float(value: Any) -> Optional[float]:
     if value is None or isinstance(value, bool):
         return None
@@ -66,7 +70,7 @@ def to_float(value: Any) -> Optional[float]:
         f = float(value)
     except (TypeError, ValueError):
         return None
-    return f if f == f and f not in (float("inf"), float("-inf")) else None
+    return f if f == f and f not in _INFINITIES else None
 
 
 def set_ttft_at(out: MappedSpan, time_ns: int) -> None:
@@ -104,6 +108,9 @@ def set_ttft_ms_attr(out: MappedSpan, key: str) -> bool:
     return False
 
 
+#: ``MappedSpan.set_usage`` keeps counts below this
+_USAGE_LIMIT = 2**31
+
 #: every :class:`UsageKeys` table: the family index gives a span carrying any of their keys ``SIGN_USAGE``
 USAGE_TABLES: List["UsageKeys"] = []
 
@@ -111,10 +118,11 @@ USAGE_TABLES: List["UsageKeys"] = []
 class UsageKeys:
     """``(attribute, opik key)`` pairs in priority order; a span carrying none of them is not probed for them."""
 
-    __slots__ = ("pairs",)
+    __slots__ = ("pairs", "attrs")
 
     def __init__(self, pairs: Iterable[Tuple[str, str]]) -> None:
         self.pairs: Tuple[Tuple[str, str], ...] = tuple(pairs)
+        self.attrs: Tuple[str, ...] = tuple(attr for attr, _ in self.pairs)
         USAGE_TABLES.append(self)
 
     def __iter__(self) -> Iterator[Tuple[str, str]]:
@@ -130,9 +138,11 @@ def read_usage(out: MappedSpan, pairs: "UsageKeys | Iterable[Tuple[str, str]]", 
     """
     if out.usage_is_aggregate:
         return
-    if isinstance(pairs, UsageKeys) and not out.present & SIGN_USAGE:
-        return  # the family index saw none of the usage tables' keys
     attrs = out.record.attributes
+    if isinstance(pairs, UsageKeys):
+        if not out.present & SIGN_USAGE:
+            return  # the family index saw none of the usage tables' keys
+        pairs = compress(pairs.pairs, map(attrs.__contains__, pairs.attrs))  # probed in C, not a loop of gets
     usage = out.usage
     for attr, key in pairs:
         v = attrs.get(attr)
@@ -143,7 +153,10 @@ def read_usage(out: MappedSpan, pairs: "UsageKeys | Iterable[Tuple[str, str]]", 
             continue
         if skip_zero_extras and key not in (PROMPT, COMPLETION, TOTAL) and to_float(v) == 0:
             continue
-        out.set_usage(key, v)
+        if type(v) is int and 0 <= v < _USAGE_LIMIT:
+            usage[key] = v  # what ``set_usage`` keeps of an int, without its call (most counts are ints)
+        else:
+            out.set_usage(key, v)
 
 
 def set_cost(out: MappedSpan, value: Any) -> bool:

@@ -1,8 +1,9 @@
 """One indexed pass over a span's attribute keys: which families it may be, and its flattened key groups.
 
 Built once from the families' declarations. Each key of a span costs one dict
-lookup (a marker of some family, or a sign ``finish``/``core`` look for) and,
-when it is no marker, one C-level ``startswith`` over the flattened prefixes.
+lookup: a marker of some family, a sign ``finish``/``core`` look for, or a key
+seen before (the table learns what other keys are: flattened or nothing, with
+one C-level ``startswith`` over the flattened prefixes the first time).
 The span then runs only the readers of the families it carries a sign of, in
 priority order; a span of an unrelated library (HTTP, DB) runs none.
 """
@@ -21,11 +22,13 @@ _GROUP = 1 << 29
 #: index bit of a key whose value may be a family's sign (``gen_ai.system = strands-agents``)
 _VALUE = 1 << 25
 _SPECIAL = _GROUP | _VALUE
-#: the families' bits are below the signs' (``SIGN_OPIK``...)
-_MAX_FAMILIES = 24
+#: the families' bits are below the signs' (``SIGN_THREAD``...)
+_MAX_FAMILIES = 20
 #: ``out.groups`` of a span without flattened keys (shared: readers only read groups)
 _NO_GROUPS: Dict[str, List[str]] = {}
 _MAX_PLANS = 4096
+#: keys no family declares that the table remembers (attribute keys repeat from span to span)
+_MAX_LEARNED = 8192
 
 
 class FamilyIndex:
@@ -35,7 +38,7 @@ class FamilyIndex:
         """``signs``: extra keys -> bits above the families' (read by ``finish``/``core`` from ``out.present``)."""
         if len(families) > _MAX_FAMILIES:
             raise ValueError(f"at most {_MAX_FAMILIES} families: their bits must stay below the sign bits")
-        if any(bit < 1 << (_MAX_FAMILIES + 2) or bit & _SPECIAL for bit in signs.values()):
+        if any(bit < 1 << _MAX_FAMILIES or bit & _SPECIAL for bit in signs.values()):
             raise ValueError("sign bits must be above the families' and below the group bit")
         self.families = tuple(families)
         self.prefixes: Tuple[str, ...] = tuple(dict.fromkeys(p for f in families for p in f.prefixes))
@@ -61,7 +64,9 @@ class FamilyIndex:
         for k in keys:
             if self._table.prefix_of(k) is not None:
                 keys[k] |= _GROUP  # an indexed key that is also a flattened one (gen_ai.prompt.0.role)
-        self._keys = keys
+        self._declared = keys
+        #: the declared keys, plus learned ones: ``_GROUP`` for a flattened key, 0 for a key of no interest
+        self._keys = dict(keys)
         self._scopes = scopes
         self._events = events
         self._values = {k: tuple(pairs) for k, pairs in values.items()}
@@ -78,22 +83,20 @@ class FamilyIndex:
         rec = out.record
         attrs = rec.attributes
         get = self._keys.get
-        starts = self._table.prefixes
         mask = 0
         found: Optional[Dict[str, List[str]]] = None
         for k in attrs:
             b = get(k)
             if b is None:
-                if not k.startswith(starts):
-                    continue
-            else:
+                b = self._learn(k)
+            if not b & _SPECIAL:
                 mask |= b
-                if not b & _SPECIAL:
-                    continue
-                if b & _VALUE:
-                    mask |= self._value_bits(k, attrs[k])
-                if not b & _GROUP:
-                    continue
+                continue
+            mask |= b
+            if b & _VALUE:
+                mask |= self._value_bits(k, attrs[k])
+            if not b & _GROUP:
+                continue
             if found is None:
                 found = {}
             self._table.add(found, k)
@@ -119,6 +122,15 @@ class FamilyIndex:
             if len(self._plans) < _MAX_PLANS:
                 self._plans[mask] = plan
         return plan
+
+    def _learn(self, key: str) -> int:
+        """A key no family declares: ``_GROUP`` when it is a flattened one, else 0; remembered (bounded)."""
+        b = _GROUP if self._table.prefix_of(key) is not None else 0
+        keys = self._keys
+        if len(keys) >= len(self._declared) + _MAX_LEARNED:
+            keys = self._keys = dict(self._declared)  # a reader holding the old table still reads it right
+        keys[key] = b
+        return b
 
     def _value_bits(self, key: str, value: object) -> int:
         bits = 0

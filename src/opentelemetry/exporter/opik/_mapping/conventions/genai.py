@@ -39,6 +39,7 @@ Traceloop's new format, Pydantic AI, Vercel's ``@ai-sdk/otel``, ADK...).
 
 from __future__ import annotations
 
+from collections import abc
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .._model import MappedSpan, is_empty
@@ -117,8 +118,7 @@ _EVAL_KEYS = (
 
 
 def read(out: MappedSpan) -> None:
-    rec = out.record
-    attrs = rec.attributes
+    attrs = out.record.attributes
     get = attrs.get
     evs = c.events(out)
     op_raw = get("gen_ai.operation.name")
@@ -130,73 +130,21 @@ def read(out: MappedSpan) -> None:
             if not evs or _EVENT_NAMES.isdisjoint(evs):
                 return
     op = str(op_raw).strip().lower() if op_raw is not None else ""
-
-    # --- type
-    if op in LLM_OPS:
-        out.set_type("llm")
-    elif op == "execute_tool":
-        out.set_type("tool")
-    elif op in GUARDRAIL_OPS:
-        out.set_type("guardrail")
-        out.is_genai = True
-    elif op in MEMORY_OPS or op == "retrieval":
-        out.set_type("general")
-    elif op in AGENT_OPS:
-        out.set_type("general")
-        if op in _AGGREGATE_OPS and rec.kind != 3:  # 3 = CLIENT: a remote agent
-            c.aggregate(out)
-    elif not op:
-        if "gen_ai.tool.name" in attrs and ("gen_ai.tool.call.arguments" in attrs or "gen_ai.tool.call.id" in attrs):
-            out.set_type("tool")
-        elif ("gen_ai.request.model" in attrs or "gen_ai.response.model" in attrs) and "gen_ai.agent.name" not in attrs:
-            out.set_type("llm")
-    if out.type in ("llm", "tool") or op in AGENT_OPS:
-        out.is_genai = True
-
-    # --- model and provider
+    _read_type(out, op, attrs)
     resp = get("gen_ai.response.model")
     req = get("gen_ai.request.model")
-    if out.model is None:
-        if not is_empty(resp):
-            out.set_model(resp)
-            out.used.add("gen_ai.response.model")
-            if req == resp:
-                out.used.add("gen_ai.request.model")
-        elif not is_empty(req):
-            out.set_model(req)
-            out.used.add("gen_ai.request.model")
-    else:  # a family reader chose the model: drop exact repeats only
-        if resp is not None and resp == out.model:
-            out.used.add("gen_ai.response.model")
-        if req is not None and req == out.model:
-            out.used.add("gen_ai.request.model")
-    if out.provider is None:
-        server = get("server.address")
-        chosen: Optional[str] = None
-        for key in ("gen_ai.provider.name", "gen_ai.system"):
-            v = get(key)
-            if v is None:
-                continue
-            p = normalize(v, server)
-            if p is None:
-                continue
-            if chosen is None:
-                chosen = p
-                out.set_provider(p)
-                out.used.add(key)
-            elif p == chosen:
-                out.used.add(key)
+    if resp is not None or req is not None:
+        _read_model(out, resp, req)
+    if out.provider is None and ("gen_ai.provider.name" in attrs or "gen_ai.system" in attrs):
+        _read_provider(out, attrs)
 
-    # --- usage, cost, ttft
+    # --- usage, cost, ttft (each probed only as far as the span can have it)
     c.read_usage(out, USAGE)
-    for key in ("gen_ai.usage.cost", "gen_ai.usage.cost.amount"):
-        v = get(key)
-        if v is not None and _usd(get("gen_ai.usage.cost.currency") if key.endswith(".amount") else None) \
-                and c.set_cost(out, v):
-            out.used.add(key)
-    if out.type == "llm":
-        if not c.set_ttft_seconds(out, "gen_ai.response.time_to_first_chunk"):
-            c.set_ttft_seconds(out, "gen_ai.client.operation.time_to_first_chunk")
+    if "gen_ai.usage.cost" in attrs or "gen_ai.usage.cost.amount" in attrs:
+        _read_cost(out, attrs)
+    if out.type == "llm" and (_TTFT in attrs or _TTFT_METRIC in attrs):
+        if not c.set_ttft_seconds(out, _TTFT):
+            c.set_ttft_seconds(out, _TTFT_METRIC)
 
     # --- input / output (span attributes, and the same keys on operation-details events)
     details = _operation_details(out) if evs and EV_DETAILS in evs else None
@@ -220,11 +168,85 @@ def read(out: MappedSpan) -> None:
         out.used.add("event:" + EV_EVALUATION)
 
 
+_TTFT = "gen_ai.response.time_to_first_chunk"
+_TTFT_METRIC = "gen_ai.client.operation.time_to_first_chunk"
+
+
+def _read_type(out: MappedSpan, op: str, attrs: Mapping[str, Any]) -> None:
+    """The span type from the operation name (or, without one, from the keys it carries)."""
+    if op in LLM_OPS:
+        out.set_type("llm")
+    elif op == "execute_tool":
+        out.set_type("tool")
+    elif op in GUARDRAIL_OPS:
+        out.set_type("guardrail")
+        out.is_genai = True
+    elif op in MEMORY_OPS or op == "retrieval":
+        out.set_type("general")
+    elif op in AGENT_OPS:
+        out.set_type("general")
+        if op in _AGGREGATE_OPS and out.record.kind != 3:  # 3 = CLIENT: a remote agent
+            c.aggregate(out)
+    elif not op:
+        if "gen_ai.tool.name" in attrs and ("gen_ai.tool.call.arguments" in attrs or "gen_ai.tool.call.id" in attrs):
+            out.set_type("tool")
+        elif ("gen_ai.request.model" in attrs or "gen_ai.response.model" in attrs) and "gen_ai.agent.name" not in attrs:
+            out.set_type("llm")
+    if out.type in ("llm", "tool") or op in AGENT_OPS:
+        out.is_genai = True
+
+
+def _read_model(out: MappedSpan, resp: Any, req: Any) -> None:
+    used = out.used
+    if out.model is None:
+        if not is_empty(resp):
+            out.set_model(resp)
+            used.add("gen_ai.response.model")
+            if req == resp:
+                used.add("gen_ai.request.model")
+        elif not is_empty(req):
+            out.set_model(req)
+            used.add("gen_ai.request.model")
+    else:  # a family reader chose the model: drop exact repeats only
+        if resp is not None and resp == out.model:
+            used.add("gen_ai.response.model")
+        if req is not None and req == out.model:
+            used.add("gen_ai.request.model")
+
+
+def _read_provider(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
+    server = attrs.get("server.address")
+    chosen: Optional[str] = None
+    for key in ("gen_ai.provider.name", "gen_ai.system"):
+        v = attrs.get(key)
+        if v is None:
+            continue
+        p = normalize(v, server)
+        if p is None:
+            continue
+        if chosen is None:
+            chosen = p
+            out.set_provider(p)
+            out.used.add(key)
+        elif p == chosen:
+            out.used.add(key)
+
+
+def _read_cost(out: MappedSpan, attrs: Mapping[str, Any]) -> None:
+    for key in ("gen_ai.usage.cost", "gen_ai.usage.cost.amount"):
+        v = attrs.get(key)
+        if v is not None and _usd(attrs.get("gen_ai.usage.cost.currency") if key.endswith(".amount") else None) \
+                and c.set_cost(out, v):
+            out.used.add(key)
+
+
 def _plain(value: Any) -> Any:
     """Structured attribute values (tuples of mappings, SDK >= 1.45) as JSON lists and dicts."""
+    if isinstance(value, str):  # most values: JSON strings
+        return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, abc.Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     return value
 
