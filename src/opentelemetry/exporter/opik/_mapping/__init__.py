@@ -87,21 +87,28 @@ def _order(records: Iterable[SpanRecord]) -> Tuple[Dict[int, int], List[SpanReco
     return batch_start, others
 
 
-def _note_conversation(cache: TraceCache, info: TraceInfo, out: MappedSpan) -> None:
+#: whether a span's own input reads as a question and its output as an answer (``messages.question``/``answer``)
+_Reads = Tuple[bool, bool]
+
+
+def _note_conversation(cache: TraceCache, info: TraceInfo, out: MappedSpan) -> _Reads:
     """Remember the trace's first question and last answer, for a root span that has neither.
 
     They stay as long as the trace's other facts (a root span sent again gets the
     same trace row), within the cache's text budget. Call with the cache's lock held.
+    Returns what the span's own input and output read as, for its trace row.
     """
     rec = out.record
     q = messages.question(out.input)
     a = messages.answer(out.output)
+    reads = (q is not None, a is not None)
     if q and not (info.question is None or rec.start_ns < info.question_ns):
         q = None
     if a and not (info.answer is None or rec.end_ns >= info.answer_ns):
         a = None
     if q or a:
         cache.remember(info, q[:_TEXT_CAP] if q else None, rec.start_ns, a[:_TEXT_CAP] if a else None, rec.end_ns)
+    return reads
 
 
 #: ``MappedSpan.scratch`` key a reader sets on an agent span that records no content of its own
@@ -143,20 +150,17 @@ def _borrow_conversation(info: TraceInfo, out: MappedSpan) -> None:
         out.output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": info.answer}}]}
 
 
-def _readable_trace(trace: Dict[str, Any], info: TraceInfo) -> bool:
-    """Give the trace row the text a person reads in the thread view; True when nothing changed.
+def _readable_trace(trace: Dict[str, Any], info: TraceInfo, reads: Optional[_Reads]) -> None:
+    """Give the trace row the text a person reads in the thread view.
 
-    The root span's own input/output stay when they read as text; otherwise the
-    trace's first LLM question and last LLM answer stand in for them.
+    The root span's own input/output stay when they read as text (``reads``, when
+    ``_note_conversation`` already asked); otherwise the trace's first LLM question
+    and last LLM answer stand in for them.
     """
-    unchanged = True
-    if info.question is not None and messages.question(trace.get("input")) is None:
+    if info.question is not None and not (reads[0] if reads is not None else messages.question(trace.get("input")) is not None):
         trace["input"] = {"messages": [{"role": "user", "content": info.question}]}
-        unchanged = False
-    if info.answer is not None and messages.answer(trace.get("output")) is None:
+    if info.answer is not None and not (reads[1] if reads is not None else messages.answer(trace.get("output")) is not None):
         trace["output"] = {"choices": [{"index": 0, "message": {"role": "assistant", "content": info.answer}}]}
-        unchanged = False
-    return unchanged
 
 
 _KIND_NAMES = dict(enumerate(SPAN_KIND_NAMES))
@@ -307,11 +311,11 @@ class Mapper:
                 lock.acquire()
                 try:
                     info = cache.get(rec.trace_id, batch_start[rec.trace_id], now)
-                    self._facts(info, out, root)
+                    reads = self._facts(info, out, root)
                 finally:
                     lock.release()
                 items = self._emit(out, info, default_project, root and not (out.opik_ids and "trace_id" in out.opik_ids),
-                                   span_memo, trace_memo)
+                                   span_memo, trace_memo, reads)
             except Exception as exc:  # noqa: BLE001 - one bad span never sinks the batch
                 # The exception's text may quote span content: report only its type and where.
                 if rejected is not None:
@@ -319,8 +323,11 @@ class Mapper:
                 continue
             yield items
 
-    def _facts(self, info: TraceInfo, out: MappedSpan, root: bool) -> None:
-        """What the span tells its trace, and what the trace's other spans tell it. Lock held."""
+    def _facts(self, info: TraceInfo, out: MappedSpan, root: bool) -> Optional[_Reads]:
+        """What the span tells its trace, and what the trace's other spans tell it. Lock held.
+
+        Returns what an LLM span's own input and output read as (``_note_conversation``), else None.
+        """
         if out.thread_id is not None and (info.thread_id is None or root):
             info.thread_id = out.thread_id
         ft = out.first_token_ns
@@ -330,9 +337,10 @@ class Mapper:
             _count_once(info, out)
         if self._reshape:
             if out.type == "llm":
-                _note_conversation(self.cache, info, out)
-            elif out.scratch is not None and out.scratch.get(BORROW_CONVERSATION):
+                return _note_conversation(self.cache, info, out)
+            if out.scratch is not None and out.scratch.get(BORROW_CONVERSATION):
                 _borrow_conversation(info, out)
+        return None
 
     def _project(self, out: MappedSpan, default_project: Optional[str]) -> str:
         if out.project_name:
@@ -357,6 +365,7 @@ class Mapper:
         trace_row: bool,
         span_memo: _SpanIds,
         trace_memo: _TraceIds,
+        reads: Optional[_Reads],
     ) -> List[Mapped]:
         """The span's items: its trace row (when it writes one), the span, its feedback scores."""
         rec = out.record
@@ -381,7 +390,7 @@ class Mapper:
             items = [Mapped("span", _span_row(common, out, span_id, trace_id, parent_id), label, out)]
         else:
             span = _span_row(dict(common), out, span_id, trace_id, parent_id)
-            trace = self._trace_row(common, out, info, trace_id)
+            trace = self._trace_row(common, out, info, trace_id, reads)
             items = [Mapped("trace", trace, label, out), Mapped("span", span, label, out)]
         for score in out.feedback_scores:
             s = dict(score)
@@ -416,7 +425,8 @@ class Mapper:
             common["environment"] = environment[:150]
         return common
 
-    def _trace_row(self, trace: Dict[str, Any], out: MappedSpan, info: TraceInfo, trace_id: str) -> Dict[str, Any]:
+    def _trace_row(self, trace: Dict[str, Any], out: MappedSpan, info: TraceInfo, trace_id: str,
+                   reads: Optional[_Reads]) -> Dict[str, Any]:
         trace["id"] = trace_id
         trace["source"] = "sdk"
         thread = out.thread_id or info.thread_id
@@ -427,7 +437,7 @@ class Mapper:
         elif info.first_token_ns is not None and info.first_token_ns >= out.record.start_ns:
             trace["ttft"] = (info.first_token_ns - out.record.start_ns) / 1e6
         if self._reshape:
-            _readable_trace(trace, info)
+            _readable_trace(trace, info, reads)
         return trace
 
 
