@@ -40,6 +40,8 @@ OTEL_WALKED = ("resource", "events", "status")
 #: ``blob(string, parent) -> placeholder or None`` for a string over the blob limit
 BlobReplacer = Callable[[str, Any], Optional[str]]
 _NONE = object()
+#: the types a walk returns as they are
+_SCALARS = frozenset((int, float, bool, type(None)))
 #: ``walk(item, state) -> a copy of the item with the fields that changed, or None``
 Walk = Callable[[Dict[str, Any], "WalkState"], Optional[Dict[str, Any]]]
 
@@ -77,6 +79,10 @@ def make_walk(
     classify = scrubber.classify if scrubber is not None else None
     scrub_str = scrubber.scrub_str if scrubber is not None and scrub else None
     minlen = MIN_SECRET_LEN
+    #: a string of ``minlen`` to this many characters is collected as it is (the scrubbing walk
+    #: sends every one through ``string``)
+    collect_max = blob_max if scrub_str is None else -1
+    scalars = _SCALARS
 
     def string(x: str, st: WalkState, parent: Any) -> str:
         """A string of ``MIN_SECRET_LEN``+ characters: a blob placeholder, a candidate, or scrubbed."""
@@ -98,10 +104,10 @@ def make_walk(
         t = type(x)
         if t is str:
             return x if len(x) < minlen else string(x, st, parent)
-        if t is int or t is float or t is bool or x is None:
+        if t in scalars:
             return x
         if t is dict or (t is not list and t is not tuple and isinstance(x, Mapping)):
-            return walk_dict(x, depth + 1, st, False)
+            return walk_dict(x, depth + 1, st, None)
         if t is list or t is tuple or isinstance(x, (list, tuple)):
             return walk_list(x, depth + 1, st)
         if isinstance(x, (bytes, bytearray)):
@@ -110,38 +116,38 @@ def make_walk(
             return x if y == s else y
         return x
 
-    def walk_dict(d: Any, depth: int, st: WalkState, metadata: bool) -> Any:
+    def walk_dict(d: Any, depth: int, st: WalkState, own: Any) -> Any:
+        """``own``: the mapper's ``metadata.otel`` dict, when ``d`` is the item's ``metadata`` (else None)."""
         if depth >= MAX_DEPTH:
             return DEEP
         if not clean.issuperset(d):
-            return keyed(d, depth, st, metadata)
+            return keyed(d, depth, st, own)
         # every key is known harmless: the values only, until one changes (then ``keyed``
         # copies the dict and goes on from that entry)
         strs = st.strs
-        own: Any = d.get("otel") if metadata else None
         for x in d.values():
             t = type(x)
             if t is str:
                 n = len(x)
                 if n < minlen:
                     continue
-                if scrub_str is None and n <= blob_max:
+                if n <= collect_max:
                     strs.append(x)
                     continue
                 y: Any = string(x, st, d)
-            elif t is int or t is float or t is bool or x is None:
-                continue
             elif t is dict:
-                y = otel(x, st) if x is own else walk_dict(x, depth + 1, st, False)
+                y = otel(x, st) if x is own else walk_dict(x, depth + 1, st, None)
+            elif t in scalars:
+                continue
             elif t is list or t is tuple:
                 y = walk_list(x, depth + 1, st)
             else:
                 y = value(x, depth, st, d)
             if y is not x:
-                return keyed(d, depth, st, metadata, x, y)
+                return keyed(d, depth, st, own, x, y)
         return d
 
-    def keyed(d: Any, depth: int, st: WalkState, metadata: bool, changed: Any = _NONE, to: Any = None) -> Any:
+    def keyed(d: Any, depth: int, st: WalkState, own: Any, changed: Any = _NONE, to: Any = None) -> Any:
         """A dict whose keys are judged one by one: one with a key not known harmless, or one
         whose entry ``changed`` (not a key: a value) became ``to``, the first change in it; the
         entries before that one are unchanged and not walked again."""
@@ -157,7 +163,7 @@ def make_walk(
             else:
                 cls = classify(k) if classify is not None else None
                 if cls is None:
-                    y = otel(x, st) if metadata and k == "otel" and type(x) is dict else value(x, depth, st, d)
+                    y = otel(x, st) if own is not None and k == "otel" else value(x, depth, st, d)
                 else:
                     y = judged(cls, x, depth, st, d)
             if y is not x:
@@ -195,14 +201,14 @@ def make_walk(
                 n = len(x)
                 if n < minlen:
                     continue
-                if scrub_str is None and n <= blob_max:
+                if n <= collect_max:
                     strs.append(x)
                     continue
                 y: Any = string(x, st, None)
-            elif t is int or t is float or t is bool or x is None:
-                continue
             elif t is dict:
-                y = walk_dict(x, depth + 1, st, False)
+                y = walk_dict(x, depth + 1, st, None)
+            elif t in scalars:
+                continue
             elif t is list or t is tuple:
                 y = walk_list(x, depth + 1, st)
             else:
@@ -217,22 +223,25 @@ def make_walk(
         return v
 
     def otel(o: Dict[str, Any], st: WalkState) -> Dict[str, Any]:
-        """The mapper's ``metadata.otel``: only the sender's parts are walked."""
-        out: Optional[Dict[str, Any]] = None
-        for k in OTEL_WALKED:
-            x = o.get(k)
-            if x is None:
-                continue
-            if k == "resource":
-                st.resource = x
-                if x is st.known:
-                    continue
-            y = walk_dict(x, 2, st, False) if type(x) is dict else value(x, 1, st, o)
-            if y is not x:
-                if out is None:
-                    out = dict(o)
-                out[k] = y
+        """The mapper's ``metadata.otel``: only the sender's parts (:data:`OTEL_WALKED`) are walked."""
+        x = st.resource = o.get("resource")
+        out = None if x is None or x is st.known else part(o, None, "resource", x, st)
+        x = o.get("events")
+        if x is not None:
+            out = part(o, out, "events", x, st)
+        x = o.get("status")
+        if x is not None:
+            out = part(o, out, "status", x, st)
         return o if out is None else out
+
+    def part(o: Dict[str, Any], out: Optional[Dict[str, Any]], k: str, x: Any, st: WalkState) -> Optional[Dict[str, Any]]:
+        """``out`` (a copy of ``o``, made when first needed) with ``o[k]``, that is ``x``, walked."""
+        y = walk_dict(x, 2, st, None) if type(x) is dict else value(x, 1, st, o)
+        if y is not x:
+            if out is None:
+                out = dict(o)
+            out[k] = y
+        return out
 
     def walk_item(d: Dict[str, Any], st: WalkState) -> Optional[Dict[str, Any]]:
         """A copy of the item ``d`` with the fields the walk changed, or None if it changed none."""
@@ -243,7 +252,8 @@ def make_walk(
                 continue
             t = type(v)
             if t is dict:
-                v2 = walk_dict(v, 0, st, f == "metadata")
+                own = v.get("otel") if f == "metadata" else None
+                v2 = walk_dict(v, 0, st, own if type(own) is dict else None)
             elif t is list:
                 v2 = walk_list(v, 0, st)
             else:
