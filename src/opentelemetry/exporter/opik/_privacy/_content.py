@@ -126,12 +126,14 @@ class ContentStage:
         walk changed (a marker may be longer than what it replaced), has its fields measured.
         """
         d = m.data
+        # a string is shorter than the JSON that holds it: a short body has no name over the cap
+        names = len(body) > self._name_chars
         passed = self._passed
         for f in WALKED:
             if d.get(f) is not passed.get(f):
                 break
         else:
-            return self._finish(m, None, None, False) if self._long_names(d) else m
+            return self._finish(m, None, None, False) if names and self._long_names(d) else m
         st = WalkState(self._passed_resource)
         new = self._walk(d, st)
         strs = st.strs
@@ -141,7 +143,7 @@ class ContentStage:
             st = WalkState(self._passed_resource)
             new = self._scrub_walk(d, st)
         over = len(body) > self.field_max
-        if new is None and not over and not self._long_names(d):
+        if new is None and not over and not (names and self._long_names(d)):
             self._passed = d
             self._passed_resource = st.resource
             return m
