@@ -92,14 +92,14 @@ class TraceCache:
             now = time.monotonic()
         data = self._data
         info = data.get(trace_id)
-        if info is not None and now - info.touched <= self._ttl:
-            info.touched = now
-            data.move_to_end(trace_id)
-            return info
-        if info is not None:  # expired
-            self._text -= info.text_size()
+        if info is not None:
+            if now - info.touched <= self._ttl:
+                info.touched = now
+                data.move_to_end(trace_id)
+                return info
+            self._text -= info.text_size()  # expired: its successor goes to the end, as a new key does
+            del data[trace_id]
         info = data[trace_id] = TraceInfo(candidate_start_ms, now)
-        data.move_to_end(trace_id)
         if len(data) > self._max:
             self._evict()
         return info
@@ -111,16 +111,24 @@ class TraceCache:
 
     def remember(self, info: TraceInfo, question: Optional[str], question_ns: int,
                  answer: Optional[str], answer_ns: int) -> None:
-        """Set the trace's question and/or answer (``None``: keep it), within the cache's text budget. Lock held."""
-        before = info.text_size()
+        """Set the trace's question and/or answer (``None``: keep it), within the cache's text budget. Lock held.
+
+        Only the text can be over its bound here: :meth:`get` keeps the entries within theirs.
+        """
+        grown = 0
         if question is not None:
+            old = info.question
+            grown = len(question) - (len(old) if old is not None else 0)
             info.question = question
             info.question_ns = question_ns
         if answer is not None:
+            old = info.answer
+            grown += len(answer) - (len(old) if old is not None else 0)
             info.answer = answer
             info.answer_ns = answer_ns
-        self._text += info.text_size() - before
-        self._evict()
+        self._text += grown
+        if self._text > self._max_text:
+            self._evict()
 
     def _evict(self) -> None:
         data = self._data
