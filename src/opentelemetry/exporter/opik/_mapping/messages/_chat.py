@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, List, Optional
 
 from ..._json import parse_json_like
-from ._content import Message, Parts, as_arguments, as_text, result_text
+from ._content import Message, Parts, as_arguments, as_text, result_text, tool_call
 
 ROLES = frozenset(("system", "user", "assistant", "tool", "function"))
 _ROLE_ALIASES = {
@@ -197,34 +197,57 @@ def _from_responses_item(m: Dict[str, Any]) -> List[Message]:
     return _build("assistant", {}, parts)
 
 
-_PLAIN_TEXT_KEYS = frozenset(("role", "content"))
-_ONE_PART_KEYS = frozenset(("role", "parts", "finish_reason"))
-_TEXT_PART_KEYS = frozenset(("type", "content"))
+_CALL_KEYS = frozenset(("type", "id", "name", "arguments"))
 
 
 def _plain_text(m: Dict[str, Any]) -> Optional[Message]:
-    """The message most spans carry: one role, one text (OpenAI string content, or one GenAI text part).
+    """The message most spans carry, read without the part machinery: one role, and OpenAI string content
+    or GenAI semconv parts that are all text and tool calls.
 
-    Exactly what the general path makes of it, without the part machinery
-    (``tests/test_messages.py`` pins the two to the same result).
+    Exactly what the general path makes of it, or None to leave it to that path
+    (``tests/test_mapping_perf_messages.py`` pins the two to the same result).
     """
     role = m.get("role")
     if type(role) is not str or role not in ROLES or role == "tool":
         return None
-    keys = m.keys()
-    if keys <= _PLAIN_TEXT_KEYS:
-        c = m.get("content")
-        if type(c) is str and c and c[0] != "[":  # "[..." may be a JSON string of blocks
+    parts = m.get("parts")
+    if parts is None:
+        c = m.get("content")  # with ``role``, two keys: ``{"role", "content"}``
+        if len(m) == 2 and type(c) is str and c and c[0] != "[":  # "[..." may be a JSON string of blocks
             return {"role": role, "content": c}
         return None
-    parts = m.get("parts")
-    if keys <= _ONE_PART_KEYS and type(parts) is list and len(parts) == 1:
-        p = parts[0]
-        if type(p) is dict and p.keys() == _TEXT_PART_KEYS and p.get("type") == "text":
-            c = p.get("content")
-            if type(c) is str and c:
-                return {"role": role, "content": c}
+    n = len(m)  # with ``role`` and ``parts``: {"role", "parts", "finish_reason"?}
+    if type(parts) is list and (n == 2 or (n == 3 and "finish_reason" in m)):
+        return _semconv_parts(role, parts)
     return None
+
+
+def _semconv_parts(role: str, parts: List[Any]) -> Optional[Message]:
+    """``text`` parts (``{"type", "content"}``) and ``tool_call`` parts as one OpenAI message; None for any other part."""
+    texts: List[str] = []
+    calls: List[Dict[str, Any]] = []
+    for p in parts:
+        if type(p) is not dict:
+            return None
+        t = p.get("type")
+        if t == "text":
+            c = p.get("content")
+            if len(p) != 2 or type(c) is not str:
+                return None
+            if c:
+                texts.append(c)
+        elif t == "tool_call" and p.keys() <= _CALL_KEYS:
+            calls.append(tool_call(p.get("id") or None, p.get("name"), p.get("arguments"), len(calls)))
+        else:
+            return None
+    if texts:
+        msg: Message = {"role": role, "content": "\n".join(texts)}
+        if calls:
+            msg["tool_calls"] = calls
+        return msg
+    if calls:
+        return {"role": role, "tool_calls": calls, "content": None}
+    return None  # nothing to show: the general path leaves the message out
 
 
 def to_messages(m: Any, default_role: str = "user") -> List[Message]:

@@ -65,6 +65,15 @@ def _modality(part: Dict[str, Any]) -> str:
     return modality or mime.split("/", 1)[0]
 
 
+def tool_call(call_id: Any, name: Any, arguments: Any, n: int) -> Dict[str, Any]:
+    """One OpenAI ``tool_calls`` entry; a call without an id is named by its position ``n`` in the message."""
+    return {
+        "id": str(call_id) if call_id is not None else f"call_{n}",
+        "type": "function",
+        "function": {"name": str(name) if name is not None else "tool", "arguments": as_arguments(arguments)},
+    }
+
+
 class Parts:
     """What one source message's parts add up to, in OpenAI chat terms."""
 
@@ -87,13 +96,7 @@ class Parts:
             self.content.append({"type": "image_url", "image_url": {"url": url}})
 
     def call(self, call_id: Any, name: Any, arguments: Any) -> None:
-        self.tool_calls.append(
-            {
-                "id": str(call_id) if call_id is not None else f"call_{len(self.tool_calls)}",
-                "type": "function",
-                "function": {"name": str(name) if name is not None else "tool", "arguments": as_arguments(arguments)},
-            }
-        )
+        self.tool_calls.append(tool_call(call_id, name, arguments, len(self.tool_calls)))
 
     def result(self, call_id: Any, content: Any) -> None:
         self.tool_results.append(
