@@ -60,7 +60,7 @@ def _messages_of(value: IO, key: str) -> Optional[List[Any]]:
         return None
     if len(msgs) == 1 and isinstance(msgs[0], list):
         msgs = msgs[0]
-    if all(is_message_like(m) for m in msgs):
+    if all(map(is_message_like, msgs)):
         return msgs
     return None
 
@@ -74,6 +74,13 @@ def _only_text(value: IO) -> Optional[str]:
     return None
 
 
+def _replaced(value: IO, key: str, new_key: str, new: Any) -> IO:
+    """``value`` without ``key``, ``new_key: new`` first."""
+    rest = value.copy()
+    del rest[key]
+    return {new_key: new, **rest}
+
+
 def llm_input(value: Optional[IO]) -> Optional[IO]:
     if not isinstance(value, dict):
         return value
@@ -81,10 +88,7 @@ def llm_input(value: Optional[IO]) -> Optional[IO]:
         msgs = _messages_of(value, key) if key == "messages" or "messages" not in value else None
         if msgs is not None:
             chat = to_chat(msgs)
-            if not chat:
-                return value
-            rest = {k: v for k, v in value.items() if k != key}
-            return {"messages": chat, **rest}
+            return _replaced(value, key, "messages", chat) if chat else value
     text = _only_text(value)
     if text is not None:
         return {"messages": [{"role": "user", "content": text}]}
@@ -115,18 +119,17 @@ def llm_output(value: Optional[IO]) -> Optional[IO]:
         if msgs is not None:
             made = to_choices([_one_assistant_turn(msgs)] if key == "output" else msgs)
             if made:
-                rest = {k: v for k, v in value.items() if k != key}
-                return {"choices": made, **rest}
+                return _replaced(value, key, "choices", made)
     content = value.get("content")
     if not clash and isinstance(content, dict) and isinstance(content.get("parts"), list):  # Gemini/ADK response
         made = to_choices([{**content, "role": "assistant", "finish_reason": value.get("finish_reason")}])
         if made:
-            return {"choices": made, **{k: v for k, v in value.items() if k != "content"}}
+            return _replaced(value, "content", "choices", made)
     gens = value.get("generations")
     if not clash and isinstance(gens, list) and gens:  # LangChain LLMResult (LangSmith, OpenInference)
         made = _from_generations(gens)
         if made:
-            return {"choices": made, **{k: v for k, v in value.items() if k != "generations"}}
+            return _replaced(value, "generations", "choices", made)
     text = _only_text(value)
     if text is not None:
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}

@@ -252,13 +252,13 @@ def _semconv_parts(role: str, parts: List[Any]) -> Optional[Message]:
 
 def to_messages(m: Any, default_role: str = "user") -> List[Message]:
     """One source message (any family) -> its OpenAI messages (usually one)."""
+    plain = _plain_text(m) if type(m) is dict else None
+    if plain is not None:
+        return [plain]
     if isinstance(m, str):
         return [{"role": default_role, "content": m}] if m else []
     if not isinstance(m, dict):
         return [{"role": default_role, "content": as_text(m)}] if m is not None else []
-    plain = _plain_text(m)
-    if plain is not None:
-        return [plain]
     if m.get("lc") == 1 and isinstance(m.get("kwargs"), dict):
         return _from_langchain(m)
     role = m.get("role")
@@ -277,15 +277,9 @@ def _merge_tool_calls(messages: List[Message]) -> List[Message]:
     """Join an assistant message that only calls tools to the assistant message before it."""
     merged: List[Message] = []
     for m in messages:
-        prev = merged[-1] if merged else None
-        if (
-            prev is not None
-            and prev["role"] == "assistant"
-            and m["role"] == "assistant"
-            and m.get("content") is None
-            and "tool_calls" in m
-        ):
-            prev.setdefault("tool_calls", []).extend(m["tool_calls"])
+        if "tool_calls" in m and merged and m.get("content") is None and m["role"] == "assistant" \
+                and merged[-1]["role"] == "assistant":
+            merged[-1].setdefault("tool_calls", []).extend(m["tool_calls"])
             continue
         merged.append(m)
     return merged
@@ -304,13 +298,16 @@ def to_choices(items: Iterable[Any]) -> List[Dict[str, Any]]:
     choices: List[Dict[str, Any]] = []
     for m in items:
         finish = m.get("finish_reason") if isinstance(m, dict) else None
-        msgs = [x for x in to_messages(m, "assistant") if x["role"] != "tool"]
-        if not msgs:
+        msg = None
+        for x in to_messages(m, "assistant"):
+            if x["role"] == "tool":
+                continue
+            if msg is None:
+                msg = x
+            elif x.get("tool_calls"):  # a choice is one message: later pieces join it
+                msg.setdefault("tool_calls", []).extend(x["tool_calls"])
+        if msg is None:
             continue
-        msg = msgs[0]
-        for extra in msgs[1:]:  # a choice is one message: later pieces join it
-            if extra.get("tool_calls"):
-                msg.setdefault("tool_calls", []).extend(extra["tool_calls"])
         choice: Dict[str, Any] = {"index": len(choices), "message": msg}
         if finish is not None:
             choice["finish_reason"] = finish
