@@ -82,9 +82,9 @@ _VALUE_PATTERNS: Tuple[str, ...] = (
     r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{16,}",
     r"://[^/\s:@]{0,128}:[^/\s@]{1,256}@",
 )
-#: prefixes of tokens whose body may have no run of 16 letters/digits: always looked for, as
-#: substrings (``str.find`` in C); every GitLab prefix ends in "t-", so its pattern runs only then
-_DIRECT = ("hooks.slack.com/", "SG.")
+#: prefixes of tokens whose body may have no run of 16 letters/digits (``hooks.slack.com/``, ``SG.``,
+#: GitLab's) are always looked for, as substrings (``str.find`` in C, :func:`_has_direct`); every
+#: GitLab prefix ends in "t-", so its pattern runs only then
 _GITLAB = re.compile(r"gl(?:pat|dt|rt|ptt|soat|cbt)-").search
 #: ``password=...`` / ``"api_key": "..."`` / ``aws_secret_access_key = ...`` / ``AccountKey=...;`` inside
 #: free text (error messages, logs, connection strings, INI and env files)
@@ -159,9 +159,11 @@ _WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 # bytes 0-9A-Za-z -> "a", everything else -> " ": a secret is a run of 16 "a"
 _RUN_TABLE = bytes(97 if (48 <= i <= 57 or 65 <= i <= 90 or 97 <= i <= 122) else 32 for i in range(256))
 _RUN = b"a" * _RUN_LEN
-# bytes 0-9 -> "0", space and "-" -> "-", everything else -> "x": every card number has one of _CARD_SHAPES
+# bytes 0-9 -> "0", space and "-" -> "-", everything else -> "x": every card number has a run of
+# 13 digits or two groups of 4 split by a space or a dash
 _DIGIT_TABLE = bytes(48 if 48 <= i <= 57 else 45 if i in (32, 45) else 120 for i in range(256))
-_CARD_SHAPES = (b"0" * 13, b"0000-0000")
+_CARD_RUN = b"0" * 13
+_CARD_GROUPS = b"0000-0000"
 #: a payment card number: 13-19 digits, or 4-4-4-4(-3) / 4-6-4(5) groups split by one kind of separator;
 #: not part of a longer number, word, decimal or base64 run (checked further by ``_is_card``)
 _CARD_RX = (
@@ -243,20 +245,18 @@ def _has_card(s: str, b: Optional[bytes] = None) -> bool:
     if b is None:
         b = s.encode("utf-8", "surrogatepass")
     t = b.translate(_DIGIT_TABLE)
-    for shape in _CARD_SHAPES:
-        plain = shape[4] == 48
-        i = t.find(shape)
-        while i >= 0:
-            if plain:
-                # a run of digits; no other run can start in the next 13 bytes (they are this
-                # run's digits), so a run that cannot be a card (a timestamp) is stepped over
-                if b[i] in _CARD_FIRST and (i == 0 or t[i - 1] != 48) and _card_at(b, i):
-                    return True
-                i = t.find(shape, i + 13)
-            else:
-                if b[i] in _CARD_FIRST and _card_at(b, i):
-                    return True
-                i = t.find(shape, i + 1)
+    i = t.find(_CARD_RUN)
+    while i >= 0:
+        # a run of digits; no other run can start in the next 13 bytes (they are this
+        # run's digits), so a run that cannot be a card (a timestamp) is stepped over
+        if b[i] in _CARD_FIRST and (i == 0 or t[i - 1] != 48) and _card_at(b, i):
+            return True
+        i = t.find(_CARD_RUN, i + 13)
+    i = t.find(_CARD_GROUPS)
+    while i >= 0:
+        if b[i] in _CARD_FIRST and _card_at(b, i):
+            return True
+        i = t.find(_CARD_GROUPS, i + 1)
     return False
 
 
@@ -270,10 +270,7 @@ def _replace_card(m: "re.Match[str]") -> str:
 
 
 def _has_direct(s: str) -> bool:
-    for needle in _DIRECT:
-        if needle in s:
-            return True
-    return "t-" in s and _GITLAB(s) is not None
+    return "SG." in s or "hooks.slack.com/" in s or ("t-" in s and _GITLAB(s) is not None)
 
 
 class Scrubber:
