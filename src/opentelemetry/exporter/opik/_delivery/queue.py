@@ -35,6 +35,8 @@ class MemoryQueue:
         #: takeovers so far, and their count when the batch being sent was taken: while equal, all current
         self._takeovers = 0
         self._batch_takeovers = 0
+        #: bytes of the batch being sent, as :meth:`take` counted them (:meth:`finish` takes them off)
+        self._batch_bytes = 0
 
     # -- bounds ------------------------------------------------------------------------
     def has_capacity(self, n_items: int = 1, n_bytes: int = 0) -> bool:
@@ -58,11 +60,15 @@ class MemoryQueue:
         }
 
     # -- producer ----------------------------------------------------------------------
-    def put(self, items: Sequence[Item], force: bool) -> int:
-        """Append the longest prefix of ``items`` within the bounds (all, with ``force``); caller holds ``cond``."""
+    def put(self, items: Sequence[Item], force: bool, total: Optional[int] = None) -> int:
+        """Append the longest prefix of ``items`` within the bounds (all, with ``force``); caller holds ``cond``.
+
+        ``total``: the items' bytes, when the caller has summed them already.
+        """
         n_held = len(self._q) + self._inflight_items
         b_held = self._queued_bytes + self._inflight_bytes
-        total = sum(map(_size, items))
+        if total is None:
+            total = sum(map(_size, items))
         if force or (n_held + len(items) <= self.max_items and b_held + total <= self.max_bytes):
             self._q.extend(items)  # all of them fit (the usual case): no per-item check
             self._queued_bytes += total
@@ -103,16 +109,18 @@ class MemoryQueue:
         self._queued_bytes -= size
         self._inflight_items += len(out)
         self._inflight_bytes += size
+        self._batch_bytes = size
         self._current = dict(zip(map(id, out), out))
         self._batch_takeovers = self._takeovers
         return out
 
     def finish(self, batch: List[Item]) -> None:
-        """The batch is done (every item resolved, or taken over)."""
+        """The batch is done (every item resolved, or taken over); ``batch``: what :meth:`take` returned last."""
         with self.cond:
             self._current.clear()
             self._inflight_items = max(self._inflight_items - len(batch), 0)
-            self._inflight_bytes = max(self._inflight_bytes - sum(map(_size, batch)), 0)
+            self._inflight_bytes = max(self._inflight_bytes - self._batch_bytes, 0)
+            self._batch_bytes = 0
             self.cond.notify_all()
 
     def resolve(self, items: Sequence[Item]) -> List[Item]:

@@ -188,12 +188,17 @@ class Writer:
             self.stats.drop("shutdown", len(items))
             return 0
         limit = self.settings.max_queue_bytes
-        fit = list(items) if max(map(_size, items)) <= limit else [i for i in items if i.size <= limit]
+        total = sum(map(_size, items))
+        known: Optional[int] = total  # the bytes of ``fit``, for the queue's bounds
+        if total <= limit:  # so is every item (the usual case): one pass
+            fit = list(items)
+        else:
+            fit, known = [i for i in items if i.size <= limit], None
         if len(fit) < len(items):
             self._drop_too_large([i for i in items if i.size > limit])
         durable = self._durable is not None and self._durable.append(fit)
         with self._cond:
-            queued = 0 if self._closed else self._queue.put(fit, force)
+            queued = 0 if self._closed else self._queue.put(fit, force, known)
         rest = fit[queued:]
         if rest and durable and self._durable is not None:
             self._durable.settle(rest, keep=True)  # on disk already: re-sent from there
@@ -461,7 +466,8 @@ class Writer:
         ours = final.items if leftover is not None else self._queue.resolve(final.items)
         if not ours:
             return  # taken over meanwhile (spooled by flush/shutdown): counted when re-sent
-        self._settle(ours, keep=False)
+        if self._durable is not None:
+            self._settle(ours, keep=False)
         if final.verdict == DELIVERED:
             self.stats.add(EXPORTED_COUNTER.get(final.kind, "scores_exported"), len(ours))
             return
