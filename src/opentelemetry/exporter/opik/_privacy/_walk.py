@@ -117,7 +117,8 @@ def make_walk(
         return x
 
     def walk_dict(d: Any, depth: int, st: WalkState, own: Any) -> Any:
-        """``own``: the mapper's ``metadata.otel`` dict, when ``d`` is the item's ``metadata`` (else None)."""
+        """``own``: what the item's ``metadata`` (``d``) holds under ``otel`` (walked by ``otel`` if a
+        dict); None for every other dict."""
         if depth >= MAX_DEPTH:
             return DEEP
         if not clean.issuperset(d):
@@ -163,7 +164,7 @@ def make_walk(
             else:
                 cls = classify(k) if classify is not None else None
                 if cls is None:
-                    y = otel(x, st) if own is not None and k == "otel" else value(x, depth, st, d)
+                    y = otel(x, st) if x is own and k == "otel" and type(x) is dict else value(x, depth, st, d)
                 else:
                     y = judged(cls, x, depth, st, d)
             if y is not x:
@@ -252,8 +253,7 @@ def make_walk(
                 continue
             t = type(v)
             if t is dict:
-                own = v.get("otel") if f == "metadata" else None
-                v2 = walk_dict(v, 0, st, own if type(own) is dict else None)
+                v2 = walk_dict(v, 0, st, v.get("otel") if f == "metadata" else None)
             elif t is list:
                 v2 = walk_list(v, 0, st)
             else:
