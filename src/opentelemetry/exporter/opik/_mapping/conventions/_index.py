@@ -3,14 +3,16 @@
 Built once from the families' declarations. Each key of a span costs one dict
 lookup: a marker of some family, a sign ``finish``/``core`` look for, or a key
 seen before (the table learns what other keys are: flattened or nothing, with
-one C-level ``startswith`` over the flattened prefixes the first time).
+one C-level ``startswith`` over the flattened prefixes the first time). A key's
+bits never change, so the union over a span's keys is remembered per key tuple:
+spans of one instrumentation repeat theirs, and pay one tuple and one lookup.
 The span then runs only the readers of the families it carries a sign of, in
 priority order; a span of an unrelated library (HTTP, DB) runs none.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 from .._model import MappedSpan
 from . import _common as c
@@ -29,6 +31,8 @@ _NO_GROUPS: Dict[str, List[str]] = {}
 _MAX_PLANS = 4096
 #: keys no family declares that the table remembers (attribute keys repeat from span to span)
 _MAX_LEARNED = 8192
+#: spans' key tuples whose bits are remembered (cleared when full)
+_MAX_KEY_TUPLES = 1024
 
 
 class FamilyIndex:
@@ -74,6 +78,8 @@ class FamilyIndex:
         self._name_starts = tuple(n for n, _ in names)  # () matches no name
         self._family_bits = (1 << len(families)) - 1
         self._plans: Dict[int, Tuple[Reader, ...]] = {}
+        #: a span's attribute keys, in order -> the union of their bits
+        self._unions: Dict[Tuple[str, ...], int] = {}
 
     def readers(self, out: MappedSpan) -> Tuple[Reader, ...]:
         """The one pass over the span's keys: the readers of the families it carries a sign of, in priority order.
@@ -82,25 +88,28 @@ class FamilyIndex:
         """
         rec = out.record
         attrs = rec.attributes
-        get = self._keys.get
-        mask = 0
-        found: Optional[Dict[str, List[str]]] = None
-        for k in attrs:
-            b = get(k)
-            if b is None:
-                b = self._learn(k)
-            if not b & _SPECIAL:
-                mask |= b
-                continue
-            mask |= b
-            if b & _VALUE:
-                mask |= self._value_bits(k, attrs[k])
-            if not b & _GROUP:
-                continue
-            if found is None:
-                found = {}
-            self._table.add(found, k)
-        out.groups = found if found is not None else _NO_GROUPS
+        keys = tuple(attrs)
+        mask = self._unions.get(keys)
+        if mask is None:
+            mask = self._union(keys)
+        if mask & _VALUE:
+            for k, pairs in self._values.items():
+                if k in attrs:
+                    value = attrs[k]
+                    for v, bit in pairs:
+                        if value == v:
+                            mask |= bit
+        if mask & _GROUP:
+            # the keys with a flattened prefix (those with the _GROUP bit), in their order
+            found: Dict[str, List[str]] = {}
+            starts = self.prefixes
+            add = self._table.add
+            for k in keys:
+                if k.startswith(starts):
+                    add(found, k)
+            out.groups = found
+        else:
+            out.groups = _NO_GROUPS
         b = self._scopes.get(rec.scope_name)
         if b is not None:
             mask |= b
@@ -123,6 +132,18 @@ class FamilyIndex:
                 self._plans[mask] = plan
         return plan
 
+    def _union(self, keys: Tuple[str, ...]) -> int:
+        """The union of the keys' bits, remembered for the tuple (bounded)."""
+        get = self._keys.get
+        mask = 0
+        for k in keys:
+            b = get(k)
+            mask |= b if b is not None else self._learn(k)
+        if len(self._unions) >= _MAX_KEY_TUPLES:
+            self._unions.clear()
+        self._unions[keys] = mask
+        return mask
+
     def _learn(self, key: str) -> int:
         """A key no family declares: ``_GROUP`` when it is a flattened one, else 0; remembered (bounded)."""
         b = _GROUP if self._table.prefix_of(key) is not None else 0
@@ -131,10 +152,3 @@ class FamilyIndex:
             keys = self._keys = dict(self._declared)  # a reader holding the old table still reads it right
         keys[key] = b
         return b
-
-    def _value_bits(self, key: str, value: object) -> int:
-        bits = 0
-        for v, bit in self._values[key]:
-            if value == v:
-                bits |= bit
-        return bits
