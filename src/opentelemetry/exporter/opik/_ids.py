@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 TRACESTATE_KEY = "opik"
 _UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -52,15 +52,23 @@ def _prefix(timestamp_ms: int) -> str:
     return prefix
 
 
-def uuid7_from_otel_id(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> str:
-    """UUIDv7 string: ``timestamp_ms`` then SHA-256 of the big-endian OTel id.
+def opik_ids(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> Tuple[int, str, str]:
+    """``(timestamp_ms, UUIDv7, the OTel id in lowercase hex)``: the UUID is ``timestamp_ms`` then
+    SHA-256 of the big-endian OTel id, whose bytes also give the hex (``metadata.otel``).
 
     The timestamp part, with the version nibble, is cached per millisecond (all
     ids of a trace share it); the variant bits are set on the hex digit. This is
     the hot path of id mapping.
     """
-    d = _sha256(otel_id.to_bytes(id_bytes_len, "big")).hexdigest()
-    return f"{_prefixes.get(timestamp_ms) or _prefix(timestamp_ms)}{d[1:4]}-{_VARIANT[d[4]]}{d[5:8]}-{d[8:20]}"
+    b = otel_id.to_bytes(id_bytes_len, "big")
+    d = _sha256(b).hexdigest()
+    prefix = _prefixes.get(timestamp_ms) or _prefix(timestamp_ms)
+    return timestamp_ms, f"{prefix}{d[1:4]}-{_VARIANT[d[4]]}{d[5:8]}-{d[8:20]}", b.hex()
+
+
+def uuid7_from_otel_id(otel_id: int, id_bytes_len: int, timestamp_ms: int) -> str:
+    """UUIDv7 string: ``timestamp_ms`` then SHA-256 of the big-endian OTel id (see :func:`opik_ids`)."""
+    return opik_ids(otel_id, id_bytes_len, timestamp_ms)[1]
 
 
 def trace_uuid(trace_id: int, trace_start_ms: int) -> str:
@@ -69,16 +77,6 @@ def trace_uuid(trace_id: int, trace_start_ms: int) -> str:
 
 def span_uuid(span_id: int, trace_start_ms: int) -> str:
     return uuid7_from_otel_id(span_id, 8, trace_start_ms)
-
-
-def span_hex(span_id: int) -> str:
-    """``metadata.otel.span_id``: 16 lowercase hex digits (to_bytes + hex: half the cost of ``f"{id:016x}"``)."""
-    return span_id.to_bytes(8, "big").hex()
-
-
-def trace_hex(trace_id: int) -> str:
-    """``metadata.otel.trace_id``: 32 lowercase hex digits."""
-    return trace_id.to_bytes(16, "big").hex()
 
 
 def is_uuid7(value: object) -> bool:

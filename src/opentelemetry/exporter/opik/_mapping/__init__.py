@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from .._config import OpikSettings
 from .._errors import where
-from .._ids import span_hex, span_uuid, trace_hex, trace_uuid
+from .._ids import opik_ids
 from .._items import Label, label_text
 from .._json import parse_json_like
 from .._record import SPAN_KIND_NAMES, STATUS_UNSET, SpanRecord
@@ -48,7 +48,7 @@ _TraceIds = Dict[int, Tuple[int, str, str]]
 def _span_ids(memo: _SpanIds, otel_span_id: int, start_ms: int) -> Tuple[int, str, str]:
     hit = memo.get(otel_span_id)
     if hit is None or hit[0] != start_ms:
-        hit = memo[otel_span_id] = (start_ms, span_uuid(otel_span_id, start_ms), span_hex(otel_span_id))
+        hit = memo[otel_span_id] = opik_ids(otel_span_id, 8, start_ms)
     return hit
 
 
@@ -56,7 +56,7 @@ def _trace_ids(memo: _TraceIds, otel_trace_id: int, start_ms: int) -> Tuple[int,
     """Formatted once per trace and batch (not kept in the trace cache: 170 bytes a trace)."""
     hit = memo.get(otel_trace_id)
     if hit is None or hit[0] != start_ms:
-        hit = memo[otel_trace_id] = (start_ms, trace_uuid(otel_trace_id, start_ms), trace_hex(otel_trace_id))
+        hit = memo[otel_trace_id] = opik_ids(otel_trace_id, 16, start_ms)
     return hit
 
 
