@@ -273,24 +273,20 @@ def to_messages(m: Any, default_role: str = "user") -> List[Message]:
     return _from_role_message(m, role_of(role, default_role))
 
 
-def _merge_tool_calls(messages: List[Message]) -> List[Message]:
-    """Join an assistant message that only calls tools to the assistant message before it."""
-    merged: List[Message] = []
-    for m in messages:
-        if "tool_calls" in m and merged and m.get("content") is None and m["role"] == "assistant" \
-                and merged[-1]["role"] == "assistant":
-            merged[-1].setdefault("tool_calls", []).extend(m["tool_calls"])
-            continue
-        merged.append(m)
-    return merged
-
-
 def to_chat(items: Iterable[Any], default_role: str = "user") -> List[Message]:
-    """A conversation of any family -> OpenAI chat messages, tool calls merged per turn."""
+    """A conversation of any family -> OpenAI chat messages, tool calls merged per turn.
+
+    An assistant message that only calls tools joins the assistant message before it.
+    """
     out: List[Message] = []
-    for m in items:
-        out.extend(to_messages(m, default_role))
-    return _merge_tool_calls(out)
+    for item in items:
+        for m in to_messages(item, default_role):
+            if "tool_calls" in m and out and m.get("content") is None and m["role"] == "assistant" \
+                    and out[-1]["role"] == "assistant":
+                out[-1].setdefault("tool_calls", []).extend(m["tool_calls"])
+            else:
+                out.append(m)
+    return out
 
 
 def to_choices(items: Iterable[Any]) -> List[Dict[str, Any]]:
