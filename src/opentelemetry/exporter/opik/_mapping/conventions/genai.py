@@ -198,14 +198,14 @@ def _read_type(out: MappedSpan, op: str, attrs: Mapping[str, Any]) -> None:
 
 def _read_model(out: MappedSpan, resp: Any, req: Any) -> None:
     used = out.used
-    if out.model is None:
+    if out.model is None:  # what ``set_model`` checks, checked once
         if not is_empty(resp):
-            out.set_model(resp)
+            out.model = str(resp)
             used.add("gen_ai.response.model")
             if req == resp:
                 used.add("gen_ai.request.model")
         elif not is_empty(req):
-            out.set_model(req)
+            out.model = str(req)
             used.add("gen_ai.request.model")
     else:  # a family reader chose the model: drop exact repeats only
         if resp is not None and resp == out.model:
