@@ -6,8 +6,9 @@ properties check the proof on generated values, against the plain computation.
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import Any, Dict
+from typing import Any, Dict, List, Set
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,9 +19,9 @@ from opentelemetry.exporter.opik._mapping import Mapped
 from opentelemetry.exporter.opik._privacy import ContentStage, _scrub
 
 try:
-    from tests.test_privacy_walk import reference
+    from tests.test_privacy_walk import BLOB_MAX, CONFIGS, FIELDS, ITEMS, KEYS, VALUES, reference
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from test_privacy_walk import reference  # type: ignore[no-redef]
+    from test_privacy_walk import BLOB_MAX, CONFIGS, FIELDS, ITEMS, KEYS, VALUES, reference  # type: ignore[no-redef]
 
 #: every code point, lone surrogates included (the encoder replaces them)
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=300)
@@ -78,3 +79,54 @@ def test_the_card_check_tries_every_position_a_card_can_start_at(s: str) -> None
 def test_the_direct_prefixes_are_found_wherever_they_are(s: str) -> None:
     expected = "hooks.slack.com/" in s or "SG." in s or re.search(r"gl(?:pat|dt|rt|ptt|soat|cbt)-", s) is not None
     assert _scrub._has_direct(s) == expected
+
+
+# -- the memo of the last item that passed ------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(ITEMS, min_size=1, max_size=4), resource=st.dictionaries(KEYS, VALUES, max_size=4),
+       kept=st.lists(st.sets(st.sampled_from(FIELDS)), min_size=4, max_size=4), config=CONFIGS)
+def test_an_item_with_some_of_the_passed_items_fields_gets_the_reference_result(
+    items: List[Dict[str, Any]], resource: Dict[str, Any], kept: List[Set[str]], config: Dict[str, Any]
+) -> None:
+    """A root span after its trace row may carry only some of the row's content objects (the
+    metadata, without input and output): judged as the reference judges it, whether or not the
+    memo takes it."""
+    s = resolve_settings({**config, "blob_max_bytes": BLOB_MAX, "attachment_min_chars": 0}, env={})
+    stage = ContentStage(s)
+    sequence: List[Dict[str, Any]] = []
+    for data, fields in zip(items, kept):
+        md = data.get("metadata")
+        if isinstance(md, dict):
+            data["metadata"] = {**md, "otel": {"trace_id": "0af7651916cd43dd8448eb211c80319c", "resource": resource}}
+        sequence.append(data)
+        twin = {k: v for k, v in data.items() if k not in FIELDS or k in fields}
+        sequence.append({**twin, "id": "0193c6a2-0000-7000-8000-000000000001", "type": "general"})
+    before = copy.deepcopy(sequence)
+    for data, orig in zip(sequence, before):
+        m = Mapped("span", data, "label", None)  # type: ignore[arg-type]
+        expected = reference("span", orig, stage.scrubber, s.field_max_bytes)
+        out = stage(m)
+        assert out.data == expected
+        assert (out is m) == (expected == orig)
+    assert sequence == before
+
+
+def test_the_memo_takes_a_root_span_with_only_the_trace_rows_metadata() -> None:
+    """The sparse root span (metadata only, the trace row's object) is not walked again."""
+    stage = ContentStage(resolve_settings({}, env={}))
+    md = {"gen_ai.agent.name": "travel agent", "otel": {"trace_id": "0af7651916cd43dd8448eb211c80319c"}}
+    row = {"id": "t", "name": "agent", "input": {"q": "what is the weather like"}, "output": {"a": "mild"}, "metadata": md}
+    root = {"id": "s", "name": "agent", "metadata": md}
+    walked: List[Any] = []
+    walk = stage._walk
+    stage._walk = lambda d, st: walked.append(d) or walk(d, st)  # type: ignore[assignment]
+    for data in (row, root):
+        m = Mapped("span", data, "label", None)  # type: ignore[arg-type]
+        assert stage(m) is m
+    assert walked == [row]
+    # not next to each other in WALKED order: walked
+    other = {"id": "u", "name": "agent", "input": row["input"], "metadata": md}
+    assert stage(Mapped("span", other, "label", None)) is not None  # type: ignore[arg-type]
+    assert walked == [row, other]

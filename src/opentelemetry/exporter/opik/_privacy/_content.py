@@ -110,11 +110,15 @@ class ContentStage:
         self._walk = make_walk(WALKED, self.scrubber, blob_max, blob, scrub=False)
         self._scrub_walk = make_walk(WALKED, self.scrubber, blob_max, blob, scrub=True)
         #: the last item that passed unchanged (a root span comes right after its trace row,
-        #: whose content fields are its very objects), and its ``metadata.otel.resource`` (the
-        #: process's, shared by every span). The walk is a function of the value alone and never
-        #: changes an object in place: the very same objects would pass unchanged again.
+        #: whose content fields are its very objects, or some of them), and its
+        #: ``metadata.otel.resource`` (the process's, shared by every span). The walk is a function
+        #: of the value alone and never changes an object in place: the very same objects would
+        #: pass unchanged again (see ``judge``).
         self._passed: Dict[str, Any] = {}
         self._passed_resource: Any = None
+        #: the resource known to the passed item's walk: if that was its resource (or it had none),
+        #: the walk did not walk it, and its strings are what a walk of its fields collects now
+        self._passed_known: Any = None
 
     def __call__(self, m: Mapped) -> Mapped:
         return self.judge(m, dumps(m.data))
@@ -129,11 +133,27 @@ class ContentStage:
         # a string is shorter than the JSON that holds it: a short body has no name over the cap
         names = len(body) > self._name_chars
         passed = self._passed
+        # an item whose fields are some of the passed item's, the very objects, next to each other
+        # in WALKED order (the others None), passes too: their walk is the same, and the strings
+        # it collects are a run of the passed item's, which the batched check clears if it
+        # cleared them all (no window it looks in is wider); if it did not, the scrubbing walk
+        # found nothing to replace in them
+        run = 0  # 1: in the item's run of fields, 2: past a field only the passed item has
         for f in WALKED:
-            if d.get(f) is not passed.get(f):
+            v = d.get(f)
+            if v is passed.get(f):
+                if v is not None:
+                    if run == 2:
+                        break
+                    run = 1
+            elif v is not None:
                 break
+            elif run == 1:
+                run = 2
         else:
-            return self._finish(m, None, None, False) if names and self._long_names(d) else m
+            r = self._passed_resource
+            if r is None or r is self._passed_known:
+                return self._finish(m, None, None, False) if names and self._long_names(d) else m
         st = WalkState(self._passed_resource)
         new = self._walk(d, st)
         strs = st.strs
@@ -145,6 +165,7 @@ class ContentStage:
         over = len(body) > self.field_max
         if new is None and not over and not (names and self._long_names(d)):
             self._passed = d
+            self._passed_known = st.known
             self._passed_resource = st.resource
             return m
         return self._finish(m, new, st, over or new is not None)
