@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import operator
 import time
-from itertools import filterfalse
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .._config import OpikSettings
@@ -201,11 +200,10 @@ def _leftovers(out: MappedSpan) -> Dict[str, Any]:
     """``out.metadata`` plus every attribute no reader consumed (JSON-looking strings parsed, empty ones left out)."""
     attrs = out.record.attributes
     md = out.metadata
-    used = out.used
-    for k in filterfalse(used.__contains__, attrs) if used else attrs:
-        if k in md:
+    skip = out.used.union(md) if md else out.used  # a reader's metadata key wins over the attribute
+    for k, v in attrs.items():
+        if k in skip:
             continue
-        v = attrs[k]
         if type(v) is str:
             if not v:
                 continue
