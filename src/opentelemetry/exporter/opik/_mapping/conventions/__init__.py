@@ -21,7 +21,7 @@ and one entry in :data:`FAMILIES`.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import _prompts, core
 from .._model import SIGN_ENV, SIGN_IO, SIGN_OPIK, SIGN_PROMPT, SIGN_TAGS, SIGN_THREAD, SIGN_USAGE, MappedSpan, is_empty
@@ -79,6 +79,23 @@ _PROMPT_KEYS = (
 #: Opik's own key, then the standard ones
 _THREAD_KEYS = ("opik.thread_id", *core.THREAD_KEYS)
 
+#: (model, server address) strings -> ``resolve``'s provider: an app's LLM spans repeat them (cleared when full)
+_RESOLVED: Dict[Tuple[str, Optional[str]], Optional[str]] = {}
+_MAX_RESOLVED = 1024
+
+
+def _resolve(model: Any, server: Any) -> Optional[str]:
+    """``resolve(model, server)``, remembered when both are strings (or no server): it is pure."""
+    if type(model) is not str or not (server is None or type(server) is str):
+        return resolve(model, server)
+    key = (model, server)
+    hit = _RESOLVED.get(key)
+    if hit is None and key not in _RESOLVED:
+        if len(_RESOLVED) >= _MAX_RESOLVED:
+            _RESOLVED.clear()
+        hit = _RESOLVED[key] = resolve(model, server)
+    return hit
+
 
 def _prompt_info(out: MappedSpan) -> None:
     """The prompt's name and version (GenAI, Langfuse, OpenInference spellings) under one metadata key."""
@@ -113,7 +130,7 @@ def finish(out: MappedSpan) -> None:
     if out.type == "llm":
         # no reader found a provider (none named, or a framework named): the model id, its prefix, the host
         if out.provider is None:
-            out.set_provider(resolve(out.model or attrs.get("gen_ai.request.model"), attrs.get("server.address")))
+            out.set_provider(_resolve(out.model or attrs.get("gen_ai.request.model"), attrs.get("server.address")))
         out.provider = refine(out.provider, out.model)
         model = out.model
         if model and model.count("/") == 1 and out.provider is not None and out.provider in KNOWN \
