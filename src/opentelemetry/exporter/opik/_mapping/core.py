@@ -109,14 +109,18 @@ def _read_io(out: MappedSpan) -> None:
     reader claims an input.value/output.value it read as nothing: a failed call's empty result)."""
     get = out.record.attributes.get
     used = out.used
-    for key in ("input.value", "gen_ai.input.messages"):
-        v = get(key)
-        if v is not None and not (key == "input.value" and key in used):
-            out.set_input(v, key)
-    for key in ("output.value", "gen_ai.output.messages"):
-        v = get(key)
-        if v is not None and not (key == "output.value" and key in used):
-            out.set_output(v, key)
+    v = get("input.value")
+    if v is not None and "input.value" not in used:
+        out.set_input(v, "input.value")
+    v = get("gen_ai.input.messages")
+    if v is not None:
+        out.set_input(v, "gen_ai.input.messages")
+    v = get("output.value")
+    if v is not None and "output.value" not in used:
+        out.set_output(v, "output.value")
+    v = get("gen_ai.output.messages")
+    if v is not None:
+        out.set_output(v, "gen_ai.output.messages")
 
 
 def _read_keys(out: MappedSpan, keys: Tuple[str, ...], setter: Callable[[Any], None]) -> None:
@@ -129,6 +133,7 @@ def _read_keys(out: MappedSpan, keys: Tuple[str, ...], setter: Callable[[Any], N
 
 
 def read(out: MappedSpan) -> None:
+    rec = out.record
     present = out.present  # the family index's sign bits of the keys the span carries (-1: all)
     # Opik's own keys (as its SDK's OpikSpanProcessor and its OTLP endpoint use them)
     if present & SIGN_OPIK:
@@ -138,12 +143,12 @@ def read(out: MappedSpan) -> None:
     if present & SIGN_ENV:
         _read_keys(out, ENV_KEYS, out.set_environment)
     if out.environment is None:
-        out.environment = _resource_environment(out.record.resource)
+        out.environment = _resource_environment(rec.resource)
     if present & SIGN_TAGS:
         _read_keys(out, TAG_KEYS, out.add_tags)
     if present & SIGN_IO:
         _read_io(out)
-    if out.error_info is None:
+    if out.error_info is None and (rec.events or rec.status_code == STATUS_ERROR):  # else error_info finds none
         out.error_info = error_info(out)
     if out.type is None:
         out.type = "general"
