@@ -31,11 +31,12 @@ IO = Dict[str, Any]
 
 
 def _is_chat(msgs: Any) -> bool:
-    return isinstance(msgs, list) and bool(msgs) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] in ROLES and "parts" not in m
-        and _is_chat_content(m.get("content"))
-        for m in msgs
-    )
+    return isinstance(msgs, list) and bool(msgs) and all(map(_is_chat_message, msgs))
+
+
+def _is_chat_message(m: Any) -> bool:
+    role = m.get("role") if isinstance(m, dict) else None
+    return isinstance(role, str) and role in ROLES and "parts" not in m and _is_chat_content(m.get("content"))
 
 
 def _is_chat_content(content: Any) -> bool:
