@@ -117,11 +117,14 @@ def finish(out: MappedSpan) -> None:
     attrs = out.record.attributes
     if out.thread_id is None:
         # Opik's own key, then the standard keys, outrank the family-specific ones the readers collected
-        for key in _THREAD_KEYS if out.present & SIGN_THREAD else ():
-            v = attrs.get(key)
-            if v is not None:
-                out.used.add(key)
-                out.set_thread(v)
+        if out.present & SIGN_THREAD:
+            for key in _THREAD_KEYS:
+                v = attrs.get(key)
+                if v is not None:
+                    out.used.add(key)
+                    out.set_thread(v)
+            # consumed: core.read's pass over the same keys would change nothing now
+            out.present &= ~SIGN_THREAD
         scratch = out.scratch
         if scratch is not None and out.thread_id is None:
             for v in scratch.get("threads", ()):
