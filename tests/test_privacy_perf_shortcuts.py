@@ -130,3 +130,15 @@ def test_the_memo_takes_a_root_span_with_only_the_trace_rows_metadata() -> None:
     other = {"id": "u", "name": "agent", "input": row["input"], "metadata": md}
     assert stage(Mapped("span", other, "label", None)) is not None  # type: ignore[arg-type]
     assert walked == [row, other]
+
+
+def test_a_list_holding_one_object_at_several_places_is_copied_from_its_first_change() -> None:
+    """``walk_list`` finds the entry that changed by identity: the first entry that is that object."""
+    secret = "key sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 here"
+    inner = {"text": secret}
+    stage = ContentStage(resolve_settings({}, env={}))
+    for value in ([secret, secret], ["plain text here", secret, 7, secret], [inner, {"text": "ok"}, inner]):
+        data = {"id": "x", "name": "n", "input": value}
+        out = stage(Mapped("span", data, "label", None))  # type: ignore[arg-type]
+        assert out.data == reference("span", copy.deepcopy(data), stage.scrubber, stage.field_max)
+        assert secret.encode() not in dumps(out.data)

@@ -194,9 +194,7 @@ def make_walk(
         if depth >= MAX_DEPTH:
             return DEEP
         strs = st.strs
-        i = -1
         for x in v:
-            i += 1
             t = type(x)
             if t is str:
                 n = len(x)
@@ -215,8 +213,12 @@ def make_walk(
             else:
                 y = value(x, depth, st, None)
             if y is not x:
-                # the first change: a copy, and the rest of the entries walked into it
+                # the first change: a copy, and the rest of the entries walked into it (the
+                # entry is the first that is ``x``: an earlier one would have changed too)
                 out = list(v)
+                i = 0
+                while out[i] is not x:
+                    i += 1
                 out[i] = y
                 for j in range(i + 1, len(out)):
                     out[j] = value(out[j], depth, st, None)
