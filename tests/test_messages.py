@@ -578,3 +578,11 @@ def test_plain_text_fast_path_matches_the_general_path(message: Dict[str, Any]) 
     general = _from_role_message(message, role_of(message.get("role")))
     if fast is not None:
         assert [fast] == general
+
+
+def test_an_audio_part_without_audio_reads_as_a_placeholder_not_an_empty_message() -> None:
+    # found by the property above: {"type": "input_audio"} alone was kept and Opik showed an empty message
+    out = M.llm_output({"content": {"role": "user", "parts": [{"type": "input_audio"}]}})
+    assert opik_ui.empty_messages({"input": None, "output": out}) == []
+    kept = {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}
+    assert _content_of(kept) == [kept]

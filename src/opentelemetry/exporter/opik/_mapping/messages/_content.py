@@ -178,7 +178,11 @@ def _input_image(p: Parts, part: Dict[str, Any]) -> None:
 
 
 def _audio(p: Parts, part: Dict[str, Any]) -> None:
-    p.content.append(dict(part))
+    """An audio part Opik plays (its ``input_audio``/``audio`` payload), else a text placeholder (no empty message)."""
+    if part.get("input_audio") or part.get("audio"):
+        p.content.append(dict(part))
+    else:
+        p.text(f"[audio {part.get('id') or ''}]".replace(" ]", "]"))
 
 
 def _blob(p: Parts, part: Dict[str, Any]) -> None:
