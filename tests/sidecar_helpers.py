@@ -173,6 +173,8 @@ class SidecarProcess:
         self._stderr: List[str] = []
 
     def start(self, timeout: float = 20.0) -> "SidecarProcess":
+        # a second start would leave the first process running after the test (``with`` already starts it)
+        assert self.proc is None, "this SidecarProcess was started already"
         self.proc = subprocess.Popen(
             self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
         )

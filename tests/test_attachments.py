@@ -319,7 +319,6 @@ def test_sidecar_uploads_the_attachment() -> None:
     from sidecar_helpers import SidecarProcess, make_spans, protobuf_body
 
     with OpikStandin() as opik, SidecarProcess(opik.url, grpc=False) as sidecar:
-        sidecar.start()
         r = httpx.post(sidecar.traces_url, content=protobuf_body(make_spans(_build_vision)),
                        headers={"Content-Type": "application/x-protobuf"}, timeout=20)
         assert r.status_code == 200
