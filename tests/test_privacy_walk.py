@@ -276,6 +276,19 @@ def test_a_secret_key_whose_value_holds_nothing_to_replace_leaves_the_item_as_it
     assert stage(m) is m and not stats.get("values_scrubbed")
 
 
+def assert_each_gets_the_reference_result(stage: ContentStage, sequence: List[Dict[str, Any]], cap: int) -> None:
+    """``sequence`` judged in order by one stage: each item as the reference judges it, the very item when
+    that changes nothing, and no item changed in place (they share objects)."""
+    before = copy.deepcopy(sequence)
+    for data, orig in zip(sequence, before):
+        m = Mapped("span", data, "label", None)  # type: ignore[arg-type]
+        expected = reference("span", orig, stage.scrubber, cap)
+        out = stage(m)
+        assert out.data == expected
+        assert (out is m) == (expected == orig)
+    assert sequence == before
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=st.lists(ITEMS, min_size=1, max_size=4), resource=st.dictionaries(KEYS, VALUES, max_size=4),
        shared=st.lists(st.booleans(), min_size=4, max_size=4), config=CONFIGS)
@@ -294,11 +307,4 @@ def test_objects_shared_between_items_give_each_item_the_reference_result(
         sequence.append(data)
         if twin:  # the root span: the same content objects, its own top-level dict and ids
             sequence.append({**data, "id": "0193c6a2-0000-7000-8000-000000000001", "type": "general"})
-    before = copy.deepcopy(sequence)
-    for data, orig in zip(sequence, before):
-        m = Mapped("span", data, "label", None)  # type: ignore[arg-type]
-        expected = reference("span", orig, stage.scrubber, s.field_max_bytes)
-        out = stage(m)
-        assert out.data == expected
-        assert (out is m) == (expected == orig)
-    assert sequence == before
+    assert_each_gets_the_reference_result(stage, sequence, s.field_max_bytes)
