@@ -12,34 +12,22 @@ from typing import Any, Dict, List, Set
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_privacy_walk import (  # tests/ is on sys.path (pytest's rootdir conftest)
+    BLOB_MAX,
+    CONFIGS,
+    FIELDS,
+    ITEMS,
+    KEYS,
+    VALUES,
+    assert_each_gets_the_reference_result,
+    reference,
+    with_resource,
+)
 
 from opentelemetry.exporter.opik import resolve_settings
 from opentelemetry.exporter.opik._json import dumps
 from opentelemetry.exporter.opik._mapping import Mapped
 from opentelemetry.exporter.opik._privacy import ContentStage, _scrub
-
-try:
-    from tests.test_privacy_walk import (
-        BLOB_MAX,
-        CONFIGS,
-        FIELDS,
-        ITEMS,
-        KEYS,
-        VALUES,
-        assert_each_gets_the_reference_result,
-        reference,
-    )
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from test_privacy_walk import (  # type: ignore[no-redef]
-        BLOB_MAX,
-        CONFIGS,
-        FIELDS,
-        ITEMS,
-        KEYS,
-        VALUES,
-        assert_each_gets_the_reference_result,
-        reference,
-    )
 
 #: every code point, lone surrogates included (the encoder replaces them)
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=300)
@@ -115,10 +103,7 @@ def test_an_item_with_some_of_the_passed_items_fields_gets_the_reference_result(
     stage = ContentStage(s)
     sequence: List[Dict[str, Any]] = []
     for data, fields in zip(items, kept):
-        md = data.get("metadata")
-        if isinstance(md, dict):
-            data["metadata"] = {**md, "otel": {"trace_id": "0af7651916cd43dd8448eb211c80319c", "resource": resource}}
-        sequence.append(data)
+        sequence.append(with_resource(data, resource))
         twin = {k: v for k, v in data.items() if k not in FIELDS or k in fields}
         sequence.append({**twin, "id": "0193c6a2-0000-7000-8000-000000000001", "type": "general"})
     assert_each_gets_the_reference_result(stage, sequence, s.field_max_bytes)

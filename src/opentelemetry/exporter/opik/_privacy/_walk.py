@@ -90,7 +90,7 @@ def make_walk(
             b = blob(x, parent)
             if b is not None:
                 st.blobs += 1
-                return b
+                x = b  # it names the item's mime type (a data: URI head, a mime key): judged as any string
         st.strs.append(x)
         if scrub_str is None:
             return x
